@@ -1,0 +1,77 @@
+#pragma once
+/// Communication between the learner (rank 0) and the workers: control over MPI, bulk
+/// per-round tensors through a Collective (MPI always; NCCL when built and a GPU is there).
+/// Every wait is bounded by a watchdog: a collective still pending after comm.timeout_s
+/// throws CommTimeout naming the rank, and the app exits non-zero.
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+
+#include "dma/config.hpp"
+
+namespace dma {
+
+/// MPI_Init/Finalize owner (one per process). Sets MPI_ERRORS_RETURN on the world
+/// communicator and checks that the world size matches SLURM_NTASKS under Slurm.
+class MpiSession {
+ public:
+  MpiSession(int* argc, char*** argv);
+  ~MpiSession();
+  MpiSession(const MpiSession&) = delete;
+  MpiSession& operator=(const MpiSession&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int local_rank() const { return local_rank_; }   ///< rank among this node's processes
+  int local_size() const { return local_size_; }
+  std::string host() const;
+  MPI_Comm comm() const { return MPI_COMM_WORLD; }
+
+  /// Aborts every rank with `code` (after printing `rank N: message`).
+  [[noreturn]] void abort(const std::string& message, int code = 1) const;
+
+ private:
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+};
+
+/// Throws MpiError with the call, rank, file:line and MPI_Error_string when rc != MPI_SUCCESS.
+void check_mpi(int rc, const char* expr, const char* file, int line);
+#define DMA_MPI_CHECK(expr) ::dma::check_mpi((expr), #expr, __FILE__, __LINE__)
+
+/// Moves fixed-size blocks of doubles between ranks. All ranks call each method in the same
+/// order. Counts are per rank.
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  virtual std::string name() const = 0;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  /// Root receives size() blocks of send.size() (rank-major) in recv; others pass empty recv.
+  virtual void gather(std::span<const double> send, std::span<double> recv, int root) = 0;
+  /// Root sends size() blocks of recv.size() (rank-major); every rank receives its block.
+  virtual void scatter(std::span<const double> send, std::span<double> recv, int root) = 0;
+  virtual void broadcast(std::span<double> data, int root) = 0;
+  virtual void barrier() = 0;
+};
+
+/// Chooses and builds the backend: "mpi"; "nccl" (throws NcclError with the reason when
+/// NCCL is not built in or no GPU is visible); "auto" (NCCL where it can form, else MPI,
+/// saying which and why on rank 0).
+std::unique_ptr<Collective> make_collective(const CommConfig& config, const MpiSession& mpi);
+
+/// Waits on an MPI request, polling, with the watchdog's limit; throws CommTimeout
+/// "rank R: <what> did not complete within N s" past it. Sleeps between polls so that an
+/// idle rank does not spin a core.
+void wait_with_watchdog(MPI_Request& request, double timeout_s, int rank, const char* what);
+
+/// Point-to-point text (control: error messages from workers).
+void send_text(const std::string& text, int dest, int tag, MPI_Comm comm);
+std::string recv_text(int source, int tag, MPI_Comm comm, double timeout_s, int rank);
+
+/// Cores this rank should use: the node's cores divided by the ranks on the node (at least 1).
+int cores_per_rank(const MpiSession& mpi);
+
+}  // namespace dma

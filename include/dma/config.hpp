@@ -1,0 +1,174 @@
+#pragma once
+/// The run configuration: INI files (configs/*.ini) read by Boost.Program_options, every
+/// key overridable on the command line as --section.key=value. Each section is a plain
+/// struct; defaults here are the embedded default's. Keys are registered, range-checked
+/// and printed in src/core/config.cpp (one register_* function per section).
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dma {
+
+struct RunConfig {
+  std::string dir = "runs/demo";    ///< everything a run writes goes under here
+  std::uint64_t seed = 1;           ///< run seed; trajectory seeds derive from (seed, id)
+  double progress_seconds = 10.0;   ///< period of plain progress lines when not on a terminal
+};
+
+struct DataConfig {
+  std::string space = "runs/demo/data.space";  ///< the domain-space HDF5 file
+};
+
+struct ProxyConfig {
+  int n_layers = 2;
+  int d_model = 64;
+  int n_heads = 4;
+  double ffn_mult = 2.0;         ///< SwiGLU hidden size = ffn_mult * d_model (rounded to 8)
+  int seq_len = 0;               ///< 0: the domain space's seq_len
+  std::string device = "auto";   ///< auto|cpu|cuda
+  int threads = 0;               ///< 0: this rank's share of the node's cores
+};
+
+struct TrainConfig {
+  int batch_size = 16;           ///< rows (sequences) per optimizer step
+  double lr = 2e-3;              ///< peak learning rate of the CPT trajectory
+  double min_lr_ratio = 0.1;     ///< cosine decays to lr * min_lr_ratio
+  int warmup_steps = 10;         ///< re-warm-up at the start of the trajectory
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;
+  double beta1 = 0.9;
+  double beta2 = 0.95;
+  int steps_per_round = 20;      ///< S: optimizer steps per re-weighting step
+  int horizon = 16;              ///< T: re-weighting steps per trajectory
+};
+
+struct PretrainConfig {
+  int steps = 600;
+  double lr = 3e-3;
+  int warmup_steps = 30;
+  int batch_size = 16;
+};
+
+struct EvalConfig {
+  int eval_rows = 32;            ///< held-out rows per domain (fixed subset)
+  int bench_problems = 64;       ///< math exact-match problems (0 disables)
+  int max_answer_tokens = 12;    ///< greedy decoding budget for an answer
+  std::string score = "budget";  ///< balanced score: mean|min|weighted|normalized|budget
+  double target_weight = 0.5;    ///< for `weighted`
+  double source_scale = 1.0;     ///< for `normalized`
+  double target_scale = 1.0;     ///< for `normalized`
+  double budget_tolerance = 0.02;  ///< for `budget`: source loss allowed before the penalty
+  double budget_penalty = 4.0;     ///< for `budget`: penalty per unit of source loss beyond it
+};
+
+struct OrchestratorConfig {
+  int slots = 1;                 ///< proxies (trajectories) per worker rank
+};
+
+struct CommConfig {
+  std::string backend = "auto";  ///< auto|mpi|nccl
+  double timeout_s = 600.0;      ///< watchdog: a collective waiting longer is an error
+};
+
+struct CollectConfig {
+  int trajectories = 48;                          ///< M
+  std::string policies = "random:0.9,uniform:0.1";  ///< a policy mix, probabilities sum to 1
+  std::string store = "";                         ///< "": <run.dir>/store.h5
+};
+
+struct RandomPolicyConfig {
+  double concentrate_prob = 0.3;  ///< chance that a field's weight sits on few domains
+  double within_alpha = 1.0;      ///< Dirichlet concentration within a field
+  double smoothness = 0.7;        ///< 0: a new draw each step; near 1: slow drift
+  int knots = 4;                  ///< control points of a field-share curve over the horizon
+};
+
+struct OnlineEgConfig {
+  double step_size = 1.0;         ///< exponentiated-gradient step on loss progress
+  double smoothing = 0.1;         ///< mix with uniform to keep every domain alive
+};
+
+struct EvaluateConfig {
+  std::string policies = "uniform,natural,target-only,fixed:0.3,fixed:0.5,fixed:0.7,online-eg,random";
+  std::string oracle = "";        ///< policies reported as the oracle grid
+  int seeds = 8;                  ///< K seeds per policy
+  std::uint64_t seed_offset = 1000000;  ///< evaluation trajectory ids never overlap collection ids
+};
+
+struct AgentConfig {
+  std::string stores = "";        ///< train-agent: comma-separated stores ("": <run.dir>/store.h5)
+  int history = 1;
+  int d_token = 64;
+  int n_layers = 2;
+  int n_heads = 4;
+  double bc_top_q = 0.25;
+  int bc_steps = 400;
+  int cql_steps = 1500;
+  double cql_alpha = 1.0;
+  int n_sampled_actions = 10;
+  double discount = 0.99;
+  double tau = 0.005;
+  double actor_lr = 3e-4;
+  double critic_lr = 3e-4;
+  int batch_size = 128;
+  double logit_box = 4.0;
+  double val_fraction = 0.1;
+  double exploration_std = 0.0;
+};
+
+struct IterateConfig {
+  int generations = 2;
+  double exploration_std = 0.3;
+  int updates_per_generation = 300;
+};
+
+struct RegmixConfig {
+  int samples = 20000;            ///< simplex samples searched for the best static mixture
+};
+
+struct Config {
+  std::string config_file;        ///< the INI file given by --config ("" if none)
+  std::string mode;               ///< pretrain|collect|train-agent|iterate|evaluate|pipeline
+  bool resume = false;
+  RunConfig run;
+  DataConfig data;
+  ProxyConfig proxy;
+  TrainConfig train;
+  PretrainConfig pretrain;
+  EvalConfig eval;
+  OrchestratorConfig orchestrator;
+  CommConfig comm;
+  CollectConfig collect;
+  RandomPolicyConfig random;
+  OnlineEgConfig online_eg;
+  EvaluateConfig evaluate;
+  AgentConfig agent;
+  IterateConfig iterate;
+  RegmixConfig regmix;
+};
+
+/// What load_config found on the command line besides the config.
+struct CommandLine {
+  Config config;
+  bool print_config = false;
+  bool help = false;
+  std::string help_text;
+};
+
+/// Parses argv (--config FILE --mode MODE --resume --print-config --section.key=value ...).
+/// Throws ConfigError naming the key (with the closest valid key for an unknown one).
+CommandLine parse_command_line(int argc, const char* const* argv);
+
+/// Parses INI text alone (tests, stores that carry their config).
+Config parse_ini_text(const std::string& ini_text);
+
+/// The effective configuration as INI text (every key, sections in a fixed order).
+std::string to_ini(const Config& config);
+
+/// All registered keys as "section.key" (for suggestions and documentation).
+std::vector<std::string> config_keys();
+
+/// Levenshtein-closest of `candidates` to `key` (empty if nothing is close).
+std::string closest_key(const std::string& key, const std::vector<std::string>& candidates);
+
+}  // namespace dma

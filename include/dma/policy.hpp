@@ -1,0 +1,81 @@
+#pragma once
+/// Mixing policies (DESIGN §4). All run on the learner: one batched `act` per round over
+/// every running episode that uses the policy. A policy is told when its episodes begin
+/// and end so it can keep per-episode state (random walks, EG weights, agent history).
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "dma/config.hpp"
+#include "dma/types.hpp"
+
+namespace dma {
+
+/// What every policy may know about the domain space.
+struct DomainContext {
+  std::vector<std::string> names;
+  std::vector<Field> fields;
+  std::vector<double> token_shares;
+  int horizon = 1;
+  int num_domains() const { return static_cast<int>(names.size()); }
+};
+
+/// A batch of B decisions. Row b is episode `episode_ids[b]` about to take step `steps[b]`
+/// (0-based) from observation row b (obs::dim(D) floats, see observation.hpp).
+struct ActBatch {
+  int batch = 0;
+  int obs_dim = 0;
+  std::span<const std::int64_t> episode_ids;  ///< (B)
+  std::span<const std::int32_t> steps;        ///< (B)
+  std::span<const float> observations;        ///< (B, obs_dim)
+};
+
+class Policy {
+ public:
+  virtual ~Policy() = default;
+  /// The spec it was built from, e.g. "fixed:0.3" (stored in /episodes/policy).
+  virtual std::string name() const = 0;
+  virtual void begin_episode(std::int64_t episode_id, std::uint64_t seed) { (void)episode_id, (void)seed; }
+  virtual void end_episode(std::int64_t episode_id) { (void)episode_id; }
+  /// Writes B rows of D weights (row-major) into `weights`; each row on the simplex.
+  virtual void act(const ActBatch& batch, std::span<double> weights) = 0;
+};
+
+/// Builds a policy from a spec: uniform, natural, source-only, target-only,
+/// fixed:<target share> or fixed:<w1/w2/.../wD>, schedule:<from>><to> (target shares),
+/// random, online-eg, replay:<store>#<episode>, regmix[:<store>], agent:<checkpoint>.
+/// Throws PolicyError naming the spec and listing the valid ones.
+using PolicyFactory = std::unique_ptr<Policy> (*)(const std::string& spec, const DomainContext&, const Config&);
+std::unique_ptr<Policy> make_policy(const std::string& spec, const DomainContext& domains, const Config& config);
+/// Lets a part outside src/policy (the agent) provide specs starting with `prefix`.
+void register_policy(const std::string& prefix, PolicyFactory factory);
+
+/// A policy mix "spec:prob,spec:prob" (the last ':' of an entry holds its probability).
+struct PolicyMix {
+  std::vector<std::string> specs;
+  std::vector<double> probabilities;
+};
+/// Throws PolicyError when probabilities are not in [0, 1] or do not sum to 1 within 1e-6.
+PolicyMix parse_policy_mix(const std::string& text);
+/// A plain comma-separated list of specs (evaluate.policies).
+std::vector<std::string> parse_policy_list(const std::string& text);
+/// Which spec of the mix trajectory `id` uses: a function of (run seed, id) only.
+std::size_t assign_policy(const PolicyMix& mix, std::uint64_t run_seed, std::int64_t id);
+
+/// Field-share helpers: spread a target share over domains by natural shares within fields.
+std::vector<double> mixture_from_target_share(const DomainContext& domains, double target_share);
+
+/// RegMix (next issue's baseline, torch-free): fit score ~ f(mean weights) on episodes and
+/// return the best static mixture found by sampling the simplex.
+struct RegmixFit {
+  std::vector<double> best_weights;
+  double predicted_score = 0;
+  double r2 = 0;
+};
+RegmixFit fit_regmix(const std::vector<std::vector<double>>& mean_weights, const std::vector<double>& scores,
+                     const DomainContext& domains, int samples, std::uint64_t seed);
+
+}  // namespace dma

@@ -3,12 +3,19 @@
 /// over domains, trained offline (behaviour cloning then CQL) on trajectory stores, and
 /// served as the `agent:<checkpoint>` policy.
 #include <cstdint>
+#include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "dma/config.hpp"
+#include "dma/policy.hpp"
+#include "dma/store.hpp"
 
 namespace dma {
+
+inline constexpr const char* kAgentFormat = "dma-agent";
+inline constexpr int kAgentFormatVersion = 1;
 
 /// Summary of an offline training run.
 struct AgentTrainReport {
@@ -19,13 +26,75 @@ struct AgentTrainReport {
   double actor_loss = 0;
   double val_bc_loss = 0;
   double seconds = 0;
+  // Added by the agent engineer (additive):
+  std::int64_t val_episodes = 0;
+  std::int64_t bc_episodes = 0;       ///< episodes cloned (top bc_top_q of the training split)
+  double val_td_loss = 0;             ///< TD error on the validation episodes (normalised rewards)
+  double reward_scale = 1;            ///< rewards were divided by this (their std)
+  double source_scale = 1;            ///< `normalized` scales used for the rewards
+  double target_scale = 1;
+  double q_data_minus_random = 0;     ///< mean Q(o, a_data) - Q(o, a_uniform-logit): the CQL gap
 };
 
 /// `--mode train-agent`: trains on `stores`, writes `out_checkpoint`. When `init_checkpoint`
-/// is not empty, continues from it (iterate). Learner only.
+/// is not empty, continues from it (iterate): no behaviour-cloning phase, and the feature
+/// normalisation and reward scales of the checkpoint are kept. `steps_override` >= 0
+/// replaces agent.cql_steps. Learner only.
 AgentTrainReport train_agent(const Config& config, const std::vector<std::string>& stores,
                              const std::string& out_checkpoint, const std::string& init_checkpoint = "",
                              int steps_override = -1);
+
+/// A store held in memory: what train_agent reads from a file (tests and simulators fill it
+/// directly). rows[i] are the transitions of episodes[i], in step order.
+struct OfflineStore {
+  std::string name;                      ///< for messages (the path)
+  StoreHeader header;
+  std::vector<EpisodeRecord> episodes;
+  std::vector<std::vector<Transition>> rows;
+};
+
+/// Reads every complete or interrupted episode of a store file.
+OfflineStore load_offline_store(const std::string& path);
+
+/// train_agent on stores already in memory.
+AgentTrainReport train_agent_offline(const Config& config, const std::vector<OfflineStore>& stores,
+                                     const std::string& out_checkpoint, const std::string& init_checkpoint = "",
+                                     int steps_override = -1);
+
+/// A trained agent, loaded from a checkpoint (torch-free interface). Works for any number
+/// of domains D. Observation rows follow observation.hpp (obs::dim(D) floats each).
+class AgentModel {
+ public:
+  /// Throws CheckpointError (one line) for a missing, corrupt, foreign or mismatched file.
+  static AgentModel load(const std::string& checkpoint);
+  ~AgentModel();
+  AgentModel(AgentModel&&) noexcept;
+  AgentModel& operator=(AgentModel&&) noexcept;
+
+  /// Steps of features per domain token (agent.history at training time).
+  int history() const;
+  /// The config the agent was trained with (INI text).
+  const std::string& config_ini() const;
+  /// Scales the rewards were normalised with: {reward_scale, source_scale, target_scale}.
+  std::vector<double> scales() const;
+
+  /// Mean logits (B, D) for B observation histories: `histories` is (B, history(), obs_dim),
+  /// oldest first, the last row is now (repeat the first row when fewer steps exist).
+  std::vector<float> mean_logits(std::span<const float> histories, int batch, int num_domains) const;
+  /// min(Q1, Q2)(o, a) for K actions (K, D) at one observation history (history(), obs_dim).
+  std::vector<float> q_values(std::span<const float> history_rows, std::span<const float> actions, int num_actions,
+                              int num_domains) const;
+
+ private:
+  struct Impl;
+  explicit AgentModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+/// The `agent:<checkpoint>[?noise=<std>]` policy: the deterministic mean action, or the mean
+/// logits plus Gaussian noise of that std (default agent.exploration_std; iterate passes
+/// ?noise=<iterate.exploration_std>). Noise derives from the episode seed only.
+std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config);
 
 /// Makes `agent:<checkpoint>` specs available to make_policy (call once at start-up).
 void register_agent_policy();

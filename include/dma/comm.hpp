@@ -14,8 +14,11 @@
 
 namespace dma {
 
-/// MPI_Init/Finalize owner (one per process). Sets MPI_ERRORS_RETURN on the world
-/// communicator and checks that the world size matches SLURM_NTASKS under Slurm.
+/// MPI_Init/Finalize owner (one per process). Asks for MPI_THREAD_SERIALIZED, sets
+/// MPI_ERRORS_RETURN on the world communicator and, under `srun`, aborts with a one-line
+/// error when the world size differs from the step's task count (a PMI mismatch starts
+/// singletons). While an exception unwinds it skips MPI_Finalize (a finalize fence would
+/// wait for ranks that wait for this one): declare it before main's `try` and call abort().
 class MpiSession {
  public:
   MpiSession(int* argc, char*** argv);
@@ -27,6 +30,8 @@ class MpiSession {
   int size() const { return size_; }
   int local_rank() const { return local_rank_; }   ///< rank among this node's processes
   int local_size() const { return local_size_; }
+  /// Cores this rank should use (see cores_per_rank); computed once at start.
+  int cores() const { return cores_; }
   std::string host() const;
   MPI_Comm comm() const { return MPI_COMM_WORLD; }
 
@@ -34,7 +39,7 @@ class MpiSession {
   [[noreturn]] void abort(const std::string& message, int code = 1) const;
 
  private:
-  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, cores_ = 1;
 };
 
 /// Throws MpiError with the call, rank, file:line and MPI_Error_string when rc != MPI_SUCCESS.
@@ -67,11 +72,18 @@ std::unique_ptr<Collective> make_collective(const CommConfig& config, const MpiS
 /// idle rank does not spin a core.
 void wait_with_watchdog(MPI_Request& request, double timeout_s, int rank, const char* what);
 
-/// Point-to-point text (control: error messages from workers).
+/// Point-to-point text (control: error messages from workers). send_text is a plain
+/// MPI_Send: keep texts short (eager) so it returns without a matching receive.
 void send_text(const std::string& text, int dest, int tag, MPI_Comm comm);
+/// Receives one text from `source` (or MPI_ANY_SOURCE) with `tag`; CommTimeout past timeout_s.
 std::string recv_text(int source, int tag, MPI_Comm comm, double timeout_s, int rank);
 
-/// Cores this rank should use: the node's cores divided by the ranks on the node (at least 1).
+/// Cores this rank should use: the CPUs it may run on divided by the ranks on the node that
+/// share the same CPU set (so a rank bound to its own cores keeps them all); at least 1.
 int cores_per_rank(const MpiSession& mpi);
+
+/// Why this process cannot run the NCCL backend ("" when it can), worded to follow "NCCL ":
+/// "is unavailable: built without NCCL (...)" or "needs a CUDA device: cudaGetDeviceCount says ...".
+std::string nccl_unavailable_reason();
 
 }  // namespace dma

@@ -114,6 +114,9 @@ struct AgentConfig {
   double logit_box = 4.0;
   double val_fraction = 0.1;
   double exploration_std = 0.0;
+  double bc_lr = 1e-3;            ///< learning rate of the behaviour-cloning warm start
+  double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
+  int bootstrap_timeouts = 1;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
 };
 
 struct IterateConfig {

@@ -26,7 +26,9 @@ struct MathProblem {
   std::string answer;
 };
 
-/// Read-only view of a domain-space file. Not thread-safe (HDF5 serial build).
+/// Read-only view of a domain-space file. Row reads take a process-wide lock around HDF5
+/// (a serial build), so proxies of one rank may read from several threads; open() and the
+/// destructor must not run concurrently with other HDF5 use.
 class DomainSpace {
  public:
   /// Opens and validates the file; throws DataError naming the problem and the fix.

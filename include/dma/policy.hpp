@@ -45,7 +45,8 @@ class Policy {
 };
 
 /// Builds a policy from a spec: uniform, natural, source-only, target-only,
-/// fixed:<target share> or fixed:<w1/w2/.../wD>, schedule:<from>><to> (target shares),
+/// fixed:<target share>, fixed:<source>:<target> (a ratio) or fixed:<w1/w2/.../wD>,
+/// schedule:<from>><to> (each end a target share or a weight list),
 /// random, online-eg, replay:<store>#<episode>, regmix[:<store>], agent:<checkpoint>.
 /// Throws PolicyError naming the spec and listing the valid ones.
 using PolicyFactory = std::unique_ptr<Policy> (*)(const std::string& spec, const DomainContext&, const Config&);
@@ -60,8 +61,11 @@ struct PolicyMix {
 };
 /// Throws PolicyError when probabilities are not in [0, 1] or do not sum to 1 within 1e-6.
 PolicyMix parse_policy_mix(const std::string& text);
-/// A plain comma-separated list of specs (evaluate.policies).
+/// A plain comma-separated list of specs (evaluate.policies), entries trimmed; "" gives an
+/// empty list; an empty entry ("a,,b") throws PolicyError. Specs are checked by make_policy.
 std::vector<std::string> parse_policy_list(const std::string& text);
+/// Seed stream (see seed.hpp) of the policy assignment draw; distinct from the per-trajectory streams.
+inline constexpr std::uint64_t kStreamAssign = 0x61737367ULL;
 /// Which spec of the mix trajectory `id` uses: a function of (run seed, id) only.
 std::size_t assign_policy(const PolicyMix& mix, std::uint64_t run_seed, std::int64_t id);
 
@@ -73,9 +77,23 @@ std::vector<double> mixture_from_target_share(const DomainContext& domains, doub
 struct RegmixFit {
   std::vector<double> best_weights;
   double predicted_score = 0;
-  double r2 = 0;
+  double r2 = 0;       ///< in-sample R^2 of the regression
+  double r2_loo = 0;   ///< leave-one-out R^2 (out-of-sample)
+  double ridge = 0;    ///< ridge penalty chosen by leave-one-out error
+  int episodes = 0;    ///< mixtures fitted
+  std::string features;  ///< regression features chosen by leave-one-out error: linear|squares|quadratic
 };
 RegmixFit fit_regmix(const std::vector<std::vector<double>>& mean_weights, const std::vector<double>& scores,
                      const DomainContext& domains, int samples, std::uint64_t seed);
+
+/// RegMix's data: per complete `random` episode of a store, its mean weights (in `domains`'
+/// order, matched by name) and its final balanced score under `eval`, recomputed from the
+/// last row's eval_loss and the store's base losses. Throws StoreError / PolicyError.
+struct RegmixData {
+  std::vector<std::vector<double>> mean_weights;  ///< (n, D)
+  std::vector<double> scores;                     ///< (n)
+  std::vector<std::int64_t> episode_ids;          ///< (n)
+};
+RegmixData regmix_data(const std::string& store_path, const DomainContext& domains, const EvalConfig& eval);
 
 }  // namespace dma

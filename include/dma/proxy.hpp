@@ -34,6 +34,7 @@ struct TrainResult {
   std::string failure;                  ///< e.g. "non-finite loss at optimizer step 37"
   std::vector<float> domain_train_loss; ///< (D) mean train loss per domain (NaN if unseen)
   std::int64_t tokens = 0;              ///< tokens trained in this call
+  float mean_loss = 0;                  ///< mean train loss over every row of the call (NaN if none)
 };
 
 /// Result of `evaluate`.
@@ -62,7 +63,9 @@ class ProxyTrainer {
 
   /// Loads base weights, resets optimizer and step, seeds sampler and dropout from `seed`,
   /// and sets the LR schedule over `total_steps` (warm-up then cosine). Refuses a
-  /// checkpoint whose config hash or space fingerprint does not match.
+  /// checkpoint whose config hash or space fingerprint does not match. `seed` is the
+  /// trajectory seed (trajectory_seed(run, id)); streams kStreamSampler / kStreamTorch of it
+  /// seed the sampler and the torch generator. Base weights are cached per file.
   void start_trajectory(const std::string& base_checkpoint, std::uint64_t seed, std::int64_t total_steps);
   /// Same, for pre-training from scratch (keeps the fresh init).
   void start_from_scratch(std::uint64_t seed, std::int64_t total_steps, double peak_lr, int warmup_steps);

@@ -18,6 +18,12 @@ void validate_weights(std::span<const double> weights, std::size_t domains);
 /// the weights (ties go to the lower domain index). Sum equals batch_size.
 std::vector<int> allocate_rows(std::span<const double> weights, int batch_size);
 
+/// Rows per domain for one draw: each domain gets floor or ceil of batch_size * w, like
+/// largest remainder, but the extra rows go by systematic sampling on the fractional parts,
+/// so the expected count is exactly batch_size * w (plain largest remainder favours the same
+/// domains in every batch and biases small batches). MixtureSampler uses this.
+std::vector<int> allocate_rows_unbiased(std::span<const double> weights, int batch_size, std::mt19937_64& rng);
+
 /// One training batch: rows * width tokens, and the domain of each row.
 struct TokenBatch {
   int rows = 0;

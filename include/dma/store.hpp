@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dma/error.hpp"
 #include "dma/types.hpp"
 
 namespace dma {
@@ -60,6 +61,7 @@ struct EpisodeRecord {
   std::int32_t rank = 0;
   std::string policy;
   float return_ = 0;
+  std::uint64_t checksum = 0;             ///< of its rows, set when it ends (0: none yet)
 };
 
 /// The single writer (learner). Every call that changes the file leaves it readable.
@@ -97,6 +99,20 @@ class StoreWriter {
   std::unique_ptr<Impl> impl_;
 };
 
+/// Whole columns of a row range, for bulk analysis (row-major).
+struct RowBlock {
+  std::int64_t start = 0;
+  std::int64_t count = 0;
+  std::vector<float> observations;                      ///< (count, obs_dim), empty unless requested
+  std::vector<float> next_observations;                 ///< (count, obs_dim), empty unless requested
+  std::vector<float> actions;                           ///< (count, D)
+  std::vector<float> eval_loss;                         ///< (count, D)
+  std::vector<float> rewards, source_score, target_score, math_accuracy, wall_seconds;  ///< (count)
+  std::vector<std::uint8_t> terminals, timeouts;        ///< (count)
+  std::vector<std::int64_t> episode_id, train_tokens;   ///< (count)
+  std::vector<std::int32_t> step;                       ///< (count), -1 on rows never written
+};
+
 /// Read side: opens in SWMR read mode (works while a run writes the file, and after a kill).
 class StoreReader {
  public:
@@ -116,12 +132,25 @@ class StoreReader {
   std::vector<Transition> read_rows(std::int64_t start, std::int64_t count) const;
   /// The `length` written rows of one episode.
   std::vector<Transition> read_episode(const EpisodeRecord& episode) const;
+  /// Rows [start, start + count) column by column (fast); observations only when asked.
+  RowBlock read_block(std::int64_t start, std::int64_t count, bool with_observations = true) const;
+  /// The file this reader opened.
+  const std::string& path() const;
+  /// True when opened in SWMR mode (a live or killed writer's file can be followed).
+  bool swmr() const;
 
  private:
   struct Impl;
   explicit StoreReader(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
+
+/// Checksum of rows [first, first + count) of a block read with observations: what
+/// /episodes/checksum holds for an ended episode (raw data has no HDF5 checksum).
+std::uint64_t rows_checksum(const RowBlock& block, std::int64_t first, std::int64_t count);
+/// Throws StoreError unless `block` (read with observations, holding the episode's rows)
+/// shows the episode intact: steps 0..length-1, its id, and its checksum when it has one.
+void verify_episode_rows(const EpisodeRecord& episode, const RowBlock& block, const std::string& path);
 
 /// Clears the superblock status flags a killed SWMR writer leaves (what `h5clear -s` does).
 void clear_status_flags(const std::string& path);

@@ -1,1 +1,298 @@
-// placeholder: replaced by the part's implementation
+// train-agent (offline BC + CQL on stores), the loaded agent, and the `agent:` policy.
+#include "dma/agent.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <map>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "checkpoint.hpp"
+#include "dataset.hpp"
+#include "dma/error.hpp"
+#include "dma/observation.hpp"
+#include "dma/progress.hpp"
+#include "dma/seed.hpp"
+#include "features.hpp"
+#include "trainer.hpp"
+
+namespace dma {
+namespace {
+
+using agent::AgentState;
+
+// Network initialisation draws from the global generator: seed it for reproducible runs,
+// then give it back its state so nothing else in the process sees a difference.
+AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  const auto saved = gen.get_state();
+  gen.set_current_seed(mix64(seed ^ 0x1a17ULL));
+  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history);
+  gen.set_state(saved);
+  return s;
+}
+
+void fit_scales(AgentState& s, const agent::Dataset& ds) {
+  std::vector<torch::Tensor> tokens, rewards;
+  for (const auto& g : ds.groups) {
+    tokens.push_back(g.tokens.index_select(0, g.train_rows).reshape({-1, g.tokens.size(-1)}));
+    rewards.push_back(g.rewards.index_select(0, g.train_rows));
+  }
+  s.norm = agent::Normalizer::fit(torch::cat(tokens));
+  const double sd = torch::cat(rewards).std(/*unbiased=*/false).item<double>();
+  s.reward_scale = sd > 1e-9 ? sd : 1.0;
+}
+
+}  // namespace
+
+OfflineStore load_offline_store(const std::string& path) {
+  auto reader = StoreReader::open(path);
+  OfflineStore s;
+  s.name = path;
+  s.header = reader.header();
+  for (const auto& e : reader.episodes()) {
+    if (e.status != EpisodeStatus::kComplete && e.status != EpisodeStatus::kInterrupted) continue;
+    if (e.length <= 0) continue;
+    s.episodes.push_back(e);
+    s.rows.push_back(reader.read_episode(e));
+  }
+  return s;
+}
+
+AgentTrainReport train_agent_offline(const Config& config, const std::vector<OfflineStore>& stores,
+                                     const std::string& out_checkpoint, const std::string& init_checkpoint,
+                                     int steps_override) {
+  const auto start = std::chrono::steady_clock::now();
+  const AgentConfig& ac = config.agent;
+  if (stores.empty()) throw ConfigError("train-agent: no store to train on: set agent.stores or run --mode collect first");
+  const bool resume = !init_checkpoint.empty();
+  AgentState state = resume ? agent::load_agent(init_checkpoint) : fresh_state(ac, config.run.seed);
+  EvalConfig eval = config.eval;
+  if (resume) {
+    // The critics learned values of the checkpoint's reward: keep its definition and scales.
+    if (state.score != eval.score)
+      log_line(fmt::format("train-agent: continuing '{}' with its reward eval.score = {} (config says {})",
+                           init_checkpoint, state.score, eval.score));
+    eval.score = state.score;
+    eval.source_scale = state.source_scale;
+    eval.target_scale = state.target_scale;
+  } else {
+    if (eval.score == "normalized")
+      std::tie(eval.source_scale, eval.target_scale) = agent::normalized_scales(stores, eval);
+    state.score = eval.score;
+    state.source_scale = eval.source_scale;
+    state.target_scale = eval.target_scale;
+  }
+  agent::DatasetOptions opt{state.history, eval, ac.bootstrap_timeouts != 0, ac.val_fraction, ac.bc_top_q,
+                            config.run.seed};
+  const auto ds = agent::build_dataset(stores, opt);
+  if (!resume) fit_scales(state, ds);
+  state.config_ini = to_ini(config);
+  agent::TrainPlan plan{resume ? 0 : ac.bc_steps, steps_override >= 0 ? steps_override : ac.cql_steps, config.run.seed,
+                        config.run.progress_seconds};
+  auto report = agent::train_on(state, ds, ac, plan);
+  agent::save_agent(out_checkpoint, state);
+  for (const auto& g : ds.groups) report.transitions += g.episode.size(0);
+  report.episodes = static_cast<std::int64_t>(ds.episodes.size());
+  for (const auto& e : ds.episodes) {
+    report.val_episodes += e.val ? 1 : 0;
+    report.bc_episodes += e.top && !e.val ? 1 : 0;
+  }
+  report.reward_scale = state.reward_scale;
+  report.source_scale = state.source_scale;
+  report.target_scale = state.target_scale;
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return report;
+}
+
+AgentTrainReport train_agent(const Config& config, const std::vector<std::string>& stores,
+                             const std::string& out_checkpoint, const std::string& init_checkpoint, int steps_override) {
+  std::vector<OfflineStore> loaded;
+  for (const auto& path : stores) loaded.push_back(load_offline_store(path));
+  return train_agent_offline(config, loaded, out_checkpoint, init_checkpoint, steps_override);
+}
+
+// ---------------------------------------------------------------------------------------
+// AgentModel
+
+struct AgentModel::Impl {
+  AgentState state;
+
+  // Normalised tokens (B, D, F) from histories (B, H, obs_dim), oldest row first.
+  torch::Tensor tokens(std::span<const float> histories, int batch, int domains) const {
+    const int H = state.history, od = obs::dim(domains);
+    if (histories.size() != static_cast<size_t>(batch) * H * od)
+      throw PolicyError(fmt::format("agent: {} floats are not {} histories of {} observations of {} domains",
+                                    histories.size(), batch, H, domains));
+    std::vector<torch::Tensor> rows;
+    for (int b = 0; b < batch; ++b) {
+      auto window = histories.subspan(static_cast<size_t>(b) * H * od, static_cast<size_t>(H) * od);
+      rows.push_back(agent::episode_tokens(window, H, domains, H)[H - 1]);  // now, with H steps of history
+    }
+    return state.norm.apply(torch::stack(rows));
+  }
+};
+
+AgentModel::AgentModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+AgentModel::~AgentModel() = default;
+AgentModel::AgentModel(AgentModel&&) noexcept = default;
+AgentModel& AgentModel::operator=(AgentModel&&) noexcept = default;
+
+AgentModel AgentModel::load(const std::string& checkpoint) {
+  auto impl = std::make_unique<Impl>();
+  impl->state = agent::load_agent(checkpoint);
+  impl->state.actor->eval();
+  return AgentModel(std::move(impl));
+}
+
+int AgentModel::history() const { return impl_->state.history; }
+const std::string& AgentModel::config_ini() const { return impl_->state.config_ini; }
+std::vector<double> AgentModel::scales() const {
+  return {impl_->state.reward_scale, impl_->state.source_scale, impl_->state.target_scale};
+}
+
+std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int batch, int num_domains) const {
+  torch::NoGradGuard no_grad;
+  auto logits = impl_->state.actor->forward(impl_->tokens(histories, batch, num_domains)).contiguous();  // (B, D)
+  return {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()};
+}
+
+std::vector<float> AgentModel::q_values(std::span<const float> history_rows, std::span<const float> actions,
+                                        int num_actions, int num_domains) const {
+  torch::NoGradGuard no_grad;
+  if (actions.size() != static_cast<size_t>(num_actions) * num_domains)
+    throw PolicyError(fmt::format("agent: {} floats are not {} actions of {} domains", actions.size(), num_actions,
+                                  num_domains));
+  auto& s = impl_->state;
+  auto tok = impl_->tokens(history_rows, 1, num_domains);
+  const auto od = static_cast<size_t>(obs::dim(num_domains));
+  auto mask = agent::target_mask(history_rows.subspan(history_rows.size() - od), num_domains).unsqueeze(0);
+  auto a = torch::tensor(std::vector<float>(actions.begin(), actions.end())).view({1, num_actions, num_domains});
+  auto q = torch::min(s.q1->q(s.q1->encode(tok), mask, a), s.q2->q(s.q2->encode(tok), mask, a)).view(-1).contiguous();
+  return {q.data_ptr<float>(), q.data_ptr<float>() + q.numel()};
+}
+
+// ---------------------------------------------------------------------------------------
+// The `agent:` policy
+
+namespace {
+
+constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
+
+class AgentPolicy : public Policy {
+ public:
+  AgentPolicy(std::string spec, AgentModel model, double noise, const DomainContext& domains)
+      : spec_(std::move(spec)), model_(std::move(model)), noise_(noise), domains_(domains.num_domains()) {}
+
+  std::string name() const override { return spec_; }
+
+  void begin_episode(std::int64_t episode_id, std::uint64_t seed) override {
+    episodes_[episode_id] = Episode{{}, std::mt19937_64(mix64(seed ^ kStreamAgentNoise))};
+  }
+  void end_episode(std::int64_t episode_id) override { episodes_.erase(episode_id); }
+
+  void act(const ActBatch& batch, std::span<double> weights) override {
+    const int D = domains_, od = obs::dim(D), H = model_.history();
+    if (batch.obs_dim != od)
+      throw PolicyError(fmt::format("policy '{}': observations of {} floats do not fit {} domains ({} expected)", spec_,
+                                    batch.obs_dim, D, od));
+    if (weights.size() != static_cast<size_t>(batch.batch) * D)
+      throw PolicyError(fmt::format("policy '{}': weights buffer of {} for {} rows of {} domains", spec_, weights.size(),
+                                    batch.batch, D));
+    std::vector<float> histories(static_cast<size_t>(batch.batch) * H * od);  // (B, H, obs_dim)
+    for (int b = 0; b < batch.batch; ++b) {
+      auto row = batch.observations.subspan(static_cast<size_t>(b) * od, od);
+      auto& ep = episode(batch.episode_ids[b]);
+      remember(ep, batch.steps[b], row, H);
+      fill_history(ep, H, od, histories.data() + static_cast<size_t>(b) * H * od);
+    }
+    const auto logits = model_.mean_logits(histories, batch.batch, D);
+    for (int b = 0; b < batch.batch; ++b) {
+      auto& ep = episode(batch.episode_ids[b]);
+      std::normal_distribution<double> normal(0.0, 1.0);
+      std::vector<double> z(static_cast<size_t>(D));
+      double top = -INFINITY;
+      for (int d = 0; d < D; ++d) {
+        z[d] = logits[static_cast<size_t>(b) * D + d] + (noise_ > 0 ? noise_ * normal(ep.rng) : 0.0);
+        top = std::max(top, z[d]);
+      }
+      double sum = 0;
+      for (double& x : z) sum += (x = std::exp(x - top));
+      for (int d = 0; d < D; ++d) weights[static_cast<size_t>(b) * D + d] = z[d] / sum;
+    }
+  }
+
+ private:
+  struct Episode {
+    std::vector<std::pair<std::int32_t, std::vector<float>>> history;  // (step, observation), oldest first
+    std::mt19937_64 rng;
+  };
+
+  Episode& episode(std::int64_t id) {
+    auto it = episodes_.find(id);
+    if (it == episodes_.end())  // resumed mid-episode: no begin_episode call
+      it = episodes_.emplace(id, Episode{{}, std::mt19937_64(mix64(static_cast<std::uint64_t>(id) ^ kStreamAgentNoise))})
+               .first;
+    return it->second;
+  }
+
+  // A repeated or earlier step (a retried round) replaces what came after it.
+  static void remember(Episode& ep, std::int32_t step, std::span<const float> row, int H) {
+    while (!ep.history.empty() && ep.history.back().first >= step) ep.history.pop_back();
+    ep.history.emplace_back(step, std::vector<float>(row.begin(), row.end()));
+    if (static_cast<int>(ep.history.size()) > H) ep.history.erase(ep.history.begin());
+  }
+
+  // H rows oldest first; before the first remembered step, repeat it (as in training).
+  static void fill_history(const Episode& ep, int H, int od, float* out) {
+    const int have = static_cast<int>(ep.history.size());
+    for (int h = 0; h < H; ++h) {
+      const auto& src = ep.history[static_cast<size_t>(std::max(0, have - H + h))].second;
+      std::copy(src.begin(), src.end(), out + static_cast<size_t>(h) * od);
+    }
+  }
+
+  std::string spec_;
+  AgentModel model_;
+  double noise_;
+  int domains_;
+  std::map<std::int64_t, Episode> episodes_;
+};
+
+// "agent:<checkpoint>[?noise=<std>]" -> (checkpoint, noise or -1).
+std::pair<std::string, double> parse_agent_spec(const std::string& spec) {
+  const std::string prefix = "agent:";
+  if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size())
+    throw PolicyError(fmt::format("policy '{}': write agent:<checkpoint>[?noise=<std>]", spec));
+  std::string path = spec.substr(prefix.size());
+  double noise = -1;
+  const auto q = path.rfind("?noise=");
+  if (q != std::string::npos) {
+    const std::string value = path.substr(q + 7);
+    path = path.substr(0, q);
+    try {
+      size_t used = 0;
+      noise = std::stod(value, &used);
+      if (used != value.size()) throw std::invalid_argument(value);
+    } catch (const std::exception&) {
+      noise = -2;
+    }
+    if (!(noise >= 0) || !std::isfinite(noise) || path.empty())
+      throw PolicyError(fmt::format("policy '{}': noise must be a number >= 0, as in agent:<checkpoint>?noise=0.3", spec));
+  }
+  return {path, noise};
+}
+
+}  // namespace
+
+std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config) {
+  auto [path, noise] = parse_agent_spec(spec);
+  if (noise < 0) noise = config.agent.exploration_std;
+  if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
+  return std::make_unique<AgentPolicy>(spec, AgentModel::load(path), noise, domains);
+}
+
+void register_agent_policy() { register_policy("agent", &make_agent_policy); }
+
+}  // namespace dma

@@ -157,6 +157,9 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.logit_box", c.agent.logit_box, 1e-3, 100.0, "half-width of the sampled-logit box");
   t.num("agent.val_fraction", c.agent.val_fraction, 0.0, 0.9, "episodes held out for validation");
   t.num("agent.exploration_std", c.agent.exploration_std, 0.0, 10.0, "logit noise when acting");
+  t.num("agent.bc_lr", c.agent.bc_lr, 0.0, 1.0, "behaviour-cloning learning rate");
+  t.num("agent.actor_bc_weight", c.agent.actor_bc_weight, 0.0, 1e4, "cloning term in the actor loss (TD3+BC)");
+  t.num("agent.bootstrap_timeouts", c.agent.bootstrap_timeouts, 0, 1, "bootstrap through the last step (1) or not (0)");
   t.num("iterate.generations", c.iterate.generations, 1, 100000, "online generations");
   t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");
@@ -195,6 +198,7 @@ void check_all(const Table& t, const Config& c) {
 [[noreturn]] void rethrow_unknown(const std::string& raw) {
   std::string key = raw;
   while (!key.empty() && key.front() == '-') key.erase(0, 1);
+  if (auto eq = key.find('='); eq != std::string::npos) key.resize(eq);  // Boost.PO reports "--k=v" whole
   auto hint = closest_key(key, config_keys());
   throw ConfigError(fmt::format("unknown config key '{}'{}", key,
                                 hint.empty() ? ": run with --print-config to list every key"

@@ -1,0 +1,39 @@
+#pragma once
+// Domain tokens: what the equivariant networks read. Each domain's token holds, for the
+// last H steps (newest first), its per-domain features and the broadcast global ones.
+// Dimension letters: T steps, D domains, H history, F = H * kStepFeatures.
+#include <span>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+namespace dma::agent {
+
+/// Features of one domain at one step (see step_feature_names()).
+inline constexpr int kStepFeatures = 11;
+
+/// Names of the kStepFeatures features, in token order (the checkpoint's feature layout).
+const std::vector<std::string>& step_feature_names();
+/// "history=H;name,name,..." — compared on load, so a checkpoint never runs on other features.
+std::string feature_layout(int history);
+
+/// Per-step features of an observation row (obs::dim(D) floats) into out (D, kStepFeatures).
+void step_features(std::span<const float> observation, int num_domains, std::span<float> out);
+
+/// Tokens (T, D, F) for steps 0..T-1 of a sequence of T observation rows (T, obs_dim):
+/// step t holds steps t, t-1, ..., t-H+1, the missing ones before 0 padded with step 0.
+torch::Tensor episode_tokens(std::span<const float> observations, int steps, int num_domains, int history);
+
+/// is_target (D) from an observation row, as 0/1 floats.
+torch::Tensor target_mask(std::span<const float> observation, int num_domains);
+
+/// Per-column standardisation of tokens, fitted on the training transitions.
+struct Normalizer {
+  torch::Tensor mean;  // (F)
+  torch::Tensor std;   // (F)
+  static Normalizer fit(const torch::Tensor& tokens);  // tokens (N, D, F)
+  torch::Tensor apply(const torch::Tensor& tokens) const { return (tokens - mean) / std; }
+};
+
+}  // namespace dma::agent

@@ -1,0 +1,291 @@
+#include "trainer.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <fmt/format.h>
+
+#include "dma/progress.hpp"
+#include "dma/seed.hpp"
+
+namespace dma::agent {
+namespace {
+
+// SAC's target entropy, per domain: -1 (the usual -dim(A)), i.e. a logit std near 0.09 when
+// the critics are indifferent.
+constexpr double kTargetEntropyPerDomain = -1.0;
+constexpr double kGradClip = 10.0;
+
+struct Batch {
+  torch::Tensor s, s2;  // (B, D, F) normalised tokens now and next
+  torch::Tensor m;      // (B, D) is_target
+  torch::Tensor a;      // (B, D) stored weights
+  torch::Tensor r;      // (B) scaled rewards
+  torch::Tensor nd;     // (B) 1: bootstrap
+};
+
+// Exponential moving average for the progress line.
+struct Meter {
+  double value = 0;
+  bool set = false;
+  void add(double x) {
+    value = set ? 0.95 * value + 0.05 * x : x;
+    set = true;
+  }
+};
+
+double item(const torch::Tensor& t) { return t.item<double>(); }
+
+class Trainer {
+ public:
+  Trainer(AgentState& state, const Dataset& data, const AgentConfig& config, std::uint64_t seed);
+  AgentTrainReport run(const TrainPlan& plan);
+
+ private:
+  enum class Split { kTrain, kBc };
+  const torch::Tensor& rows(const Group& g, Split split) const { return split == Split::kBc ? g.bc_rows : g.train_rows; }
+  Batch sample(Split split);
+  Batch gather(size_t group, const torch::Tensor& idx) const;
+  torch::Tensor bc_kl(const torch::Tensor& s, const torch::Tensor& a);
+  void critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2);
+  void actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
+  void bc_step();
+  void soft_update();
+  void validate(AgentTrainReport& report);
+  double q_gap();
+  std::string line() const;
+
+  AgentState& s_;
+  const Dataset& ds_;
+  AgentConfig c_;
+  at::Generator gen_;
+  std::vector<torch::Tensor> tokens_, next_tokens_;  // normalised, per group
+  std::unique_ptr<torch::optim::Adam> actor_opt_, bc_opt_, critic_opt_, alpha_opt_;
+  Meter bc_, td_, cql_, actor_, q_;
+};
+
+Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& config, std::uint64_t seed)
+    : s_(state), ds_(data), c_(config), gen_(at::make_generator<at::CPUGeneratorImpl>(mix64(seed ^ 0xa9e17ULL))) {
+  if (s_.rng_state.defined()) gen_.set_state(s_.rng_state);
+  for (const auto& g : ds_.groups) {
+    tokens_.push_back(s_.norm.apply(g.tokens));
+    next_tokens_.push_back(s_.norm.apply(g.next_tokens));
+  }
+  s_.log_alpha.set_requires_grad(true);
+  actor_opt_ = std::make_unique<torch::optim::Adam>(s_.actor->parameters(), torch::optim::AdamOptions(c_.actor_lr));
+  bc_opt_ = std::make_unique<torch::optim::Adam>(s_.actor->parameters(), torch::optim::AdamOptions(c_.bc_lr));
+  auto critic_params = s_.q1->parameters();
+  for (const auto& p : s_.q2->parameters()) critic_params.push_back(p);
+  critic_opt_ = std::make_unique<torch::optim::Adam>(critic_params, torch::optim::AdamOptions(c_.critic_lr));
+  alpha_opt_ = std::make_unique<torch::optim::Adam>(std::vector<torch::Tensor>{s_.log_alpha},
+                                                    torch::optim::AdamOptions(c_.actor_lr));
+  for (auto* m : {s_.q1_target.ptr().get(), s_.q2_target.ptr().get()})
+    for (auto& p : m->parameters()) p.set_requires_grad(false);
+}
+
+Batch Trainer::gather(size_t group, const torch::Tensor& idx) const {
+  const auto& g = ds_.groups[group];
+  return {tokens_[group].index_select(0, idx), next_tokens_[group].index_select(0, idx), g.is_target.index_select(0, idx),
+          g.actions.index_select(0, idx),      g.rewards.index_select(0, idx) / s_.reward_scale,
+          g.not_done.index_select(0, idx)};
+}
+
+// A batch from one group (domain count), the group drawn in proportion to its rows.
+Batch Trainer::sample(Split split) {
+  std::int64_t total = 0;
+  for (const auto& g : ds_.groups) total += rows(g, split).size(0);
+  auto pick = static_cast<std::int64_t>(torch::rand({1}, gen_).item<double>() * static_cast<double>(total));
+  size_t gi = 0;
+  while (gi + 1 < ds_.groups.size() && pick >= rows(ds_.groups[gi], split).size(0))
+    pick -= rows(ds_.groups[gi++], split).size(0);
+  const auto& r = rows(ds_.groups[gi], split);
+  auto idx = r.index_select(0, torch::randint(r.size(0), {c_.batch_size}, gen_, torch::kLong));
+  return gather(gi, idx);
+}
+
+// KL(stored weights || softmax(mean logits)): cross-entropy minus the data's own entropy, so
+// a perfect clone scores 0 whatever the stored weights are.
+torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& a) {
+  auto logq = torch::log_softmax(s_.actor->forward(s), /*dim=*/-1);
+  return (torch::xlogy(a, a) - a * logq).sum(/*dim=*/-1).mean();
+}
+
+void Trainer::bc_step() {
+  auto b = sample(Split::kBc);
+  auto loss = bc_kl(b.s, b.a);
+  bc_opt_->zero_grad();
+  loss.backward();
+  torch::nn::utils::clip_grad_norm_(s_.actor->parameters(), kGradClip);
+  bc_opt_->step();
+  bc_.add(item(loss));
+}
+
+void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) {
+  const int N = c_.n_sampled_actions;
+  const auto B = b.s.size(0), D = b.a.size(1);
+  torch::Tensor y, acts, dens;
+  {
+    torch::NoGradGuard no_grad;
+    auto mu2 = s_.actor->forward(b.s2);
+    auto a2 = torch::softmax(s_.actor->sample(mu2, 1, gen_).first, /*dim=*/-1);  // (B, 1, D)
+    auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
+                         s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
+    y = b.r + c_.discount * b.nd * qt;
+    if (c_.cql_alpha > 0) {
+      // CQL(H): logsumexp of Q over uniform logits and current-policy samples at o and o',
+      // each weighted by its proposal density (importance sampling).
+      auto [lp, logp] = s_.actor->sample(s_.actor->forward(b.s), N, gen_);
+      auto [ln, logn] = s_.actor->sample(mu2, N, gen_);
+      auto [lu, logu] = uniform_logits(static_cast<int>(B), N, static_cast<int>(D), c_.logit_box, gen_);
+      acts = torch::softmax(torch::cat({lu, lp, ln}, /*dim=*/1), /*dim=*/-1);  // (B, 3N, D)
+      dens = torch::cat({torch::full({B, N}, logu), logp, logn}, /*dim=*/1);    // (B, 3N)
+    }
+  }
+  e1 = s_.q1->encode(b.s);
+  e2 = s_.q2->encode(b.s);
+  auto qd1 = s_.q1->q(e1, b.m, b.a.unsqueeze(1)).squeeze(1);
+  auto qd2 = s_.q2->q(e2, b.m, b.a.unsqueeze(1)).squeeze(1);
+  auto td = torch::mse_loss(qd1, y) + torch::mse_loss(qd2, y);
+  auto loss = td;
+  if (c_.cql_alpha > 0) {
+    auto gap1 = torch::logsumexp(s_.q1->q(e1, b.m, acts) - dens, /*dim=*/1).mean() - qd1.mean();
+    auto gap2 = torch::logsumexp(s_.q2->q(e2, b.m, acts) - dens, /*dim=*/1).mean() - qd2.mean();
+    auto cql = gap1 + gap2;
+    loss = loss + c_.cql_alpha * cql;
+    cql_.add(0.5 * item(cql));
+  }
+  critic_opt_->zero_grad();
+  loss.backward();
+  torch::nn::utils::clip_grad_norm_(s_.q1->parameters(), kGradClip);
+  torch::nn::utils::clip_grad_norm_(s_.q2->parameters(), kGradClip);
+  critic_opt_->step();
+  td_.add(0.5 * item(td));
+  q_.add(item(qd1.mean()));
+}
+
+// SAC-style: maximise min(Q1, Q2) at reparameterised samples, with the learned entropy
+// temperature, plus (TD3+BC) a cloning term on the best episodes; Q is divided by its mean
+// magnitude so the cloning weight means the same whatever the reward scale.
+void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2) {
+  const auto D = static_cast<double>(b.a.size(1));
+  auto [logits, logp] = s_.actor->sample(s_.actor->forward(b.s), 1, gen_);
+  auto a = torch::softmax(logits, /*dim=*/-1);
+  auto q = torch::min(s_.q1->q(e1.detach(), b.m, a), s_.q2->q(e2.detach(), b.m, a)).squeeze(1);
+  auto lam = 1.0 / std::max(item(q.abs().mean()), 1.0);
+  auto logp_d = logp.squeeze(1) / D;
+  auto loss = -lam * q.mean() + s_.log_alpha.exp().detach() * logp_d.mean();
+  if (c_.actor_bc_weight > 0) {
+    auto bb = sample(Split::kBc);
+    loss = loss + c_.actor_bc_weight * bc_kl(bb.s, bb.a);
+  }
+  actor_opt_->zero_grad();
+  loss.backward();
+  torch::nn::utils::clip_grad_norm_(s_.actor->parameters(), kGradClip);
+  actor_opt_->step();
+  auto alpha_loss = -(s_.log_alpha * (logp_d.detach() + kTargetEntropyPerDomain)).mean();
+  alpha_opt_->zero_grad();
+  alpha_loss.backward();
+  alpha_opt_->step();
+  actor_.add(item(loss));
+}
+
+void Trainer::soft_update() {
+  torch::NoGradGuard no_grad;
+  const double tau = c_.tau;
+  auto update = [tau](torch::nn::Module& target, const torch::nn::Module& source) {
+    auto t = target.parameters();
+    auto src = source.parameters();
+    for (size_t i = 0; i < t.size(); ++i) t[i].mul_(1 - tau).add_(src[i], tau);
+  };
+  update(*s_.q1_target, *s_.q1);
+  update(*s_.q2_target, *s_.q2);
+}
+
+void Trainer::validate(AgentTrainReport& report) {
+  torch::NoGradGuard no_grad;
+  double kl = 0, td = 0;
+  std::int64_t n_kl = 0, n_td = 0;
+  for (size_t g = 0; g < ds_.groups.size(); ++g) {
+    const auto& grp = ds_.groups[g];
+    if (grp.val_bc_rows.size(0) > 0) {
+      auto b = gather(g, grp.val_bc_rows);
+      kl += item(bc_kl(b.s, b.a)) * static_cast<double>(grp.val_bc_rows.size(0));
+      n_kl += grp.val_bc_rows.size(0);
+    }
+    if (grp.val_rows.size(0) > 0) {
+      auto b = gather(g, grp.val_rows);
+      auto a2 = torch::softmax(s_.actor->forward(b.s2), /*dim=*/-1).unsqueeze(1);
+      auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
+                           s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
+      auto y = b.r + c_.discount * b.nd * qt;
+      auto q = s_.q1->q(s_.q1->encode(b.s), b.m, b.a.unsqueeze(1)).squeeze(1);
+      td += item((q - y).pow(2).sum());
+      n_td += grp.val_rows.size(0);
+    }
+  }
+  report.val_bc_loss = n_kl ? kl / static_cast<double>(n_kl) : 0.0;
+  report.val_td_loss = n_td ? td / static_cast<double>(n_td) : 0.0;
+}
+
+// Mean over training states of min Q at the stored action minus min Q at uniform-logit
+// actions: positive when the critics rank the data above random mixtures.
+double Trainer::q_gap() {
+  torch::NoGradGuard no_grad;
+  double sum = 0;
+  std::int64_t n = 0;
+  for (size_t g = 0; g < ds_.groups.size(); ++g) {
+    const auto& rows = ds_.groups[g].train_rows;
+    if (rows.size(0) == 0) continue;
+    auto b = gather(g, rows.slice(0, 0, std::min<std::int64_t>(rows.size(0), 2048)));
+    auto e1 = s_.q1->encode(b.s), e2 = s_.q2->encode(b.s);
+    auto qmin = [&](const torch::Tensor& acts) { return torch::min(s_.q1->q(e1, b.m, acts), s_.q2->q(e2, b.m, acts)); };
+    auto [lu, logu] = uniform_logits(static_cast<int>(b.s.size(0)), 16, static_cast<int>(b.a.size(1)), c_.logit_box, gen_);
+    (void)logu;
+    sum += item((qmin(b.a.unsqueeze(1)).squeeze(1) - qmin(torch::softmax(lu, /*dim=*/-1)).mean(/*dim=*/1)).sum());
+    n += b.s.size(0);
+  }
+  return n ? sum / static_cast<double>(n) : 0.0;
+}
+
+std::string Trainer::line() const {
+  return fmt::format("bc {:.4f} td {:.4f} cql {:.3f} actor {:.3f} Q {:.2f} std {:.3f}", bc_.value, td_.value,
+                     cql_.value, actor_.value, q_.value, std::exp(item(s_.actor->log_std())));
+}
+
+AgentTrainReport Trainer::run(const TrainPlan& plan) {
+  AgentTrainReport report;
+  const bool can_clone = std::any_of(ds_.groups.begin(), ds_.groups.end(), [](const Group& g) { return g.bc_rows.size(0) > 0; });
+  const int bc_steps = can_clone ? plan.bc_steps : 0;
+  const int total = bc_steps + plan.cql_steps;
+  Progress progress("train-agent", total, "steps", plan.progress_seconds);
+  for (int step = 0; step < total; ++step) {
+    const bool cloning = step < bc_steps;
+    if (cloning) bc_step();
+    auto b = sample(Split::kTrain);
+    torch::Tensor e1, e2;
+    critic_step(b, e1, e2);
+    if (!cloning) actor_step(b, e1, e2);
+    soft_update();
+    progress.update(step + 1, line());
+  }
+  validate(report);
+  report.q_data_minus_random = q_gap();
+  report.bc_loss = bc_.value;
+  report.critic_loss = td_.value;
+  report.actor_loss = actor_.value;
+  progress.finish(fmt::format("{} | val bc {:.4f} val td {:.4f} Q(data)-Q(random) {:.3f}", line(), report.val_bc_loss,
+                              report.val_td_loss, report.q_data_minus_random));
+  s_.rng_state = gen_.get_state();
+  s_.log_alpha = s_.log_alpha.detach();
+  return report;
+}
+
+}  // namespace
+
+AgentTrainReport train_on(AgentState& state, const Dataset& data, const AgentConfig& config, const TrainPlan& plan) {
+  Trainer trainer(state, data, config, plan.seed);
+  return trainer.run(plan);
+}
+
+}  // namespace dma::agent

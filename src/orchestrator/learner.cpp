@@ -1,0 +1,340 @@
+// The learner: the single brain. Each round it makes every policy decision in one batched
+// call per policy, scatters the weights, gathers the workers' records, turns them into
+// transitions and flushes them to the store.
+#include "learner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "dma/error.hpp"
+#include "dma/observation.hpp"
+#include "dma/orchestrator.hpp"
+#include "dma/progress.hpp"
+#include "dma/proxy.hpp"
+#include "dma/sampler.hpp"
+#include "dma/score.hpp"
+#include "dma/seed.hpp"
+#include "protocol.hpp"
+
+namespace dma {
+
+int worker_error_tag();
+
+namespace {
+
+/// A running episode as the learner sees it. D domains.
+struct Live {
+  EpisodePlan plan;
+  std::size_t store_index = 0;
+  Policy* policy = nullptr;
+  int rank = 1, slot = 0;
+  int step = 0;
+  bool active = true;
+  std::vector<float> prev_weights;  // (D)
+  std::vector<float> losses;        // (D) now
+  std::vector<float> obs;           // (obs_dim) o_t
+  std::vector<double> weights;      // (D) a_t, decided this round
+  double episode_return = 0;
+  std::int64_t tokens = 0;
+  double seconds = 0;
+};
+
+class Generation {
+ public:
+  Generation(RunContext& ctx, StoreWriter& store, std::map<std::string, std::unique_ptr<Policy>>& policies)
+      : ctx_(ctx), store_(store), policies_(policies), z_{ctx.space.num_domains(), ctx.config.orchestrator.slots},
+        fields_(ctx.space.fields()), shares_(ctx.space.token_shares()),
+        base_(store.header().base_eval_loss) {}
+
+  void start(const std::vector<EpisodePlan>& plans);
+  /// One round; returns transitions written. Throws on a worker error.
+  std::int64_t round();
+  bool done() const {
+    return std::none_of(live_.begin(), live_.end(), [](const Live& l) { return l.active; });
+  }
+  std::int64_t tokens_this_round() const { return round_tokens_; }
+  /// Seconds the learner itself spent (policies, packing, store), not waiting for workers.
+  double busy_seconds() const { return busy_seconds_; }
+  double policy_seconds() const { return policy_seconds_; }
+  double store_seconds() const { return store_seconds_; }
+
+ private:
+  void decide();
+  void exchange(std::vector<double>& records);
+  void absorb(const std::vector<double>& records, std::vector<Transition>& rows);
+  std::vector<float> observe(const Live& l, const std::vector<float>& prev_losses) const;
+
+  RunContext& ctx_;
+  StoreWriter& store_;
+  std::map<std::string, std::unique_ptr<Policy>>& policies_;
+  protocol::Sizes z_;
+  std::vector<Field> fields_;
+  std::vector<double> shares_;
+  std::vector<float> base_;
+  std::vector<Live> live_;
+  std::int64_t round_tokens_ = 0;
+  double busy_seconds_ = 0, policy_seconds_ = 0, store_seconds_ = 0;
+};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::vector<float> Generation::observe(const Live& l, const std::vector<float>& prev_losses) const {
+  std::vector<float> out(static_cast<size_t>(obs::dim(z_.domains)));
+  obs::build({l.step, ctx_.config.train.horizon, l.prev_weights, l.losses, prev_losses, base_, fields_, shares_}, out);
+  return out;
+}
+
+void Generation::start(const std::vector<EpisodePlan>& plans) {
+  std::vector<EpisodeRecord> records;
+  live_.clear();
+  const auto base_mix = obs::base_mixture(fields_, shares_);
+  for (size_t i = 0; i < plans.size(); ++i) {
+    Live l;
+    l.plan = plans[i];
+    l.policy = policies_.at(plans[i].policy).get();
+    l.rank = 1 + static_cast<int>(i) / z_.slots;
+    l.slot = static_cast<int>(i) % z_.slots;
+    l.prev_weights = base_mix;
+    l.losses = base_;
+    l.obs = observe(l, base_);
+    const auto seed = trajectory_seed(ctx_.config.run.seed, l.plan.seed_id);
+    records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f});
+    l.policy->begin_episode(l.plan.id, trajectory_seed(ctx_.config.run.seed, l.plan.seed_id, kStreamPolicy));
+    live_.push_back(std::move(l));
+  }
+  const auto indices = store_.begin_episodes(records);
+  for (size_t i = 0; i < live_.size(); ++i) live_[i].store_index = indices[i];
+  store_.flush();
+}
+
+void Generation::decide() {
+  // One batched act per policy over its running episodes (central inference).
+  std::map<Policy*, std::vector<Live*>> groups;
+  for (auto& l : live_)
+    if (l.active) groups[l.policy].push_back(&l);
+  const int obs_dim = obs::dim(z_.domains);
+  for (auto& [policy, members] : groups) {
+    std::vector<std::int64_t> ids;
+    std::vector<std::int32_t> steps;
+    std::vector<float> observations;
+    for (Live* l : members) {
+      ids.push_back(l->plan.id);
+      steps.push_back(l->step);
+      observations.insert(observations.end(), l->obs.begin(), l->obs.end());
+    }
+    std::vector<double> weights(members.size() * static_cast<size_t>(z_.domains));
+    policy->act({static_cast<int>(members.size()), obs_dim, ids, steps, observations}, weights);
+    for (size_t b = 0; b < members.size(); ++b) {
+      members[b]->weights.assign(weights.begin() + static_cast<long>(b) * z_.domains,
+                                 weights.begin() + static_cast<long>(b + 1) * z_.domains);
+      try {
+        validate_weights(members[b]->weights, static_cast<size_t>(z_.domains));
+      } catch (const Error& e) {
+        throw PolicyError(fmt::format("policy '{}' produced invalid weights for episode {}: {}", policy->name(),
+                                      members[b]->plan.id, e.what()));
+      }
+    }
+  }
+}
+
+void Generation::exchange(std::vector<double>& records) {
+  const int size = ctx_.mpi.size();
+  std::vector<double> commands(static_cast<size_t>(size * z_.command_block()), 0.0);
+  for (int r = 1; r < size; ++r) {
+    std::span<double> block(commands.data() + static_cast<size_t>(r * z_.command_block()),
+                            static_cast<size_t>(z_.command_block()));
+    block[0] = protocol::kStep;
+    for (int s = 0; s < z_.slots; ++s) protocol::write_command(block, z_, s, -1, 0, 0, {});
+  }
+  for (const auto& l : live_) {
+    if (!l.active) continue;
+    std::span<double> block(commands.data() + static_cast<size_t>(l.rank * z_.command_block()),
+                            static_cast<size_t>(z_.command_block()));
+    protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.step, l.weights);
+  }
+  std::vector<double> own(static_cast<size_t>(z_.command_block()));
+  ctx_.collective->scatter(commands, own, 0);
+  std::vector<double> own_record(static_cast<size_t>(z_.record_block()), 0.0);
+  records.assign(static_cast<size_t>(size * z_.record_block()), 0.0);
+  ctx_.collective->gather(own_record, records, 0);
+}
+
+void Generation::absorb(const std::vector<double>& records, std::vector<Transition>& rows) {
+  const auto& cfg = ctx_.config;
+  round_tokens_ = 0;
+  for (auto& l : live_) {
+    if (!l.active) continue;
+    std::span<const double> block(records.data() + static_cast<size_t>(l.rank * z_.record_block()),
+                                  static_cast<size_t>(z_.record_block()));
+    const auto rec = protocol::read_record(block, z_, l.slot);
+    if (rec.episode_id != l.plan.id || rec.step != l.step)
+      throw Error(fmt::format("rank {}: record for episode {} step {} where {} step {} was expected (protocol bug)",
+                              l.rank, rec.episode_id, rec.step, l.plan.id, l.step));
+    l.tokens += rec.tokens;
+    l.seconds += rec.seconds;
+    round_tokens_ += rec.tokens;
+    if (rec.status != protocol::kOk) {
+      store_.end_episode(l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return));
+      l.policy->end_episode(l.plan.id);
+      l.active = false;
+      continue;
+    }
+    const FieldScores before = field_scores(l.losses, base_, fields_);
+    const FieldScores after = field_scores(rec.eval_loss, base_, fields_);
+    const std::vector<float> prev_losses = l.losses;
+    l.losses = rec.eval_loss;
+    l.prev_weights.assign(l.weights.begin(), l.weights.end());
+    ++l.step;
+    Transition t;
+    t.episode_id = l.plan.id;
+    t.step = l.step - 1;
+    t.observation = std::move(l.obs);
+    l.obs = observe(l, prev_losses);
+    t.next_observation = l.obs;
+    t.action = l.prev_weights;
+    t.reward = static_cast<float>(reward(before, after, cfg.eval));
+    t.timeout = l.step == cfg.train.horizon;
+    t.eval_loss = l.losses;
+    t.source_score = static_cast<float>(after.source);
+    t.target_score = static_cast<float>(after.target);
+    t.math_accuracy = static_cast<float>(rec.math_accuracy);
+    t.train_tokens = l.tokens;
+    t.wall_seconds = static_cast<float>(l.seconds);
+    l.episode_return += t.reward;
+    rows.push_back(std::move(t));
+  }
+}
+
+std::int64_t Generation::round() {
+  auto t0 = std::chrono::steady_clock::now();
+  decide();
+  policy_seconds_ += seconds_since(t0);
+  busy_seconds_ += seconds_since(t0);
+  std::vector<double> records;
+  exchange(records);
+  t0 = std::chrono::steady_clock::now();
+  const int size = ctx_.mpi.size();
+  for (int r = 1; r < size; ++r) {
+    if (records[static_cast<size_t>(r * z_.record_block() + 1)] != 0.0) {
+      const auto text = recv_text(r, worker_error_tag(), ctx_.mpi.comm(), ctx_.config.comm.timeout_s, 0);
+      store_.interrupt_running();
+      throw Error(fmt::format("rank {}: {}", r, text));
+    }
+    if (records[static_cast<size_t>(r * z_.record_block())] != 0.0) request_stop_from_worker();
+  }
+  std::vector<Transition> rows;
+  absorb(records, rows);
+  store_.write(rows);
+  for (auto& l : live_) {
+    if (l.active && l.step == ctx_.config.train.horizon) {
+      store_.end_episode(l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return));
+      l.policy->end_episode(l.plan.id);
+      l.active = false;
+    }
+  }
+  store_.flush();
+  store_seconds_ += seconds_since(t0);
+  busy_seconds_ += seconds_since(t0);
+  return static_cast<std::int64_t>(rows.size());
+}
+
+}  // namespace
+
+std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store) {
+  std::set<std::int64_t> finished;
+  for (const auto& e : store.episodes())
+    if (e.status == EpisodeStatus::kComplete || e.status == EpisodeStatus::kFailed) finished.insert(e.id);
+  std::vector<EpisodePlan> out;
+  for (const auto& p : plans)
+    if (!finished.count(p.id)) out.push_back(p);
+  return out;
+}
+
+StoreHeader make_store_header(const RunContext& ctx) {
+  StoreHeader h;
+  h.domain_names = ctx.space.domain_names();
+  h.domain_fields = ctx.space.fields();
+  h.base_eval_loss = read_base_info(ctx.base_path()).eval_loss;
+  h.token_shares = ctx.space.token_shares();
+  h.obs_layout = obs::layout(h.domain_names);
+  h.horizon = ctx.config.train.horizon;
+  h.space_fingerprint = ctx.space.fingerprint();
+  h.config_ini = to_ini(ctx.config);
+  return h;
+}
+
+StoreWriter open_store(const RunContext& ctx, const std::string& path, bool resume) {
+  const StoreHeader header = make_store_header(ctx);
+  if (resume && std::filesystem::exists(path)) return StoreWriter::resume(path, header);
+  if (std::filesystem::exists(path))
+    throw StoreError(fmt::format("store '{}' exists: pass --resume to continue it, or choose another run.dir", path));
+  return StoreWriter::create(path, header);
+}
+
+DomainContext domain_context(const RunContext& ctx) {
+  return {ctx.space.domain_names(), ctx.space.fields(), ctx.space.token_shares(), ctx.config.train.horizon};
+}
+
+bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label) {
+  std::map<std::string, std::unique_ptr<Policy>> policies;
+  const DomainContext domains = domain_context(ctx);
+  for (const auto& p : plans)
+    if (!policies.count(p.policy)) policies[p.policy] = make_policy(p.policy, domains, ctx.config);
+
+  const int horizon = ctx.config.train.horizon;
+  const size_t per_generation = static_cast<size_t>(ctx.workers() * ctx.config.orchestrator.slots);
+  const size_t generations = (plans.size() + per_generation - 1) / per_generation;
+  Progress progress(label, static_cast<std::int64_t>(plans.size()) * horizon, "steps", ctx.config.run.progress_seconds);
+  broadcast_phase(ctx, protocol::kPhaseEpisodes);
+  std::int64_t steps_done = 0, tokens = 0, episodes_done = 0, rounds = 0;
+  double busy = 0, policy_time = 0, store_time = 0;
+  bool stopped = false;
+  for (size_t g = 0; g < generations && !stopped; ++g) {
+    const auto first = plans.begin() + static_cast<long>(g * per_generation);
+    const auto last = plans.begin() + static_cast<long>(std::min(plans.size(), (g + 1) * per_generation));
+    Generation gen(ctx, store, policies);
+    gen.start(std::vector<EpisodePlan>(first, last));
+    for (int t = 0; t < horizon && !gen.done(); ++t) {
+      steps_done += gen.round();
+      ++rounds;
+      tokens += gen.tokens_this_round();
+      const double tps = static_cast<double>(tokens) / std::max(1e-9, progress.elapsed_seconds());
+      progress.update(steps_done, fmt::format("gen {}/{} round {}/{} trajectories {}/{} {:.0f} tok/s", g + 1, generations,
+                                              t + 1, horizon, episodes_done, plans.size(), tps));
+      if (stop_requested() && t + 1 < horizon) {
+        store.interrupt_running();
+        stopped = true;
+        break;
+      }
+    }
+    episodes_done += last - first;
+    busy += gen.busy_seconds();
+    policy_time += gen.policy_seconds();
+    store_time += gen.store_seconds();
+    if (stop_requested()) stopped = true;
+  }
+  std::vector<double> shutdown(static_cast<size_t>(ctx.mpi.size() *
+                                                   protocol::Sizes{ctx.space.num_domains(), ctx.config.orchestrator.slots}.command_block()),
+                               0.0);
+  std::vector<double> own(static_cast<size_t>(protocol::Sizes{ctx.space.num_domains(), ctx.config.orchestrator.slots}.command_block()));
+  ctx.collective->scatter(shutdown, own, 0);
+  progress.finish(fmt::format("{} trajectories{}", episodes_done, stopped ? " (stopped by signal)" : ""));
+  if (rounds > 0) {
+    const double wall = progress.elapsed_seconds();
+    log_line(fmt::format("learner overhead: {:.3f} ms/round (policy {:.3f}, store {:.3f}) = {:.2f}% of {:.1f} ms/round "
+                         "over {} rounds on {} ranks",
+                         1e3 * busy / rounds, 1e3 * policy_time / rounds, 1e3 * store_time / rounds,
+                         100.0 * busy / wall, 1e3 * wall / rounds, rounds, ctx.mpi.size()));
+  }
+  return !stopped;
+}
+
+}  // namespace dma

@@ -1,0 +1,37 @@
+#pragma once
+// The learner's episode loop: generations of lockstep rounds over every worker slot.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "dma/policy.hpp"
+#include "dma/store.hpp"
+#include "run_context.hpp"
+
+namespace dma {
+
+/// One trajectory to run: its id (unique in the store), the id its seed derives from (the
+/// same seed_id across policies gives paired comparisons), and its policy spec.
+struct EpisodePlan {
+  std::int64_t id = 0;
+  std::int64_t seed_id = 0;
+  std::string policy;
+};
+
+/// Drops plans whose id is already complete or failed in the store (never redone).
+std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store);
+
+/// The store's fixed header for this run (domain space, base losses, horizon, config).
+StoreHeader make_store_header(const RunContext& ctx);
+
+/// Opens `path` for a run: creates it, or resumes it when `resume` (refusing a mismatch).
+StoreWriter open_store(const RunContext& ctx, const std::string& path, bool resume);
+
+/// The policies' view of the domain space.
+DomainContext domain_context(const RunContext& ctx);
+
+/// Runs `plans` on the workers into `store`. Returns false when a stop was requested (the
+/// current round was finished, running episodes marked interrupted, the store flushed).
+bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label);
+
+}  // namespace dma

@@ -1,0 +1,243 @@
+// dma_orchestrate's modes. The learner drives; workers serve episode phases until done.
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "dma/agent.hpp"
+#include "dma/error.hpp"
+#include "dma/orchestrator.hpp"
+#include "dma/progress.hpp"
+#include "dma/proxy.hpp"
+#include "learner.hpp"
+#include "protocol.hpp"
+#include "results.hpp"
+#include "worker.hpp"
+
+namespace fs = std::filesystem;
+
+namespace dma {
+
+int broadcast_phase(RunContext& ctx, int phase) {
+  if (ctx.mpi.size() < 2) return phase;
+  int value = phase;
+  MPI_Request request;
+  DMA_MPI_CHECK(MPI_Ibcast(&value, 1, MPI_INT, 0, ctx.mpi.comm(), &request));
+  // Workers may wait here while the learner pre-trains or trains the agent: a long limit.
+  wait_with_watchdog(request, 30.0 * 24 * 3600, ctx.mpi.rank(), "waiting for the learner's next phase");
+  return value;
+}
+
+namespace {
+
+bool needs_workers(const std::string& mode) { return mode != "pretrain" && mode != "train-agent"; }
+
+void prepare_run_dir(const std::string& dir) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  const auto probe = fs::path(dir) / ".dma-write-probe";
+  std::ofstream out(probe);
+  if (ec || !out)
+    throw ConfigError(fmt::format("run.dir '{}' is not writable: choose a writable directory with --run.dir=DIR", dir));
+  out.close();
+  fs::remove(probe, ec);
+}
+
+/// "agent" alone means this run's agent checkpoint.
+std::string resolve_spec(const RunContext& ctx, const std::string& spec) {
+  if (spec == "agent") return "agent:" + ctx.agent_path();
+  return spec;
+}
+
+void check_policies(const RunContext& ctx, const std::vector<std::string>& specs) {
+  const auto domains = domain_context(ctx);
+  for (const auto& s : std::set<std::string>(specs.begin(), specs.end())) make_policy(s, domains, ctx.config);
+}
+
+void print_results(const RunContext& ctx, const std::string& store_path, const std::vector<std::string>& order,
+                   const std::vector<std::string>& oracle, const std::string& stem) {
+  const auto store = StoreReader::open(store_path);
+  const auto rows = policy_results(store, ctx.config.eval, order, oracle);
+  std::fprintf(stdout, "%s", results_text(rows, ctx.config.eval.score).c_str());
+  std::fflush(stdout);
+  if (stem.empty()) return;
+  std::ofstream(ctx.path(stem + ".csv")) << results_csv(rows);
+  std::ofstream(ctx.path(stem + ".md")) << results_markdown(rows, ctx.config.eval.score);
+  log_line(fmt::format("wrote {} and {}", ctx.path(stem + ".csv"), ctx.path(stem + ".md")));
+}
+
+void require_base(const RunContext& ctx) {
+  if (!fs::exists(ctx.base_path()))
+    throw CheckpointError(fmt::format("base checkpoint '{}' not found: run --mode pretrain first (same run.dir)",
+                                      ctx.base_path()));
+}
+
+int pretrain(RunContext& ctx, bool skip_existing) {
+  if (fs::exists(ctx.base_path())) {
+    if (!skip_existing)
+      throw CheckpointError(fmt::format("'{}' exists: pass --resume to keep it, or delete it to pre-train again",
+                                        ctx.base_path()));
+    log_line(fmt::format("pretrain: {} exists, skipped", ctx.base_path()));
+    return 0;
+  }
+  Config c = ctx.config;
+  // Workers idle during pre-training: the learner may use the node's cores.
+  c.proxy.threads = std::max<int>(c.proxy.threads, static_cast<int>(std::thread::hardware_concurrency()) / ctx.mpi.local_size());
+  run_pretrain(c, ctx.space);
+  return 0;
+}
+
+int collect(RunContext& ctx, bool resume) {
+  require_base(ctx);
+  const PolicyMix mix = parse_policy_mix(ctx.config.collect.policies);
+  std::vector<EpisodePlan> plans;
+  for (std::int64_t id = 0; id < ctx.config.collect.trajectories; ++id)
+    plans.push_back({id, id, resolve_spec(ctx, mix.specs[assign_policy(mix, ctx.config.run.seed, id)])});
+  std::vector<std::string> specs;
+  for (const auto& p : plans) specs.push_back(p.policy);
+  check_policies(ctx, specs);
+  bool finished = false;
+  {  // the writer closes before the summary reads the store
+    auto store = open_store(ctx, ctx.store_path(), resume);
+    const auto pending = pending_plans(plans, store);
+    log_line(fmt::format("collect: {} of {} trajectories to run on {} workers x {} slots into {}", pending.size(),
+                         plans.size(), ctx.workers(), ctx.config.orchestrator.slots, ctx.store_path()));
+    finished = run_episodes(ctx, store, pending, "collect");
+  }
+  if (!finished) {
+    log_line("collect: stopped by a signal; the store is flushed: run again with --resume to finish");
+    return 0;
+  }
+  print_results(ctx, ctx.store_path(), {}, {}, "");
+  return 0;
+}
+
+int evaluate(RunContext& ctx, bool resume) {
+  require_base(ctx);
+  std::vector<std::string> specs, oracle;
+  for (const auto& s : parse_policy_list(ctx.config.evaluate.policies)) specs.push_back(resolve_spec(ctx, s));
+  for (const auto& s : parse_policy_list(ctx.config.evaluate.oracle)) {
+    oracle.push_back(resolve_spec(ctx, s));
+    if (std::find(specs.begin(), specs.end(), oracle.back()) == specs.end()) specs.push_back(oracle.back());
+  }
+  if (specs.empty()) throw ConfigError("evaluate.policies is empty: list the policies to compare, e.g. uniform,fixed:0.5");
+  check_policies(ctx, specs);
+  std::vector<EpisodePlan> plans;
+  const int K = ctx.config.evaluate.seeds;
+  for (size_t p = 0; p < specs.size(); ++p)
+    for (int k = 0; k < K; ++k)
+      plans.push_back({static_cast<std::int64_t>(p) * K + k,
+                       static_cast<std::int64_t>(ctx.config.evaluate.seed_offset) + k, specs[p]});
+  const auto path = ctx.path("eval.h5");
+  bool finished = false;
+  {
+    auto store = open_store(ctx, path, resume);
+    const auto pending = pending_plans(plans, store);
+    log_line(fmt::format("evaluate: {} policies x {} seeds, {} trajectories to run", specs.size(), K, pending.size()));
+    finished = run_episodes(ctx, store, pending, "evaluate");
+  }
+  if (!finished) {
+    log_line("evaluate: stopped by a signal; run again with --resume to finish");
+    return 0;
+  }
+  print_results(ctx, path, specs, oracle, "eval");
+  return 0;
+}
+
+std::vector<std::string> agent_stores(const RunContext& ctx) {
+  std::vector<std::string> stores;
+  for (const auto& s : parse_policy_list(ctx.config.agent.stores)) stores.push_back(s);
+  if (stores.empty()) stores.push_back(ctx.store_path());
+  return stores;
+}
+
+int train_agent_mode(RunContext& ctx, bool skip_existing) {
+  if (fs::exists(ctx.agent_path())) {
+    if (!skip_existing)
+      throw CheckpointError(fmt::format("'{}' exists: pass --resume to keep it, or delete it to train again",
+                                        ctx.agent_path()));
+    log_line(fmt::format("train-agent: {} exists, skipped", ctx.agent_path()));
+    return 0;
+  }
+  const auto report = train_agent(ctx.config, agent_stores(ctx), ctx.agent_path());
+  log_line(fmt::format("train-agent: {} transitions of {} episodes in {}, wrote {}", report.transitions,
+                       report.episodes, format_duration(report.seconds), ctx.agent_path()));
+  return 0;
+}
+
+int iterate(RunContext& ctx, bool resume) {
+  require_base(ctx);
+  if (!fs::exists(ctx.agent_path()))
+    throw CheckpointError(fmt::format("agent '{}' not found: run --mode train-agent first", ctx.agent_path()));
+  auto store = open_store(ctx, ctx.store_path(), resume || fs::exists(ctx.store_path()));
+  const std::string state_path = ctx.path("iterate.state");
+  int first = 0;
+  if (resume && fs::exists(state_path)) std::ifstream(state_path) >> first;
+  const std::int64_t per_gen = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
+  const std::string spec = fmt::format("agent:{}?noise={}", ctx.agent_path(), ctx.config.iterate.exploration_std);
+  constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
+  for (int g = first; g < ctx.config.iterate.generations; ++g) {
+    std::vector<EpisodePlan> plans;
+    for (std::int64_t b = 0; b < per_gen; ++b) {
+      const std::int64_t id = kIterateIds + g * per_gen + b;
+      plans.push_back({id, id, spec});
+    }
+    if (!run_episodes(ctx, store, pending_plans(plans, store), fmt::format("iterate gen {}", g + 1))) return 0;
+    store.flush();
+    train_agent(ctx.config, {ctx.store_path()}, ctx.agent_path(), ctx.agent_path(),
+                ctx.config.iterate.updates_per_generation);
+    std::ofstream(state_path) << g + 1;
+    log_line(fmt::format("iterate: generation {}/{} done, agent updated", g + 1, ctx.config.iterate.generations));
+  }
+  return 0;
+}
+
+int pipeline(RunContext& ctx) {
+  pretrain(ctx, true);
+  if (stop_requested()) return 0;
+  collect(ctx, fs::exists(ctx.store_path()));
+  if (stop_requested()) return 0;
+  train_agent_mode(ctx, true);
+  if (stop_requested()) return 0;
+  return evaluate(ctx, fs::exists(ctx.path("eval.h5")));
+}
+
+int run_learner(RunContext& ctx) {
+  const auto& mode = ctx.config.mode;
+  const bool resume = ctx.config.resume;
+  if (mode == "pretrain") return pretrain(ctx, resume);
+  if (mode == "collect") return collect(ctx, resume);
+  if (mode == "train-agent") return train_agent_mode(ctx, resume);
+  if (mode == "evaluate") return evaluate(ctx, resume);
+  if (mode == "iterate") return iterate(ctx, resume);
+  if (mode == "pipeline") return pipeline(ctx);
+  throw ConfigError(fmt::format("--mode '{}' is not valid: use pretrain|collect|train-agent|iterate|evaluate|pipeline", mode));
+}
+
+}  // namespace
+
+int run_orchestrator(const Config& config, MpiSession& mpi) {
+  install_stop_handlers();
+  if (needs_workers(config.mode) && mpi.size() < 2)
+    throw ConfigError(fmt::format("--mode {} needs at least 2 MPI ranks (1 learner + workers): run under "
+                                  "`mpirun -n 3` or `srun -n 3`",
+                                  config.mode));
+  Config effective = config;
+  if (effective.proxy.threads == 0) effective.proxy.threads = cores_per_rank(mpi);
+  if (mpi.rank() == 0) prepare_run_dir(effective.run.dir);
+  RunContext ctx{effective, mpi, nullptr, DomainSpace::open(effective.data.space)};
+  if (mpi.size() > 1) ctx.collective = make_collective(effective.comm, mpi);
+  register_agent_policy();
+  if (!ctx.is_learner()) {
+    run_worker(ctx);
+    return 0;
+  }
+  const int rc = run_learner(ctx);
+  broadcast_phase(ctx, protocol::kPhaseDone);
+  return rc;
+}
+
+}  // namespace dma

@@ -1,0 +1,95 @@
+#pragma once
+// The per-round messages between learner and workers, as fixed-size blocks of doubles
+// (what a Collective moves). D domains, S slots per worker.
+//
+//   command block (learner -> each worker, scatter):  1 + S * (3 + D)
+//     [kind, {episode_id, seed_id, step, weights (D)} per slot]     episode_id -1: idle slot
+//   record block (each worker -> learner, gather):     2 + S * (6 + 2D)
+//     [stop_flag, error_flag, {status, episode_id, step, tokens, seconds, math_accuracy,
+//                              eval_loss (D), train_loss (D)} per slot]
+//   phase block (learner -> all, broadcast):           kPhaseSize
+//     [phase, argument]
+#include <cstdint>
+#include <span>
+#include <vector>
+
+namespace dma::protocol {
+
+enum Command : int { kShutdownEpisodes = 0, kStep = 1 };
+enum Phase : int { kPhaseDone = 0, kPhaseEpisodes = 1 };
+enum SlotStatus : int { kIdle = 0, kOk = 1, kFailed = 2 };
+inline constexpr int kPhaseSize = 2;
+
+struct Sizes {
+  int domains = 0;
+  int slots = 0;
+  int command_block() const { return 1 + slots * (3 + domains); }
+  int command_slot() const { return 3 + domains; }
+  int record_block() const { return 2 + slots * (6 + 2 * domains); }
+  int record_slot() const { return 6 + 2 * domains; }
+};
+
+/// One slot's order for a round.
+struct SlotCommand {
+  std::int64_t episode_id = -1;
+  std::int64_t seed_id = 0;
+  int step = 0;
+  std::span<const double> weights;  // (D)
+};
+
+/// One slot's report for a round.
+struct SlotRecord {
+  int status = kIdle;
+  std::int64_t episode_id = -1;
+  int step = 0;
+  std::int64_t tokens = 0;
+  double seconds = 0;
+  double math_accuracy = -1;
+  std::vector<float> eval_loss;   // (D)
+  std::vector<float> train_loss;  // (D)
+};
+
+inline SlotCommand read_command(std::span<const double> block, const Sizes& z, int slot) {
+  const double* p = block.data() + 1 + slot * z.command_slot();
+  return {static_cast<std::int64_t>(p[0]), static_cast<std::int64_t>(p[1]), static_cast<int>(p[2]),
+          std::span<const double>(p + 3, static_cast<size_t>(z.domains))};
+}
+
+inline void write_command(std::span<double> block, const Sizes& z, int slot, std::int64_t episode_id,
+                          std::int64_t seed_id, int step, std::span<const double> weights) {
+  double* p = block.data() + 1 + slot * z.command_slot();
+  p[0] = static_cast<double>(episode_id);
+  p[1] = static_cast<double>(seed_id);
+  p[2] = step;
+  for (int d = 0; d < z.domains; ++d) p[3 + d] = episode_id >= 0 ? weights[static_cast<size_t>(d)] : 0.0;
+}
+
+inline void write_record(std::span<double> block, const Sizes& z, int slot, const SlotRecord& r) {
+  double* p = block.data() + 2 + slot * z.record_slot();
+  p[0] = r.status;
+  p[1] = static_cast<double>(r.episode_id);
+  p[2] = r.step;
+  p[3] = static_cast<double>(r.tokens);
+  p[4] = r.seconds;
+  p[5] = r.math_accuracy;
+  for (int d = 0; d < z.domains; ++d) {
+    p[6 + d] = r.status == kOk ? r.eval_loss[static_cast<size_t>(d)] : 0.0;
+    p[6 + z.domains + d] = r.status == kOk ? r.train_loss[static_cast<size_t>(d)] : 0.0;
+  }
+}
+
+inline SlotRecord read_record(std::span<const double> block, const Sizes& z, int slot) {
+  const double* p = block.data() + 2 + slot * z.record_slot();
+  SlotRecord r;
+  r.status = static_cast<int>(p[0]);
+  r.episode_id = static_cast<std::int64_t>(p[1]);
+  r.step = static_cast<int>(p[2]);
+  r.tokens = static_cast<std::int64_t>(p[3]);
+  r.seconds = p[4];
+  r.math_accuracy = p[5];
+  r.eval_loss.assign(p + 6, p + 6 + z.domains);
+  r.train_loss.assign(p + 6 + z.domains, p + 6 + 2 * z.domains);
+  return r;
+}
+
+}  // namespace dma::protocol

@@ -1,0 +1,122 @@
+#include "results.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "dma/score.hpp"
+
+namespace dma {
+namespace {
+
+struct Acc {
+  std::vector<double> source, target, balanced, math;
+  int failed = 0;
+};
+
+void mean_std(const std::vector<double>& v, double& mean, double& sd) {
+  mean = sd = 0;
+  if (v.empty()) return;
+  for (double x : v) mean += x;
+  mean /= static_cast<double>(v.size());
+  if (v.size() > 1) {
+    for (double x : v) sd += (x - mean) * (x - mean);
+    sd = std::sqrt(sd / static_cast<double>(v.size() - 1));
+  }
+}
+
+/// Standard error of the balanced score pooled over policies (for "beats by more than").
+double pooled_se(const std::vector<PolicyResult>& rows) {
+  double num = 0, den = 0, inv_n = 0;
+  int k = 0;
+  for (const auto& r : rows)
+    if (r.episodes > 1) {
+      num += (r.episodes - 1) * r.balanced_std * r.balanced_std;
+      den += r.episodes - 1;
+      inv_n += 1.0 / r.episodes;
+      ++k;
+    }
+  if (den <= 0 || k == 0) return 0;
+  return std::sqrt(num / den) * std::sqrt(inv_n / k);
+}
+
+}  // namespace
+
+std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalConfig& eval,
+                                         const std::vector<std::string>& order, const std::vector<std::string>& oracle) {
+  const auto& h = store.header();
+  std::map<std::string, Acc> acc;
+  std::vector<std::string> seen = order;
+  for (const auto& e : store.episodes()) {
+    if (std::find(seen.begin(), seen.end(), e.policy) == seen.end()) seen.push_back(e.policy);
+    Acc& a = acc[e.policy];
+    if (e.status == EpisodeStatus::kFailed) ++a.failed;
+    if (e.status != EpisodeStatus::kComplete || e.length <= 0) continue;
+    const auto last = store.read_rows(e.start + e.length - 1, 1).at(0);
+    const FieldScores s = field_scores(last.eval_loss, h.base_eval_loss, h.domain_fields);
+    a.source.push_back(s.source);
+    a.target.push_back(s.target);
+    a.balanced.push_back(balanced_score(s, eval));
+    if (last.math_accuracy >= 0) a.math.push_back(last.math_accuracy);
+  }
+  std::vector<PolicyResult> out;
+  for (const auto& p : seen) {
+    const Acc& a = acc[p];
+    PolicyResult r;
+    r.policy = p;
+    r.oracle = std::find(oracle.begin(), oracle.end(), p) != oracle.end();
+    r.episodes = static_cast<int>(a.balanced.size());
+    r.failed = a.failed;
+    mean_std(a.source, r.source_mean, r.source_std);
+    mean_std(a.target, r.target_mean, r.target_std);
+    mean_std(a.balanced, r.balanced_mean, r.balanced_std);
+    if (!a.math.empty()) {
+      double sd = 0;
+      mean_std(a.math, r.math_mean, sd);
+    }
+    out.push_back(r);
+  }
+  return out;
+}
+
+std::string results_text(const std::vector<PolicyResult>& rows, const std::string& score_name) {
+  size_t width = 6;
+  for (const auto& r : rows) width = std::max(width, r.policy.size() + (r.oracle ? 9 : 0));
+  std::string out = fmt::format("{:<{}}  {:>3}  {:>17}  {:>17}  {:>17}  {:>6}\n", "policy", width, "n", "source",
+                                "target", "balanced (" + score_name + ")", "math");
+  for (const auto& r : rows) {
+    const std::string name = r.oracle ? r.policy + " (oracle)" : r.policy;
+    out += fmt::format("{:<{}}  {:>3}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>6}{}\n", name,
+                       width, r.episodes, r.source_mean, r.source_std, r.target_mean, r.target_std, r.balanced_mean,
+                       r.balanced_std, r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-",
+                       r.failed ? fmt::format("  ({} failed)", r.failed) : "");
+  }
+  out += fmt::format("pooled standard error of the balanced score: {:.4f}\n", pooled_se(rows));
+  return out;
+}
+
+std::string results_csv(const std::vector<PolicyResult>& rows) {
+  std::string out =
+      "policy,oracle,episodes,failed,source_mean,source_std,target_mean,target_std,balanced_mean,balanced_std,math_accuracy\n";
+  for (const auto& r : rows)
+    out += fmt::format("\"{}\",{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n", r.policy, r.oracle ? 1 : 0,
+                       r.episodes, r.failed, r.source_mean, r.source_std, r.target_mean, r.target_std, r.balanced_mean,
+                       r.balanced_std, r.math_mean >= 0 ? fmt::format("{:.4f}", r.math_mean) : "");
+  return out;
+}
+
+std::string results_markdown(const std::vector<PolicyResult>& rows, const std::string& score_name) {
+  std::string out = fmt::format("| policy | n | source | target | balanced ({}) | math |\n|---|---:|---:|---:|---:|---:|\n",
+                                score_name);
+  for (const auto& r : rows)
+    out += fmt::format("| {}{} | {} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {} |\n", r.policy,
+                       r.oracle ? " *(oracle)*" : "", r.episodes, r.source_mean, r.source_std, r.target_mean,
+                       r.target_std, r.balanced_mean, r.balanced_std,
+                       r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-");
+  out += fmt::format("\nPooled standard error of the balanced score: {:.4f}\n", pooled_se(rows));
+  return out;
+}
+
+}  // namespace dma

@@ -1,0 +1,33 @@
+#pragma once
+// Final scores per policy from a store, as the comparison table of `evaluate` and the
+// summary at the end of `collect`.
+#include <string>
+#include <vector>
+
+#include "dma/config.hpp"
+#include "dma/store.hpp"
+
+namespace dma {
+
+struct PolicyResult {
+  std::string policy;
+  bool oracle = false;
+  int episodes = 0;           // complete episodes
+  int failed = 0;
+  double source_mean = 0, source_std = 0;
+  double target_mean = 0, target_std = 0;
+  double balanced_mean = 0, balanced_std = 0;
+  double math_mean = -1;      // -1: not measured
+};
+
+/// Reads every complete episode's final row; policies in first-seen order (or `order`).
+std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalConfig& eval,
+                                         const std::vector<std::string>& order = {},
+                                         const std::vector<std::string>& oracle = {});
+
+/// The table as aligned text, CSV and Markdown. Balanced is the configured eval.score.
+std::string results_text(const std::vector<PolicyResult>& rows, const std::string& score_name);
+std::string results_csv(const std::vector<PolicyResult>& rows);
+std::string results_markdown(const std::vector<PolicyResult>& rows, const std::string& score_name);
+
+}  // namespace dma

@@ -1,0 +1,30 @@
+#pragma once
+// What every mode needs on every rank: config, MPI, the collective, the domain space, paths.
+#include <memory>
+#include <string>
+
+#include "dma/comm.hpp"
+#include "dma/config.hpp"
+#include "dma/domain_space.hpp"
+
+namespace dma {
+
+struct RunContext {
+  Config config;                     // effective config (proxy.threads resolved)
+  MpiSession& mpi;
+  std::unique_ptr<Collective> collective;  // null in learner-only runs (1 rank)
+  DomainSpace space;
+
+  bool is_learner() const { return mpi.rank() == 0; }
+  int workers() const { return mpi.size() - 1; }
+  std::string path(const std::string& name) const { return config.run.dir + "/" + name; }
+  std::string base_path() const { return path("base.pt"); }
+  std::string store_path() const { return config.collect.store.empty() ? path("store.h5") : config.collect.store; }
+  std::string agent_path() const { return path("agent.pt"); }
+};
+
+/// Control over MPI (not the Collective): the learner announces the next phase to every
+/// worker. Workers may wait a long time here (the learner trains an agent, pretrains).
+int broadcast_phase(RunContext& ctx, int phase);
+
+}  // namespace dma

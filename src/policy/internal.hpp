@@ -1,0 +1,58 @@
+#pragma once
+// Shared pieces of the policy implementations (not a public header). D domains, B batch rows.
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dma/config.hpp"
+#include "dma/policy.hpp"
+
+namespace dma::policy_detail {
+
+/// The list every unknown-spec error ends with.
+inline constexpr const char* kValidSpecs =
+    "uniform|natural|source-only|target-only|fixed:<share>|schedule:<a>><b>|random|online-eg|"
+    "replay:<store>#<id>|regmix[:<store>]|agent:<ckpt>";
+
+/// Checks a batch against D and the weights buffer (sizes, steps in [0, horizon)).
+/// `needs_obs`: the policy reads observations, so obs_dim must be obs::dim(D).
+void check_batch(const std::string& name, const ActBatch& batch, std::span<double> weights, const DomainContext& ctx,
+                 bool needs_obs);
+
+/// Makes a row a point of the simplex: non-finite or negative entries become 0, then the row
+/// is divided by its sum (uniform if nothing is left). Sums to 1 within a few ulps.
+void finish_row(std::span<double> row);
+
+/// A whole string as a finite double, or nothing ("0.3" yes, "0.3x", "", "nan" no).
+std::optional<double> parse_number(std::string_view text);
+
+/// Checks a DomainContext (sizes agree, at least one domain, horizon >= 1).
+void check_context(const DomainContext& ctx);
+
+/// The argument of fixed:/schedule: ends: a target share in [0, 1], a source:target ratio
+/// "3:1", or D weights "w1/.../wD".
+/// `spec` names the policy in errors.
+std::vector<double> parse_mixture_arg(const std::string& spec, const std::string& arg, const DomainContext& ctx);
+
+/// Natural (token) shares normalised over the domains of `field`, 0 elsewhere; uniform
+/// within the field when it has no token counts. All zero when the field has no domain.
+std::vector<double> natural_within(const DomainContext& ctx, Field field);
+
+// Factories of each family (spec already recognised by make_policy).
+std::unique_ptr<Policy> make_static_policy(const std::string& spec, const DomainContext& ctx);
+std::unique_ptr<Policy> make_random_policy(const std::string& spec, const DomainContext& ctx,
+                                           const RandomPolicyConfig& cfg);
+std::unique_ptr<Policy> make_online_eg_policy(const std::string& spec, const DomainContext& ctx,
+                                              const OnlineEgConfig& cfg);
+std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const DomainContext& ctx);
+std::unique_ptr<Policy> make_regmix_policy(const std::string& spec, const DomainContext& ctx, const Config& config);
+
+/// For each context domain, its column in a store with `store_names`; throws PolicyError
+/// (naming `spec` and `store`) unless both hold the same set of domain names.
+std::vector<int> map_store_domains(const std::string& spec, const std::string& store,
+                                   const std::vector<std::string>& store_names, const DomainContext& ctx);
+
+}  // namespace dma::policy_detail

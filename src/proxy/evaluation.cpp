@@ -1,0 +1,137 @@
+#include "evaluation.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <limits>
+
+#include "dma/proxy.hpp"
+
+namespace dma {
+
+namespace {
+bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+}  // namespace
+
+std::string parse_answer(std::string_view text) {
+  std::size_t i = 0;
+  while (i < text.size() && !is_digit(text[i]) && !(text[i] == '-' && i + 1 < text.size() && is_digit(text[i + 1]))) ++i;
+  std::string out;
+  if (i < text.size() && text[i] == '-') out += text[i++];
+  bool seen_point = false;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    const bool digit_follows = i + 1 < text.size() && is_digit(text[i + 1]);
+    if (is_digit(c)) out += c;
+    else if ((c == ',' || c == ' ') && digit_follows) continue;  // "1,234" and "1 234" are 1234
+    else if (c == '.' && digit_follows && !seen_point) { out += c; seen_point = true; }
+    else break;
+  }
+  return out;
+}
+
+namespace proxy {
+
+EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len, const torch::Device& device) {
+  EvalSet set;
+  set.domains = space.num_domains();
+  const int width = space.row_width();
+  std::vector<torch::Tensor> parts;
+  for (int d = 0; d < set.domains; ++d) {
+    const auto rows = std::min<std::int64_t>(rows_per_domain, space.domains()[d].eval_rows);
+    if (rows <= 0) continue;
+    std::vector<std::int32_t> buffer(static_cast<std::size_t>(rows * width));
+    space.read_eval_rows(d, 0, rows, buffer);
+    parts.push_back(torch::from_blob(buffer.data(), {rows, width}, torch::kInt32).narrow(1, 0, seq_len + 1).to(torch::kInt64));
+    set.row_domain.insert(set.row_domain.end(), static_cast<std::size_t>(rows), d);
+  }
+  set.tokens = parts.empty() ? torch::empty({0, seq_len + 1}, torch::kInt64) : torch::cat(parts);
+  set.tokens = set.tokens.to(device);
+  return set;
+}
+
+std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_rows) {
+  c10::InferenceMode inference;
+  std::vector<double> sum(static_cast<std::size_t>(set.domains), 0.0);
+  std::vector<std::int64_t> count(static_cast<std::size_t>(set.domains), 0);
+  const auto rows = set.tokens.size(0);
+  for (std::int64_t start = 0; start < rows; start += chunk_rows) {
+    const auto n = std::min<std::int64_t>(chunk_rows, rows - start);
+    auto losses = row_losses(model, set.tokens.narrow(0, start, n)).to(torch::kCPU, torch::kFloat64).contiguous();
+    const double* l = losses.data_ptr<double>();
+    for (std::int64_t r = 0; r < n; ++r) {
+      const auto d = static_cast<std::size_t>(set.row_domain[static_cast<std::size_t>(start + r)]);
+      sum[d] += l[r];  // every row has T targets, so the mean of row means is the token mean
+      ++count[d];
+    }
+  }
+  std::vector<float> out(sum.size(), std::numeric_limits<float>::quiet_NaN());
+  for (std::size_t d = 0; d < sum.size(); ++d)
+    if (count[d] > 0) out[d] = static_cast<float>(sum[d] / static_cast<double>(count[d]));
+  return out;
+}
+
+MathSet load_math_set(const DomainSpace& space, int count) {
+  MathSet set;
+  if (space.tokenizer() != "bytes") return set;  // prompts are text; only bytes encode here
+  const auto& problems = space.math_benchmark();
+  const auto n = std::min<std::size_t>(problems.size(), static_cast<std::size_t>(std::max(count, 0)));
+  for (std::size_t i = 0; i < n; ++i) {
+    const auto ids = bytes_tokenizer::encode(problems[i].prompt);
+    if (ids.empty()) continue;
+    set.prompts.emplace_back(ids.begin(), ids.end());
+    set.answers.push_back(problems[i].answer);
+  }
+  return set;
+}
+
+std::vector<std::string> greedy_generate(ProxyLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                                         int max_tokens, const torch::Device& device) {
+  c10::InferenceMode inference;
+  const auto seq_len = static_cast<std::int64_t>(model->shape().seq_len);
+  const auto n = static_cast<std::int64_t>(prompts.size());
+  const auto budget = std::min<std::int64_t>(std::max(max_tokens, 0), seq_len - 1);
+  std::vector<std::string> out(prompts.size());
+  if (n == 0 || budget == 0) return out;
+  // Prompts keep their last seq_len - budget tokens and are left-padded to a common width,
+  // so every row's next token comes from the last column; the cache hides the padding.
+  std::int64_t width = 0;
+  for (const auto& p : prompts) width = std::max<std::int64_t>(width, static_cast<std::int64_t>(p.size()));
+  width = std::min(width, seq_len - budget);
+  auto buffer = torch::zeros({n, width}, torch::kInt64);
+  auto pad = torch::empty({n}, torch::kInt64);
+  for (std::int64_t r = 0; r < n; ++r) {
+    const auto& p = prompts[static_cast<std::size_t>(r)];
+    const auto keep = std::min<std::int64_t>(static_cast<std::int64_t>(p.size()), width);
+    std::copy(p.end() - keep, p.end(), buffer[r].data_ptr<std::int64_t>() + (width - keep));
+    pad[r] = width - keep;
+  }
+  auto cache = model->new_cache(pad.to(device), width + budget);
+  auto logits = model->forward_cached(buffer.to(device), cache);  // (n, width, V)
+  std::vector<torch::Tensor> generated;
+  for (std::int64_t step = 0; step < budget; ++step) {
+    auto next = logits.select(1, logits.size(1) - 1).argmax(/*dim=*/-1, /*keepdim=*/true);  // (n, 1)
+    generated.push_back(next);
+    if (step + 1 < budget) logits = model->forward_cached(next, cache);
+  }
+  const auto host = torch::cat(generated, /*dim=*/1).to(torch::kCPU, torch::kInt32).contiguous();
+  for (std::int64_t r = 0; r < n; ++r)
+    out[static_cast<std::size_t>(r)] = bytes_tokenizer::decode({host[r].data_ptr<std::int32_t>(), static_cast<std::size_t>(budget)});
+  return out;
+}
+
+bool exact_match(std::string_view generated, std::string_view answer) {
+  const auto expected = parse_answer(answer);
+  return !expected.empty() && parse_answer(generated) == expected;
+}
+
+float math_accuracy(ProxyLM& model, const MathSet& set, int max_tokens, const torch::Device& device) {
+  if (set.prompts.empty()) return -1.0f;
+  const auto generated = greedy_generate(model, set.prompts, max_tokens, device);
+  int correct = 0;
+  for (std::size_t i = 0; i < generated.size(); ++i) correct += exact_match(generated[i], set.answers[i]) ? 1 : 0;
+  return static_cast<float>(correct) / static_cast<float>(generated.size());
+}
+
+}  // namespace proxy
+}  // namespace dma

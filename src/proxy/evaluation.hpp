@@ -1,0 +1,47 @@
+#pragma once
+// The evaluation environment: per-domain held-out loss on a fixed eval subset and exact
+// match on the math benchmark by greedy decoding. Internal to src/proxy (and its tests).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "dma/domain_space.hpp"
+#include "model.hpp"
+
+namespace dma::proxy {
+
+/// The fixed eval subset: the first `rows_per_domain` eval rows of every domain (fewer when
+/// a domain has fewer), cropped to the model's seq_len + 1 tokens.
+struct EvalSet {
+  torch::Tensor tokens;            // (R, T+1) int64 on the model's device
+  std::vector<int> row_domain;     // (R) domain of each row
+  int domains = 0;
+};
+EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len, const torch::Device& device);
+
+/// Mean token NLL per domain over the eval set (NaN for a domain without rows).
+std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_rows = 64);
+
+/// Math problems with prompts as token ids (bytes tokenizer).
+struct MathSet {
+  std::vector<std::vector<std::int64_t>> prompts;
+  std::vector<std::string> answers;
+};
+/// The first `count` problems of the space's benchmark; empty unless the tokenizer is bytes.
+MathSet load_math_set(const DomainSpace& space, int count);
+
+/// Greedy continuation of each prompt by `max_tokens` tokens (at most seq_len - 1; a prompt
+/// keeps its last seq_len - max_tokens tokens), decoded as bytes; all prompts in one batch.
+std::vector<std::string> greedy_generate(ProxyLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
+                                         int max_tokens, const torch::Device& device);
+
+/// True when the generated text's first number equals the answer's (both parsed).
+bool exact_match(std::string_view generated, std::string_view answer);
+
+/// Fraction of problems answered exactly; -1 when the set is empty.
+float math_accuracy(ProxyLM& model, const MathSet& set, int max_tokens, const torch::Device& device);
+
+}  // namespace dma::proxy

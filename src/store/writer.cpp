@@ -1,0 +1,342 @@
+// StoreWriter: the learner's single HDF5 writer, in SWMR mode (DESIGN §5).
+// Shapes: N rows, D domains, O = obs_dim, H = horizon, R = rows in one write() call.
+#include <algorithm>
+#include <chrono>
+#include <ctime>
+#include <filesystem>
+#include <type_traits>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "dma/error.hpp"
+#include "dma/store.hpp"
+#include "io.hpp"
+
+namespace dma {
+
+using namespace store_detail;
+
+struct StoreWriter::Impl {
+  std::string path;
+  StoreHeader header;
+  h5::File file;
+  Datasets ds;
+  std::vector<EpisodeRecord> episodes;
+  std::unordered_map<std::int64_t, std::size_t> running;  // episode id -> index, running only
+  std::int64_t num_rows = 0;
+
+  void write_columns(const std::vector<hsize_t>& idx, const std::vector<const Transition*>& ts);
+  void update_lengths(const std::vector<const Transition*>& ts);
+  void open_datasets_after_swmr() {
+    ds = open_datasets(file.get(), header, path, /*writer=*/true);
+    num_rows = common_rows(ds);
+  }
+};
+
+namespace {
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+void check_header(const StoreHeader& h, const std::string& path) {
+  const std::size_t d = h.domain_names.size();
+  if (d == 0 || h.domain_fields.size() != d || h.base_eval_loss.size() != d || h.token_shares.size() != d)
+    throw StoreError(fmt::format(
+        "store '{}': header needs one field, base loss and token share per domain ({} names, {} fields, {} losses, "
+        "{} shares)",
+        path, d, h.domain_fields.size(), h.base_eval_loss.size(), h.token_shares.size()));
+  if (h.obs_layout.empty() || h.horizon <= 0)
+    throw StoreError(fmt::format("store '{}': header needs obs_layout and a positive horizon (got {} entries, horizon {})",
+                                 path, h.obs_layout.size(), h.horizon));
+}
+
+/// One-line refusal when a resumed store does not match what the run expects.
+void check_matches(const StoreHeader& found, const StoreHeader& want, const std::string& path) {
+  const std::string fix = "use the run's original config and domain space, or a new run.dir";
+  if (found.domain_names != want.domain_names || found.domain_fields != want.domain_fields)
+    throw StoreError(fmt::format("cannot resume store '{}': it holds {} domains ({}...) but the run has {} ({}...): {}",
+                                 path, found.domain_names.size(), found.domain_names.at(0), want.domain_names.size(),
+                                 want.domain_names.empty() ? "" : want.domain_names[0], fix));
+  if (found.space_fingerprint != want.space_fingerprint)
+    throw StoreError(fmt::format("cannot resume store '{}': it was collected on another domain space (fingerprint "
+                                 "{:016x}, this run {:016x}): {}",
+                                 path, found.space_fingerprint, want.space_fingerprint, fix));
+  if (found.horizon != want.horizon)
+    throw StoreError(fmt::format("cannot resume store '{}': its horizon is {} but the run's train.horizon is {}: {}",
+                                 path, found.horizon, want.horizon, fix));
+  if (found.obs_layout != want.obs_layout)
+    throw StoreError(fmt::format("cannot resume store '{}': its observation layout ({} entries) differs from this "
+                                 "dma's ({} entries): {}",
+                                 path, found.obs_layout.size(), want.obs_layout.size(), fix));
+}
+
+/// Closes an ended episode's rows: its last stored row is a timeout (truncation), whatever
+/// its status, and the episode row gets the checksum of its rows as stored.
+void seal(const Datasets& ds, const StoreHeader& h, std::size_t index, EpisodeRecord& e) {
+  e.checksum = 0;
+  if (e.length > 0) {
+    const std::uint8_t one = 1;
+    write_selected(ds.rows[kTimeouts].get(), 1, {static_cast<hsize_t>(e.start + e.length - 1)}, H5T_NATIVE_UINT8,
+                   &one);
+    e.checksum = rows_checksum(read_block(ds, h, e.start, e.length, true), 0, e.length);
+  }
+  write_episode(ds, index, e);
+}
+
+/// Rows past a killed episode's flushed length may hold parts of an unflushed round: mark
+/// them as never written, so the length is the single truth.
+void clear_unflushed_tail(const Datasets& ds, const EpisodeRecord& e, int horizon) {
+  std::vector<hsize_t> rows;
+  for (std::int64_t r = e.start + e.length; r < e.start + horizon; ++r) rows.push_back(static_cast<hsize_t>(r));
+  const std::vector<std::int32_t> steps(rows.size(), -1);
+  const std::vector<std::int64_t> ids(rows.size(), -1);
+  write_selected(ds.rows[kStep].get(), 1, rows, H5T_NATIVE_INT32, steps.data());
+  write_selected(ds.rows[kEpisodeId].get(), 1, rows, H5T_NATIVE_INT64, ids.data());
+}
+
+template <class T, class Get>
+std::vector<T> gather(const std::vector<const Transition*>& rows, std::size_t cols, Get get) {
+  std::vector<T> out;
+  out.reserve(rows.size() * cols);
+  for (const Transition* t : rows) {
+    if constexpr (std::is_same_v<std::decay_t<std::invoke_result_t<Get, const Transition&>>, std::vector<float>>) {
+      const auto& v = get(*t);
+      out.insert(out.end(), v.begin(), v.end());
+    } else {
+      out.push_back(static_cast<T>(get(*t)));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+StoreWriter::StoreWriter(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+StoreWriter::~StoreWriter() = default;
+StoreWriter::StoreWriter(StoreWriter&&) noexcept = default;
+StoreWriter& StoreWriter::operator=(StoreWriter&&) noexcept = default;
+
+const StoreHeader& StoreWriter::header() const { return impl_->header; }
+const std::vector<EpisodeRecord>& StoreWriter::episodes() const { return impl_->episodes; }
+
+StoreWriter StoreWriter::create(const std::string& path, const StoreHeader& header) {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  check_header(header, path);
+  if (std::filesystem::exists(path))
+    throw StoreError(fmt::format("store '{}' already exists: pass --resume to continue it, or choose another run.dir",
+                                 path));
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->header = header;
+  if (impl->header.created_utc.empty()) impl->header.created_utc = utc_now();
+  h5::PropList fapl(make_fapl(false));
+  impl->file = h5::File(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()));
+  if (!impl->file)
+    throw StoreError(fmt::format("cannot create store '{}': {}: check that the directory exists and is writable", path,
+                                 h5::error_stack()));
+  try {
+    {
+      h5::Group root(h5::check(H5Gopen2(impl->file.get(), "/", H5P_DEFAULT), "open /"));
+      write_header(root.get(), impl->header);
+    }
+    create_datasets(impl->file.get(), impl->header);
+    // Every object exists now: SWMR forbids creating datasets or attributes afterwards.
+    h5::check_status(H5Fstart_swmr_write(impl->file.get()), "H5Fstart_swmr_write");
+    impl->open_datasets_after_swmr();
+  } catch (const Error& e) {
+    // A half-made store would be refused by both create ("exists") and resume ("damaged").
+    impl.reset();
+    std::error_code ec;
+    std::filesystem::remove(path, ec);
+    throw StoreError(fmt::format("cannot create store '{}': {}", path, e.what()));
+  }
+  return StoreWriter(std::move(impl));
+}
+
+StoreWriter StoreWriter::resume(const std::string& path, const StoreHeader& expected) {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  // Check with a read-only SWMR open first, so a foreign file is never modified.
+  {
+    auto reader = StoreReader::open(path);
+    check_matches(reader.header(), expected, path);
+  }
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  h5::PropList fapl(make_fapl(true));
+  impl->file = h5::File(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()));
+  if (!impl->file)
+    throw StoreError(fmt::format("cannot reopen store '{}' for writing: {}: check permissions, and that no other "
+                                 "process writes it",
+                                 path, h5::error_stack()));
+  {
+    h5::Group root(h5::check(H5Gopen2(impl->file.get(), "/", H5P_DEFAULT), "open /"));
+    impl->header = read_header(root.get(), path);
+  }
+  {
+    auto ds = open_datasets(impl->file.get(), impl->header, path);
+    impl->episodes = read_episode_table(ds, common_episodes(ds), impl->header, path);
+    extend_episodes(ds, impl->episodes.size());  // drops a partial row a kill left behind
+    // Exactly one block per episode: rows past the last block belong to no episode, and a
+    // kill between two extends may have left datasets of different lengths.
+    std::int64_t rows = 0;
+    for (const auto& e : impl->episodes) rows = std::max(rows, e.start + impl->header.horizon);
+    extend_rows(ds, static_cast<hsize_t>(rows));
+    for (std::size_t i = 0; i < impl->episodes.size(); ++i) {
+      auto& e = impl->episodes[i];
+      if (e.status != EpisodeStatus::kRunning) continue;
+      e.status = EpisodeStatus::kInterrupted;
+      clear_unflushed_tail(ds, e, impl->header.horizon);
+      seal(ds, impl->header, i, e);
+    }
+  }
+  h5::check_status(H5Fflush(impl->file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
+  h5::check_status(H5Fstart_swmr_write(impl->file.get()), "H5Fstart_swmr_write");
+  impl->open_datasets_after_swmr();
+  return StoreWriter(std::move(impl));
+}
+
+std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRecord>& episodes) {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  auto& s = *impl_;
+  const std::int64_t h = s.header.horizon;
+  std::vector<std::size_t> indices;
+  for (const auto& e : episodes)
+    if (s.running.count(e.id))
+      throw StoreError(fmt::format("store '{}': episode {} is already running: end it before starting it again", s.path,
+                                   e.id));
+  const std::int64_t first_row = s.num_rows;
+  s.num_rows += h * static_cast<std::int64_t>(episodes.size());
+  // Rows before episodes: a reader that sees an episode can then always see its block.
+  extend_rows(s.ds, static_cast<hsize_t>(s.num_rows));
+  extend_episodes(s.ds, s.episodes.size() + episodes.size());
+  for (std::size_t k = 0; k < episodes.size(); ++k) {
+    EpisodeRecord e = episodes[k];
+    e.start = first_row + h * static_cast<std::int64_t>(k);
+    e.length = 0;
+    e.status = EpisodeStatus::kRunning;
+    e.return_ = 0;
+    e.checksum = 0;
+    if (e.policy.size() > static_cast<std::size_t>(kPolicyNameBytes)) e.policy.resize(kPolicyNameBytes);
+    const std::size_t index = s.episodes.size();
+    write_episode(s.ds, index, e);
+    s.episodes.push_back(e);
+    s.running[e.id] = index;
+    indices.push_back(index);
+  }
+  return indices;
+}
+
+void StoreWriter::write(std::span<const Transition> rows) {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  auto& s = *impl_;
+  const std::size_t d = static_cast<std::size_t>(s.header.num_domains());
+  const std::size_t o = static_cast<std::size_t>(s.header.obs_dim());
+  std::vector<std::pair<hsize_t, const Transition*>> order;  // (R)
+  for (const auto& t : rows) {
+    auto it = s.running.find(t.episode_id);
+    if (it == s.running.end())
+      throw StoreError(fmt::format("store '{}': transition for episode {} which is not running", s.path, t.episode_id));
+    if (t.step < 0 || t.step >= s.header.horizon || t.observation.size() != o || t.next_observation.size() != o ||
+        t.action.size() != d || t.eval_loss.size() != d)
+      throw StoreError(fmt::format("store '{}': malformed transition (episode {}, step {}): sizes obs {}/{}, action {}, "
+                                   "eval_loss {}; expected step < {}, obs {}, D {}",
+                                   s.path, t.episode_id, t.step, t.observation.size(), t.next_observation.size(),
+                                   t.action.size(), t.eval_loss.size(), s.header.horizon, o, d));
+    order.emplace_back(static_cast<hsize_t>(s.episodes[it->second].start + t.step), &t);
+  }
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (std::size_t i = 1; i < order.size(); ++i)
+    if (order[i].first == order[i - 1].first)
+      throw StoreError(fmt::format("store '{}': two transitions for episode {} step {} in one write", s.path,
+                                   order[i].second->episode_id, order[i].second->step));
+  std::vector<hsize_t> idx;
+  std::vector<const Transition*> ts;
+  for (const auto& [row, t] : order) idx.push_back(row), ts.push_back(t);
+  s.write_columns(idx, ts);
+  s.update_lengths(ts);
+}
+
+void StoreWriter::Impl::write_columns(const std::vector<hsize_t>& idx, const std::vector<const Transition*>& ts) {
+  auto& s = *this;
+  const std::size_t d = static_cast<std::size_t>(s.header.num_domains());
+  const std::size_t o = static_cast<std::size_t>(s.header.obs_dim());
+
+  auto put = [&](int col, hid_t mtype, const auto& buf) { write_selected(s.ds.rows[col].get(), columns(kTransitionColumns[col].width, s.header), idx, mtype, buf.data()); };
+  put(kObs, H5T_NATIVE_FLOAT, gather<float>(ts, o, [](const Transition& t) -> const auto& { return t.observation; }));
+  put(kNextObs, H5T_NATIVE_FLOAT,
+      gather<float>(ts, o, [](const Transition& t) -> const auto& { return t.next_observation; }));
+  put(kActions, H5T_NATIVE_FLOAT, gather<float>(ts, d, [](const Transition& t) -> const auto& { return t.action; }));
+  put(kEvalLoss, H5T_NATIVE_FLOAT, gather<float>(ts, d, [](const Transition& t) -> const auto& { return t.eval_loss; }));
+  put(kRewards, H5T_NATIVE_FLOAT, gather<float>(ts, 1, [](const Transition& t) { return t.reward; }));
+  put(kTerminals, H5T_NATIVE_UINT8, std::vector<std::uint8_t>(ts.size(), 0));
+  put(kTimeouts, H5T_NATIVE_UINT8, gather<std::uint8_t>(ts, 1, [](const Transition& t) { return t.timeout ? 1 : 0; }));
+  put(kEpisodeId, H5T_NATIVE_INT64, gather<std::int64_t>(ts, 1, [](const Transition& t) { return t.episode_id; }));
+  put(kStep, H5T_NATIVE_INT32, gather<std::int32_t>(ts, 1, [](const Transition& t) { return t.step; }));
+  put(kSourceScore, H5T_NATIVE_FLOAT, gather<float>(ts, 1, [](const Transition& t) { return t.source_score; }));
+  put(kTargetScore, H5T_NATIVE_FLOAT, gather<float>(ts, 1, [](const Transition& t) { return t.target_score; }));
+  put(kMathAccuracy, H5T_NATIVE_FLOAT, gather<float>(ts, 1, [](const Transition& t) { return t.math_accuracy; }));
+  put(kTrainTokens, H5T_NATIVE_INT64, gather<std::int64_t>(ts, 1, [](const Transition& t) { return t.train_tokens; }));
+  put(kWallSeconds, H5T_NATIVE_FLOAT, gather<float>(ts, 1, [](const Transition& t) { return t.wall_seconds; }));
+}
+
+// Running episodes' lengths follow their rows, so a live reader and a resume after a kill
+// know how many rows each holds (one write per call, whatever the number of episodes).
+void StoreWriter::Impl::update_lengths(const std::vector<const Transition*>& ts) {
+  std::vector<hsize_t> changed;
+  for (const Transition* t : ts) {
+    const std::size_t index = running.at(t->episode_id);
+    auto& e = episodes[index];
+    if (t->step + 1 > e.length) {
+      e.length = t->step + 1;
+      changed.push_back(index);
+    }
+  }
+  std::sort(changed.begin(), changed.end());
+  changed.erase(std::unique(changed.begin(), changed.end()), changed.end());
+  std::vector<std::int32_t> lengths;
+  for (hsize_t i : changed) lengths.push_back(episodes[i].length);
+  write_selected(ds.eps[kEpLength].get(), 1, changed, H5T_NATIVE_INT32, lengths.data());
+}
+
+
+void StoreWriter::end_episode(std::size_t episode_index, EpisodeStatus status, std::int32_t length,
+                              float episode_return) {
+  h5::SilenceErrors quiet;
+  auto& s = *impl_;
+  if (episode_index >= s.episodes.size() || length < 0 || length > s.header.horizon)
+    throw StoreError(fmt::format("store '{}': end_episode({}, length {}) out of range ({} episodes, horizon {})", s.path,
+                                 episode_index, length, s.episodes.size(), s.header.horizon));
+  auto& e = s.episodes[episode_index];
+  e.status = status;
+  e.length = length;
+  e.return_ = episode_return;
+  seal(s.ds, s.header, episode_index, e);
+  auto it = s.running.find(e.id);
+  if (status != EpisodeStatus::kRunning && it != s.running.end() && it->second == episode_index) s.running.erase(it);
+}
+
+void StoreWriter::flush() {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  h5::check_status(H5Fflush(impl_->file.get(), H5F_SCOPE_GLOBAL), "flush store " + impl_->path);
+}
+
+void StoreWriter::interrupt_running() {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  auto& s = *impl_;
+  for (const auto& [id, index] : s.running) {
+    auto& e = s.episodes[index];
+    e.status = EpisodeStatus::kInterrupted;
+    seal(s.ds, s.header, index, e);
+  }
+  s.running.clear();
+  flush();
+}
+
+}  // namespace dma

@@ -1,0 +1,116 @@
+// Development bench for the agent (not a test): collects a simulated store (sim.hpp), trains
+// the agent on it through a real store file, and compares the agent with the fixed-share
+// grid and linear schedules on fresh seeds.
+//   agent_sim [episodes=50] [threads=1] [eval_seeds=8] [section.key=value ...]
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <numeric>
+#include <string>
+
+#include <fmt/format.h>
+#include <torch/torch.h>
+
+#include "sim.hpp"
+
+using namespace dma;
+using namespace dma::agent_test;
+
+namespace {
+
+struct Stat {
+  double mean = 0, se = 0;
+};
+
+Stat evaluate(const SimSpace& sp, const StoreHeader& h, const EvalConfig& eval, int seeds,
+              const std::function<SimPolicy(std::int64_t id, std::uint64_t seed)>& make) {
+  std::vector<double> v;
+  for (int k = 0; k < seeds; ++k) {
+    const std::int64_t id = 1000000 + k;
+    const std::uint64_t seed = mix64(0xe5a1ULL + static_cast<std::uint64_t>(k));
+    v.push_back(run_sim_episode(sp, h, eval, id, seed, make(id, seed), "eval").final_score);
+  }
+  Stat s;
+  s.mean = std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
+  double ss = 0;
+  for (double x : v) ss += (x - s.mean) * (x - s.mean);
+  s.se = v.size() > 1 ? std::sqrt(ss / static_cast<double>(v.size() - 1) / static_cast<double>(v.size())) : 0;
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  int episodes = argc > 1 ? std::atoi(argv[1]) : 50;
+  int threads = argc > 2 ? std::atoi(argv[2]) : 1;
+  int seeds = argc > 3 ? std::atoi(argv[3]) : 8;
+  std::string ini;
+  std::map<std::string, std::string> kv;
+  for (int i = 4; i < argc; ++i) {
+    std::string a = argv[i];
+    auto dot = a.find('.'), eq = a.find('=');
+    ini += fmt::format("[{}]\n{} = {}\n", a.substr(0, dot), a.substr(dot + 1, eq - dot - 1), a.substr(eq + 1));
+  }
+  torch::set_num_threads(threads);
+  Config config = parse_ini_text(ini);
+  SimSpace sp;
+  sp.horizon = config.train.horizon;
+  const auto h = sim_header(sp, config.eval.score);
+  const EvalConfig& eval = config.eval;
+
+  std::printf("%-22s %9s %7s\n", "policy", "score", "se");
+  double best_fixed = -1e9;
+  std::string best_name;
+  for (int k = 1; k <= 9; ++k) {
+    const double share = 0.1 * k;
+    auto s = evaluate(sp, h, eval, seeds, [&](std::int64_t, std::uint64_t) { return fixed_share(h, share); });
+    std::printf("%-22s %9.4f %7.4f\n", fmt::format("fixed:{:.1f}", share).c_str(), s.mean, s.se);
+    if (s.mean > best_fixed) best_fixed = s.mean, best_name = fmt::format("fixed:{:.1f}", share);
+  }
+  for (auto [a, b] : std::vector<std::pair<double, double>>{{0.9, 0.2}, {0.2, 0.9}, {0.7, 0.3}, {0.6, 0.4}, {0.8, 0.1}}) {
+    auto s = evaluate(sp, h, eval, seeds, [&](std::int64_t, std::uint64_t) { return linear_schedule(h, a, b); });
+    std::printf("%-22s %9.4f %7.4f\n", fmt::format("schedule:{}>{}", a, b).c_str(), s.mean, s.se);
+  }
+  if (episodes <= 0) return 0;
+
+  TempDir dir;
+  const auto store = sim_store(sp, h, eval, episodes, config.run.seed);
+  write_store(dir.file("store.h5"), store);
+  std::vector<double> finals;
+  for (const auto& rows : store.rows) {
+    double r = 0;
+    for (const auto& t : rows) r += t.reward;
+    finals.push_back(r);
+  }
+  std::sort(finals.rbegin(), finals.rend());
+  std::printf("store: %d episodes, best returns %.4f %.4f %.4f, median %.4f\n", episodes, finals[0], finals[1], finals[2],
+              finals[finals.size() / 2]);
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto rep = train_agent(config, {dir.file("store.h5")}, dir.file("agent.pt"));
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("train: %.1fs (%lld transitions, %lld episodes, %lld cloned) bc %.4f td %.4f val_bc %.4f val_td %.4f "
+              "gap %.3f rscale %.4f\n",
+              secs, static_cast<long long>(rep.transitions), static_cast<long long>(rep.episodes),
+              static_cast<long long>(rep.bc_episodes), rep.bc_loss, rep.critic_loss, rep.val_bc_loss, rep.val_td_loss,
+              rep.q_data_minus_random, rep.reward_scale);
+  DomainContext ctx{h.domain_names, h.domain_fields, h.token_shares, h.horizon};
+  auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), ctx, config);
+  std::vector<std::vector<float>> shares;
+  auto s = evaluate(sp, h, eval, seeds, [&](std::int64_t id, std::uint64_t seed) {
+    auto inner = from_policy(*policy, id, seed);
+    return SimPolicy([inner, &shares, &h](int t, const std::vector<std::vector<float>>& hist) {
+      auto w = inner(t, hist);
+      if (static_cast<int>(shares.size()) <= t) shares.resize(static_cast<size_t>(t) + 1);
+      float ts = 0;
+      for (size_t d = 0; d < w.size(); ++d) ts += h.domain_fields[d] == Field::kTarget ? w[d] : 0.0f;
+      shares[static_cast<size_t>(t)].push_back(ts);
+      return w;
+    });
+  });
+  std::printf("%-22s %9.4f %7.4f   (best fixed %s %.4f, diff %+.4f)\n", "agent", s.mean, s.se, best_name.c_str(),
+              best_fixed, s.mean - best_fixed);
+  std::printf("agent target share by step:");
+  for (const auto& v : shares) std::printf(" %.2f", std::accumulate(v.begin(), v.end(), 0.0f) / static_cast<float>(v.size()));
+  std::printf("\n");
+  return 0;
+}

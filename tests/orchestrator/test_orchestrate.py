@@ -1,0 +1,337 @@
+#!/usr/bin/python3
+"""End-to-end tests of dma_orchestrate: real MPI ranks (mpirun), real HDF5 stores, real
+LibTorch training on configs/test-tiny.ini. Each test is one ctest case:
+    test_orchestrate.py TestCollect.test_ranks_3
+A fixture (Fixture.test_setup) prepares a tiny domain space and pre-trains its base once."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import h5py
+import numpy as np
+
+BIN = os.environ.get("DMA_BIN", "build/bin")
+SRC = os.environ.get("DMA_SOURCE", ".")
+WORK = os.environ.get("DMA_TEST_WORK", "/tmp/dma-test-orchestrator")
+FIXTURE = os.path.join(WORK, "fixture")
+SPACE = os.path.join(FIXTURE, "data.space")
+CONFIG = os.path.join(SRC, "configs", "test-tiny.ini")
+MPIEXEC = os.environ.get("DMA_MPIEXEC", "mpirun")
+CHECK_STORE = os.path.join(SRC, "tools", "analysis", "check_store.py")
+ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+           OMPI_MCA_rmaps_base_oversubscribe="1", OMPI_MCA_mpi_yield_when_idle="1")
+
+
+def orchestrate_cmd(ranks, run_dir, *args, space=SPACE):
+    cmd = [os.path.join(BIN, "dma_orchestrate"), "--config", CONFIG, f"--run.dir={run_dir}",
+           f"--data.space={space}", *args]
+    if ranks is None:
+        return cmd
+    return [MPIEXEC, "-n", str(ranks), "--oversubscribe", *cmd]
+
+
+def run(ranks, run_dir, *args, timeout=240, space=SPACE):
+    p = subprocess.run(orchestrate_cmd(ranks, run_dir, *args, space=space), env=ENV, capture_output=True,
+                       text=True, timeout=timeout)
+    return p.returncode, p.stdout + p.stderr
+
+
+def fresh_run_dir(name, with_base=True):
+    d = os.path.join(WORK, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    if with_base:
+        shutil.copy(os.path.join(FIXTURE, "base.pt"), os.path.join(d, "base.pt"))
+    return d
+
+
+def check_store(path, *extra):
+    p = subprocess.run(["/usr/bin/python3", CHECK_STORE, path, *extra], capture_output=True, text=True, timeout=60)
+    return p.returncode, p.stdout + p.stderr
+
+
+def episodes(path):
+    with h5py.File(path, "r", swmr=True) as f:
+        e = f["episodes"]
+        return {k: e[k][()] for k in e.keys()}
+
+
+def rows_by_episode(path):
+    """{episode id: dict of that episode's rows}, complete episodes only."""
+    out = {}
+    with h5py.File(path, "r", swmr=True) as f:
+        e = f["episodes"]
+        for i in range(e["id"].shape[0]):
+            if e["status"][i] != 1:
+                continue
+            s, n = int(e["start"][i]), int(e["length"][i])
+            out[int(e["id"][i])] = {k: f[k][s:s + n] for k in
+                                    ["observations", "next_observations", "actions", "rewards", "infos/eval_loss"]}
+    return out
+
+
+def ranks_of(mpirun_pid):
+    """{MPI rank: pid} of the application processes under an mpirun."""
+    found = {}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmdline = f.read()
+        except OSError:
+            continue
+        if b"dma_orchestrate" in cmdline and b"OMPI_COMM_WORLD_RANK" in env and b"mpirun" not in cmdline.split(b"\0")[0]:
+            if int(pid) != mpirun_pid:
+                found[int(env[b"OMPI_COMM_WORLD_RANK"])] = int(pid)
+    return found
+
+
+def complete_rows(path):
+    try:
+        with h5py.File(path, "r", swmr=True) as f:
+            return int((f["infos/step"][()] >= 0).sum())
+    except (OSError, KeyError):
+        return 0
+
+
+def start_collect(run_dir, ranks=3, *args):
+    return subprocess.Popen(orchestrate_cmd(ranks, run_dir, "--mode", "collect", *args), env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def wait_rows(path, proc, at_least, timeout=120):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        if os.path.exists(path) and complete_rows(path) >= at_least:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.05)
+    return False
+
+
+class Fixture(unittest.TestCase):
+    def test_setup(self):
+        shutil.rmtree(FIXTURE, ignore_errors=True)
+        os.makedirs(FIXTURE)
+        p = subprocess.run([os.path.join(BIN, "dma_prepare"), "demo", "--out", SPACE, "--seed", "3",
+                            "--categories", "computers,food,law,science", "--source-rows", "64",
+                            "--target-train-rows", "24", "--target-eval-rows", "8", "--bench-problems", "8"],
+                           capture_output=True, text=True, timeout=120)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        rc, out = run(None, FIXTURE, "--mode", "pretrain")
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.exists(os.path.join(FIXTURE, "base.pt")), out)
+
+
+class TestCollect(unittest.TestCase):
+    def collect(self, ranks, slots=1, trajectories=4, name=None):
+        d = fresh_run_dir(name or f"collect-{ranks}-{slots}")
+        rc, out = run(ranks, d, "--mode", "collect", f"--orchestrator.slots={slots}",
+                      f"--collect.trajectories={trajectories}")
+        self.assertEqual(rc, 0, out)
+        store = os.path.join(d, "store.h5")
+        rc, msg = check_store(store, "--expect-complete", str(trajectories))
+        self.assertEqual(rc, 0, msg)
+        return store, out
+
+    def test_ranks_2(self):
+        self.collect(2)
+
+    def test_ranks_3(self):
+        _, out = self.collect(3, trajectories=5)
+        self.assertIn("policy", out)  # the summary table
+
+    def test_ranks_4(self):
+        self.collect(4, slots=2, trajectories=7)
+
+    def test_rank_count_invariance(self):
+        a, _ = self.collect(2, slots=1, trajectories=6, name="inv-a")
+        b, _ = self.collect(4, slots=2, trajectories=6, name="inv-b")
+        ra, rb = rows_by_episode(a), rows_by_episode(b)
+        self.assertEqual(sorted(ra), list(range(6)))
+        self.assertEqual(sorted(ra), sorted(rb))
+        for eid in ra:
+            for key in ra[eid]:
+                self.assertTrue(np.array_equal(ra[eid][key], rb[eid][key]), f"episode {eid} {key} differs")
+
+    def test_random_mix_covers_target_shares(self):
+        d = fresh_run_dir("cover")
+        rc, out = run(3, d, "--mode", "collect", "--collect.trajectories=24", "--collect.policies=random:1",
+                      "--train.horizon=2", "--orchestrator.slots=4")
+        self.assertEqual(rc, 0, out)
+        with h5py.File(os.path.join(d, "store.h5"), "r", swmr=True) as f:
+            fields = [x.decode() if isinstance(x, bytes) else x for x in f.attrs["domain_fields"]]
+            target = np.array([x == "target" for x in fields])
+            actions, eid = f["actions"][()], f["infos/episode_id"][()]
+            step = f["infos/step"][()]
+        shares = [actions[(eid == e) & (step >= 0)][:, target].sum(axis=1).mean() for e in np.unique(eid[step >= 0])]
+        self.assertLess(min(shares), 0.1, shares)
+        self.assertGreater(max(shares), 0.9, shares)
+
+
+class TestStops(unittest.TestCase):
+    M = 10
+
+    def interrupted_then_resumed(self, name, kill):
+        d = fresh_run_dir(name)
+        store = os.path.join(d, "store.h5")
+        args = [f"--collect.trajectories={self.M}", "--orchestrator.slots=1", "--train.horizon=4"]
+        proc = start_collect(d, 3, *args)
+        try:
+            self.assertTrue(wait_rows(store, proc, 3), "the run wrote no rows")
+            kill(proc)
+            out = proc.communicate(timeout=60)[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        rc, msg = check_store(store)  # opens and is consistent at this point
+        self.assertEqual(rc, 0, msg + out)
+        rc, out2 = run(3, d, "--mode", "collect", "--resume", *args)
+        self.assertEqual(rc, 0, out2)
+        rc, msg = check_store(store, "--expect-complete", str(self.M))
+        self.assertEqual(rc, 0, msg)
+        e = episodes(store)
+        complete_ids = sorted(int(i) for i, s in zip(e["id"], e["status"]) if s == 1)
+        self.assertEqual(complete_ids, list(range(self.M)), "each trajectory exactly once as complete")
+        return proc.returncode, out
+
+    def test_kill_worker(self):
+        self.interrupted_then_resumed("kill-worker", lambda p: os.kill(ranks_of(p.pid)[2], signal.SIGKILL))
+
+    def test_kill_learner(self):
+        self.interrupted_then_resumed("kill-learner", lambda p: os.kill(ranks_of(p.pid)[0], signal.SIGKILL))
+
+    def test_sigusr1_stops_cleanly(self):
+        rc, out = self.interrupted_then_resumed("sigusr1", lambda p: os.kill(p.pid, signal.SIGUSR1))
+        self.assertEqual(rc, 0, out)
+        self.assertIn("--resume", out)
+
+    def test_sigterm_to_learner_stops_cleanly(self):
+        rc, out = self.interrupted_then_resumed("sigterm", lambda p: os.kill(ranks_of(p.pid)[0], signal.SIGTERM))
+        self.assertEqual(rc, 0, out)
+
+    def test_live_reader(self):
+        d = fresh_run_dir("live")
+        store = os.path.join(d, "store.h5")
+        proc = start_collect(d, 3, "--collect.trajectories=8", "--train.horizon=4")
+        partial_reads = 0
+        try:
+            self.assertTrue(wait_rows(store, proc, 1), "the run wrote no rows")
+            while proc.poll() is None:
+                rc, msg = check_store(store)
+                self.assertEqual(rc, 0, msg)
+                partial_reads += 1
+            self.assertEqual(proc.wait(), 0, proc.stdout.read())
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        self.assertGreater(partial_reads, 0)
+        rc, msg = check_store(store, "--expect-complete", "8")
+        self.assertEqual(rc, 0, msg)
+
+
+class TestBadInput(unittest.TestCase):
+    def assert_fails(self, rc, out, *needles):
+        self.assertNotEqual(rc, 0, out)
+        for n in needles:
+            self.assertIn(n, out)
+
+    def test_one_rank(self):
+        rc, out = run(1, fresh_run_dir("one-rank"), "--mode", "collect")
+        self.assert_fails(rc, out, "at least 2 MPI ranks")
+
+    def test_zero_slots(self):
+        rc, out = run(None, fresh_run_dir("zero-slots"), "--mode", "collect", "--orchestrator.slots=0")
+        self.assert_fails(rc, out, "orchestrator.slots")
+
+    def test_mix_not_summing_to_one(self):
+        rc, out = run(3, fresh_run_dir("bad-mix"), "--mode", "collect", "--collect.policies=random:0.5,uniform:0.2")
+        self.assert_fails(rc, out, "sum")
+
+    def test_unknown_policy(self):
+        rc, out = run(3, fresh_run_dir("unknown-policy"), "--mode", "collect", "--collect.policies=bogus:1")
+        self.assert_fails(rc, out, "bogus")
+
+    def test_resume_on_non_store(self):
+        d = fresh_run_dir("non-store")
+        with open(os.path.join(d, "store.h5"), "w") as f:
+            f.write("not a store\n")
+        rc, out = run(3, d, "--mode", "collect", "--resume")
+        self.assert_fails(rc, out, "store.h5")
+        with open(os.path.join(d, "store.h5")) as f:
+            self.assertEqual(f.read(), "not a store\n", "the file was changed")
+
+    def test_resume_with_other_horizon(self):
+        d = fresh_run_dir("other-horizon")
+        rc, out = run(3, d, "--mode", "collect", "--collect.trajectories=2")
+        self.assertEqual(rc, 0, out)
+        rc, out = run(3, d, "--mode", "collect", "--resume", "--train.horizon=5")
+        self.assert_fails(rc, out, "horizon")
+        rc, msg = check_store(os.path.join(d, "store.h5"), "--expect-complete", "2")
+        self.assertEqual(rc, 0, msg)
+
+    def test_unwritable_run_dir(self):
+        blocker = os.path.join(WORK, "a-file")
+        with open(blocker, "w") as f:
+            f.write("x")
+        rc, out = run(3, os.path.join(blocker, "run"), "--mode", "collect")
+        self.assert_fails(rc, out, "not writable")
+
+    def test_worker_that_throws(self):
+        d = fresh_run_dir("worker-throws")
+        rc, out = run(3, d, "--mode", "collect", "--proxy.device=cuda")
+        self.assert_fails(rc, out, "rank 1", "cuda")
+        rc, msg = check_store(os.path.join(d, "store.h5"))
+        self.assertEqual(rc, 0, msg)
+        self.assertTrue(all(s == 3 for s in episodes(os.path.join(d, "store.h5"))["status"]))
+
+
+class TestModes(unittest.TestCase):
+    def test_evaluate_writes_table(self):
+        d = fresh_run_dir("evaluate")
+        rc, out = run(3, d, "--mode", "evaluate", "--evaluate.policies=uniform,fixed:0.5",
+                      "--evaluate.oracle=fixed:0.2", "--evaluate.seeds=2")
+        self.assertEqual(rc, 0, out)
+        for name in ["eval.h5", "eval.csv", "eval.md"]:
+            self.assertTrue(os.path.exists(os.path.join(d, name)), name)
+        with open(os.path.join(d, "eval.csv")) as f:
+            lines = f.read().splitlines()
+        self.assertEqual(len(lines), 1 + 3, lines)
+        self.assertIn("oracle", open(os.path.join(d, "eval.md")).read())
+
+    def test_train_agent_then_iterate(self):
+        d = fresh_run_dir("iterate")
+        rc, out = run(3, d, "--mode", "collect", "--collect.trajectories=6")
+        self.assertEqual(rc, 0, out)
+        rc, out = run(None, d, "--mode", "train-agent")
+        self.assertEqual(rc, 0, out)
+        self.assertTrue(os.path.exists(os.path.join(d, "agent.pt")))
+        rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=2")
+        self.assertEqual(rc, 0, out)
+        e = episodes(os.path.join(d, "store.h5"))
+        agent_eps = [p for p in e["policy"] if (p.decode() if isinstance(p, bytes) else p).startswith("agent:")]
+        self.assertEqual(len(agent_eps), 2 * 2)  # 2 generations x 2 workers x 1 slot
+
+    def test_pipeline_skips_finished_stages(self):
+        d = fresh_run_dir("pipeline", with_base=False)
+        args = ["--mode", "pipeline", "--collect.trajectories=4", "--evaluate.policies=agent,uniform",
+                "--evaluate.seeds=1"]
+        rc, out = run(3, d, *args)
+        self.assertEqual(rc, 0, out)
+        for name in ["base.pt", "store.h5", "agent.pt", "eval.csv"]:
+            self.assertTrue(os.path.exists(os.path.join(d, name)), name)
+        rc, out = run(3, d, *args)
+        self.assertEqual(rc, 0, out)
+        self.assertIn("skipped", out)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,137 @@
+// The evaluation environment: held-out losses, answer parsing, exact match by greedy decoding.
+#include <cmath>
+
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include "dma/proxy.hpp"
+#include "evaluation.hpp"
+#include "fixture.hpp"
+#include "model.hpp"
+
+namespace dma {
+namespace {
+
+using dma::testing::TempDir;
+using dma::testing::tiny_config;
+using dma::testing::write_tiny_space;
+
+TEST(ProxyAnswers, ParseAnswerTakesTheFirstNumber) {
+  EXPECT_EQ(parse_answer("12\n7+5"), "12");
+  EXPECT_EQ(parse_answer(" = 1,234 apples"), "1234");
+  EXPECT_EQ(parse_answer("1 234"), "1234");
+  EXPECT_EQ(parse_answer("x=-3."), "-3");
+  EXPECT_EQ(parse_answer("3.50$"), "3.50");
+  EXPECT_EQ(parse_answer("a-b 7"), "7");
+  EXPECT_EQ(parse_answer("12, 13"), "12");
+  EXPECT_EQ(parse_answer("no digits"), "");
+  EXPECT_EQ(parse_answer(""), "");
+}
+
+TEST(ProxyAnswers, ExactMatchComparesParsedNumbers) {
+  EXPECT_TRUE(proxy::exact_match("12\n7+5=", "12"));
+  EXPECT_TRUE(proxy::exact_match("1,000", "1000"));
+  EXPECT_FALSE(proxy::exact_match("121", "12"));
+  EXPECT_FALSE(proxy::exact_match("-12", "12"));
+  EXPECT_FALSE(proxy::exact_match("", "12"));
+  EXPECT_FALSE(proxy::exact_match("abc", "none"));  // an answer without a number never matches
+}
+
+class ProxyEvalTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    write_tiny_space(dir_.file("tiny.space"), /*seq_len=*/16, /*train_rows=*/32, /*eval_rows=*/3);
+    space_ = std::make_unique<DomainSpace>(DomainSpace::open(dir_.file("tiny.space")));
+  }
+  TempDir dir_;
+  std::unique_ptr<DomainSpace> space_;
+};
+
+TEST_F(ProxyEvalTest, EvalSetIsTheFirstRowsOfEachDomain) {
+  const auto set = proxy::load_eval_set(*space_, /*rows_per_domain=*/2, /*seq_len=*/10, torch::kCPU);
+  ASSERT_EQ(set.tokens.sizes(), (std::vector<std::int64_t>{6, 11}));
+  EXPECT_EQ(set.row_domain, (std::vector<int>{0, 0, 1, 1, 2, 2}));
+  std::vector<std::int32_t> rows(2 * 17);
+  space_->read_eval_rows(1, 0, 2, rows);
+  const auto expected = torch::from_blob(rows.data(), {2, 17}, torch::kInt32).narrow(1, 0, 11).to(torch::kInt64);
+  EXPECT_TRUE(torch::equal(set.tokens.narrow(0, 2, 2), expected));
+  // Asking for more rows than a domain holds takes all of them.
+  EXPECT_EQ(proxy::load_eval_set(*space_, 100, 16, torch::kCPU).tokens.size(0), 9);
+}
+
+TEST_F(ProxyEvalTest, UniformModelScoresLogVocabOnEveryDomain) {
+  proxy::ModelShape shape;
+  shape.vocab = 256;
+  shape.seq_len = 16;
+  shape.d_model = 16;
+  shape.n_layers = 1;
+  shape.n_heads = 2;
+  shape.ffn_hidden = 32;
+  proxy::ProxyLM model(shape);
+  {
+    torch::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) p.zero_();  // all logits 0: NLL is log(V) for every token
+  }
+  const auto set = proxy::load_eval_set(*space_, 3, 16, torch::kCPU);
+  const auto losses = proxy::domain_losses(model, set, /*chunk_rows=*/2);
+  ASSERT_EQ(losses.size(), 3u);
+  for (float l : losses) EXPECT_NEAR(l, std::log(256.0), 1e-5);
+}
+
+TEST_F(ProxyEvalTest, DomainLossIsTheMeanTokenNllOfItsRows) {
+  proxy::ModelShape shape;
+  shape.vocab = 256;
+  shape.seq_len = 16;
+  shape.d_model = 16;
+  shape.n_layers = 1;
+  shape.n_heads = 2;
+  shape.ffn_hidden = 32;
+  proxy::ProxyLM model(shape);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
+  model->initialise(gen);
+  const auto set = proxy::load_eval_set(*space_, 3, 16, torch::kCPU);
+  const auto losses = proxy::domain_losses(model, set, /*chunk_rows=*/4);  // chunks straddle domains
+  torch::NoGradGuard no_grad;
+  for (int d = 0; d < 3; ++d) {
+    // By hand: logits of the domain's rows, NLL of each next token, averaged over all tokens.
+    auto rows = set.tokens.narrow(0, 3 * d, 3);
+    auto logp = torch::log_softmax(model->forward(rows.narrow(1, 0, 16)), -1);
+    auto nll = -logp.gather(2, rows.narrow(1, 1, 16).unsqueeze(2)).mean().item<double>();
+    EXPECT_NEAR(losses[static_cast<std::size_t>(d)], nll, 1e-5) << "domain " << d;
+  }
+}
+
+TEST_F(ProxyEvalTest, BatchedGreedyDecodingEqualsOnePromptAtATime) {
+  proxy::ModelShape shape;
+  shape.seq_len = 16;
+  shape.d_model = 16;
+  shape.n_layers = 1;
+  shape.n_heads = 2;
+  shape.ffn_hidden = 32;
+  proxy::ProxyLM model(shape);
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
+  model->initialise(gen);
+  std::vector<std::vector<std::int64_t>> prompts{std::vector<std::int64_t>(40, 'a'), {'1', '+'}, {'2', '+', '3', '='}, {'9'}};
+  const auto batched = proxy::greedy_generate(model, prompts, 5, torch::kCPU);
+  ASSERT_EQ(batched.size(), prompts.size());
+  for (std::size_t i = 0; i < prompts.size(); ++i) {
+    EXPECT_EQ(batched[i].size(), 5u);
+    EXPECT_EQ(batched[i], proxy::greedy_generate(model, {prompts[i]}, 5, torch::kCPU)[0]) << "prompt " << i;
+  }
+  // The long prompt keeps its last seq_len - 5 tokens: the same as giving only those.
+  EXPECT_EQ(batched[0], proxy::greedy_generate(model, {std::vector<std::int64_t>(11, 'a')}, 5, torch::kCPU)[0]);
+  EXPECT_EQ(proxy::greedy_generate(model, prompts, 40, torch::kCPU)[1].size(), 15u);  // budget capped at seq_len - 1
+}
+
+TEST_F(ProxyEvalTest, MathExactMatchAfterLearningTheAnswer) {
+  auto config = tiny_config(dir_.file("tiny.space"), dir_.file("run"));
+  ProxyTrainer t(config, *space_, DeviceChoice{}, 3);
+  t.start_from_scratch(1, 80, 1e-2, 5);
+  EXPECT_EQ(t.evaluate().math_accuracy, 0.0f);  // a random model does not answer 12
+  const auto r = t.train(std::vector<double>{0.0, 0.0, 1.0}, 80);  // only "7+5=12\n" text
+  ASSERT_TRUE(r.ok) << r.failure;
+  EXPECT_EQ(t.evaluate().math_accuracy, 1.0f);
+}
+
+}  // namespace
+}  // namespace dma

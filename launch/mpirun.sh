@@ -30,6 +30,9 @@ if [ "$n" -gt "$(nproc)" ]; then
   args+=(--oversubscribe)
   export OMPI_MCA_mpi_yield_when_idle=1
 fi
+# Idle OpenMP threads must sleep, not spin: ranks share cores, and a spinning team made a
+# 2-thread proxy step 5-25x slower on a busy 2-core machine (measured).
+export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # shellcheck disable=SC2206  # DMA_MPIRUN_ARGS is a list of words on purpose
 extra=(${DMA_MPIRUN_ARGS:-})
 exec mpirun "${args[@]}" "${extra[@]}" "$bin" "$@"

@@ -30,7 +30,8 @@ struct AgentTrainReport {
   std::int64_t val_episodes = 0;
   std::int64_t bc_episodes = 0;       ///< episodes cloned (top bc_top_q of the training split)
   double val_td_loss = 0;             ///< TD error on the validation episodes (normalised rewards)
-  double reward_scale = 1;            ///< rewards were divided by this (their std)
+  double reward_mean = 0;             ///< rewards were centred by this (their mean) ...
+  double reward_scale = 1;            ///< ... and divided by this (their std)
   double source_scale = 1;            ///< `normalized` scales used for the rewards
   double target_scale = 1;
   double q_data_minus_random = 0;     ///< mean Q(o, a_data) - Q(o, a_uniform-logit): the CQL gap
@@ -75,7 +76,7 @@ class AgentModel {
   int history() const;
   /// The config the agent was trained with (INI text).
   const std::string& config_ini() const;
-  /// Scales the rewards were normalised with: {reward_scale, source_scale, target_scale}.
+  /// How the rewards were normalised: {reward_scale, source_scale, target_scale, reward_mean}.
   std::vector<double> scales() const;
 
   /// Mean logits (B, D) for B observation histories: `histories` is (B, history(), obs_dim),

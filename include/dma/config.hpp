@@ -96,27 +96,29 @@ struct EvaluateConfig {
 };
 
 struct AgentConfig {
+  // Defaults measured on the simulated CPT of tests/agent/sim.hpp (50-episode stores).
   std::string stores = "";        ///< train-agent: comma-separated stores ("": <run.dir>/store.h5)
-  int history = 1;
-  int d_token = 64;
+  int history = 1;                ///< steps of features per domain token
+  int d_token = 32;               ///< token width (32 trains 2x faster than 64, no worse on small stores)
   int n_layers = 2;
   int n_heads = 4;
-  double bc_top_q = 0.25;
-  int bc_steps = 400;
-  int cql_steps = 1500;
-  double cql_alpha = 1.0;
-  int n_sampled_actions = 10;
+  double bc_top_q = 0.25;         ///< fraction of episodes (by recomputed return) cloned
+  int bc_steps = 200;             ///< warm start: actor clones, critics learn alongside
+  int cql_steps = 800;
+  double cql_alpha = 0.3;         ///< on rewards centred and scaled to unit std; 1.0 drove Q down ~20 units
+  int n_sampled_actions = 10;     ///< per proposal (uniform logits, policy at o, policy at o')
   double discount = 0.99;
-  double tau = 0.005;
+  double tau = 0.05;              ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
   double actor_lr = 3e-4;
   double critic_lr = 3e-4;
-  int batch_size = 128;
+  int batch_size = 64;
   double logit_box = 4.0;
   double val_fraction = 0.1;
   double exploration_std = 0.0;
   double bc_lr = 1e-3;            ///< learning rate of the behaviour-cloning warm start
   double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
-  int bootstrap_timeouts = 1;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
+  int bootstrap_timeouts = 0;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
+  int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return
 };
 
 struct IterateConfig {

@@ -53,7 +53,9 @@ DeviceChoice choose_device(const std::string& requested, int local_rank);
 /// One trajectory's model and training state.
 class ProxyTrainer {
  public:
-  /// Builds a freshly initialised model for the space (vocab, seq_len) on `device`.
+  /// Builds a freshly initialised model for the space (vocab, seq_len) on `device`. Sets
+  /// LibTorch's thread count when proxy.threads > 0 (process-wide) and, once per process,
+  /// glibc's malloc thresholds so freed step temporaries stay mapped. `space` must outlive it.
   ProxyTrainer(const Config& config, const DomainSpace& space, DeviceChoice device, std::uint64_t init_seed);
   ~ProxyTrainer();
   ProxyTrainer(ProxyTrainer&&) noexcept;

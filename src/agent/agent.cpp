@@ -40,7 +40,9 @@ void fit_scales(AgentState& s, const agent::Dataset& ds) {
     rewards.push_back(g.rewards.index_select(0, g.train_rows));
   }
   s.norm = agent::Normalizer::fit(torch::cat(tokens));
-  const double sd = torch::cat(rewards).std(/*unbiased=*/false).item<double>();
+  const auto all = torch::cat(rewards);
+  const double sd = all.std(/*unbiased=*/false).item<double>();
+  s.reward_mean = all.mean().item<double>();
   s.reward_scale = sd > 1e-9 ? sd : 1.0;
 }
 
@@ -70,6 +72,9 @@ AgentTrainReport train_agent_offline(const Config& config, const std::vector<Off
   AgentState state = resume ? agent::load_agent(init_checkpoint) : fresh_state(ac, config.run.seed);
   EvalConfig eval = config.eval;
   if (resume) {
+    if (state.shape.d_token != ac.d_token || state.shape.n_layers != ac.n_layers || state.history != ac.history)
+      log_line(fmt::format("train-agent: continuing '{}' with its own network ({} layers of {}, history {})",
+                           init_checkpoint, state.shape.n_layers, state.shape.d_token, state.history));
     // The critics learned values of the checkpoint's reward: keep its definition and scales.
     if (state.score != eval.score)
       log_line(fmt::format("train-agent: continuing '{}' with its reward eval.score = {} (config says {})",
@@ -99,6 +104,7 @@ AgentTrainReport train_agent_offline(const Config& config, const std::vector<Off
     report.val_episodes += e.val ? 1 : 0;
     report.bc_episodes += e.top && !e.val ? 1 : 0;
   }
+  report.reward_mean = state.reward_mean;
   report.reward_scale = state.reward_scale;
   report.source_scale = state.source_scale;
   report.target_scale = state.target_scale;
@@ -149,7 +155,7 @@ AgentModel AgentModel::load(const std::string& checkpoint) {
 int AgentModel::history() const { return impl_->state.history; }
 const std::string& AgentModel::config_ini() const { return impl_->state.config_ini; }
 std::vector<double> AgentModel::scales() const {
-  return {impl_->state.reward_scale, impl_->state.source_scale, impl_->state.target_scale};
+  return {impl_->state.reward_scale, impl_->state.source_scale, impl_->state.target_scale, impl_->state.reward_mean};
 }
 
 std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int batch, int num_domains) const {

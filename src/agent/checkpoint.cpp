@@ -91,6 +91,7 @@ void save_agent(const std::string& path, const AgentState& s) {
   ar.write("n_heads", c10::IValue(static_cast<int64_t>(s.shape.n_heads)));
   ar.write("config_ini", c10::IValue(s.config_ini));
   ar.write("score", c10::IValue(s.score));
+  ar.write("reward_mean", c10::IValue(s.reward_mean));
   ar.write("reward_scale", c10::IValue(s.reward_scale));
   ar.write("source_scale", c10::IValue(s.source_scale));
   ar.write("target_scale", c10::IValue(s.target_scale));
@@ -150,6 +151,7 @@ AgentState load_agent(const std::string& path) {
   AgentState s = AgentState::create(d, layers, heads, history);
   s.config_ini = read_string(ar, "config_ini", path);
   s.score = read_string(ar, "score", path);
+  s.reward_mean = read_double(ar, "reward_mean", path);
   s.reward_scale = read_double(ar, "reward_scale", path);
   s.source_scale = read_double(ar, "source_scale", path);
   s.target_scale = read_double(ar, "target_scale", path);

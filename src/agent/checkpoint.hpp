@@ -16,7 +16,9 @@ struct AgentState {
   Critic q1{nullptr}, q2{nullptr}, q1_target{nullptr}, q2_target{nullptr};
   torch::Tensor log_alpha;       // SAC entropy temperature (log)
   Normalizer norm;               // token standardisation fitted on the first training data
-  double reward_scale = 1;       // rewards were divided by this
+  double reward_mean = 0;        // rewards were centred by this (the same shift at every step:
+                                 // the policy's optimum does not move) ...
+  double reward_scale = 1;       // ... and divided by this (their std)
   std::string score = "budget";  // the balanced score the rewards used, with its scales
   double source_scale = 1, target_scale = 1;
   std::string config_ini;        // the training config

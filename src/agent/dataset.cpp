@@ -97,15 +97,19 @@ double add_episode(const OfflineStore& s, const std::vector<Transition>& rows, i
   g.tokens.push_back(tok.slice(0, 0, length));
   g.next_tokens.push_back(tok.slice(0, 1, length + 1));
   g.is_target.push_back(target_mask(rows[0].observation, D).unsqueeze(0).expand({length, D}));
-  g.actions.push_back(to_tensor(acts).view({length, D}));
+  auto a = to_tensor(acts).view({length, D}).clamp_min(0);  // stored rows sum to 1 up to rounding
+  g.actions.push_back(a / a.sum(/*dim=*/-1, /*keepdim=*/true).clamp_min(1e-12));
   g.rewards.push_back(to_tensor(rew));
   g.not_done.push_back(to_tensor(nd));
   g.episode.push_back(torch::full({length}, episode_index, torch::kLong));
   return ret;
 }
 
-bool is_val(const std::string& store, std::int64_t id, const DatasetOptions& o) {
-  const std::uint64_t h = mix64(mix64(o.seed ^ 0xa6e47ULL) ^ fnv1a64(store) ^ mix64(static_cast<std::uint64_t>(id)));
+// A function of (seed, store position, episode id): a store that grows (iterate) or moves
+// keeps its split.
+bool is_val(size_t store_index, std::int64_t id, const DatasetOptions& o) {
+  const std::uint64_t h =
+      mix64(mix64(o.seed ^ 0xa6e47ULL) ^ mix64(store_index + 0x5107eULL) ^ mix64(static_cast<std::uint64_t>(id)));
   return static_cast<double>(h >> 11) * 0x1.0p-53 < o.val_fraction;
 }
 
@@ -184,7 +188,8 @@ std::pair<double, double> normalized_scales(const std::vector<OfflineStore>& sto
 Dataset build_dataset(const std::vector<OfflineStore>& stores, const DatasetOptions& o) {
   Dataset ds;
   std::map<int, GroupBuilder> builders;
-  for (const auto& s : stores) {
+  for (size_t si = 0; si < stores.size(); ++si) {
+    const auto& s = stores[si];
     check_store(s);
     const int D = s.header.num_domains();
     for (size_t i = 0; i < s.episodes.size(); ++i) {
@@ -193,7 +198,7 @@ Dataset build_dataset(const std::vector<OfflineStore>& stores, const DatasetOpti
       const int n = usable_length(s.rows[i], D);
       if (n == 0) continue;
       EpisodeInfo info{s.name, e.id, e.status == EpisodeStatus::kComplete && n == static_cast<int>(s.rows[i].size()),
-                       is_val(s.name, e.id, o), false, 0.0};
+                       is_val(si, e.id, o), false, 0.0};
       info.ret = add_episode(s, s.rows[i], n, static_cast<std::int64_t>(ds.episodes.size()), o, builders[D]);
       ds.episodes.push_back(info);
     }

@@ -23,6 +23,7 @@ struct Batch {
   torch::Tensor a;      // (B, D) stored weights
   torch::Tensor r;      // (B) scaled rewards
   torch::Tensor nd;     // (B) 1: bootstrap
+  torch::Tensor mc;     // (B) the stored episode's discounted return from here (scaled)
 };
 
 // Exponential moving average for the progress line.
@@ -36,6 +37,24 @@ struct Meter {
 };
 
 double item(const torch::Tensor& t) { return t.item<double>(); }
+
+// Discounted return-to-go of every row within its episode, in scaled reward units (rows of
+// an episode are contiguous and in step order in a Group).
+torch::Tensor returns_to_go(const Group& g, double mean, double scale, double discount) {
+  const auto r = ((g.rewards - mean) / scale).contiguous();
+  const auto ep = g.episode.contiguous();
+  auto out = torch::empty_like(r);
+  const float* rp = r.data_ptr<float>();
+  const std::int64_t* e = ep.data_ptr<std::int64_t>();
+  float* o = out.data_ptr<float>();
+  double acc = 0;
+  for (std::int64_t i = r.size(0) - 1; i >= 0; --i) {
+    if (i + 1 == r.size(0) || e[i + 1] != e[i]) acc = 0;
+    acc = rp[i] + discount * acc;
+    o[i] = static_cast<float>(acc);
+  }
+  return out;
+}
 
 class Trainer {
  public:
@@ -61,6 +80,7 @@ class Trainer {
   AgentConfig c_;
   at::Generator gen_;
   std::vector<torch::Tensor> tokens_, next_tokens_;  // normalised, per group
+  std::vector<torch::Tensor> returns_;               // (N) per group, see returns_to_go
   std::unique_ptr<torch::optim::Adam> actor_opt_, bc_opt_, critic_opt_, alpha_opt_;
   Meter bc_, td_, cql_, actor_, q_;
 };
@@ -71,6 +91,7 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
   for (const auto& g : ds_.groups) {
     tokens_.push_back(s_.norm.apply(g.tokens));
     next_tokens_.push_back(s_.norm.apply(g.next_tokens));
+    returns_.push_back(returns_to_go(g, s_.reward_mean, s_.reward_scale, c_.discount));
   }
   s_.log_alpha.set_requires_grad(true);
   actor_opt_ = std::make_unique<torch::optim::Adam>(s_.actor->parameters(), torch::optim::AdamOptions(c_.actor_lr));
@@ -87,8 +108,8 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
 Batch Trainer::gather(size_t group, const torch::Tensor& idx) const {
   const auto& g = ds_.groups[group];
   return {tokens_[group].index_select(0, idx), next_tokens_[group].index_select(0, idx), g.is_target.index_select(0, idx),
-          g.actions.index_select(0, idx),      g.rewards.index_select(0, idx) / s_.reward_scale,
-          g.not_done.index_select(0, idx)};
+          g.actions.index_select(0, idx),      (g.rewards.index_select(0, idx) - s_.reward_mean) / s_.reward_scale,
+          g.not_done.index_select(0, idx),     returns_[group].index_select(0, idx)};
 }
 
 // A batch from one group (domain count), the group drawn in proportion to its rows.
@@ -149,8 +170,14 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
   auto td = torch::mse_loss(qd1, y) + torch::mse_loss(qd2, y);
   auto loss = td;
   if (c_.cql_alpha > 0) {
-    auto gap1 = torch::logsumexp(s_.q1->q(e1, b.m, acts) - dens, /*dim=*/1).mean() - qd1.mean();
-    auto gap2 = torch::logsumexp(s_.q2->q(e2, b.m, acts) - dens, /*dim=*/1).mean() - qd2.mean();
+    // Calibrated (Cal-QL): a sampled action is not pushed below the return the stored
+    // episode earned from this state, so Q cannot run away downwards through the backups.
+    auto sampled = [&](Critic& q, const torch::Tensor& e) {
+      auto v = q->q(e, b.m, acts);  // (B, 3N)
+      return c_.cql_calibrate ? torch::max(v, b.mc.unsqueeze(1)) : v;
+    };
+    auto gap1 = torch::logsumexp(sampled(s_.q1, e1) - dens, /*dim=*/1).mean() - qd1.mean();
+    auto gap2 = torch::logsumexp(sampled(s_.q2, e2) - dens, /*dim=*/1).mean() - qd2.mean();
     auto cql = gap1 + gap2;
     loss = loss + c_.cql_alpha * cql;
     cql_.add(0.5 * item(cql));

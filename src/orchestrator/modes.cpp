@@ -84,8 +84,9 @@ int pretrain(RunContext& ctx, bool skip_existing) {
     return 0;
   }
   Config c = ctx.config;
-  // Workers idle during pre-training: the learner may use the node's cores.
-  c.proxy.threads = std::max<int>(c.proxy.threads, static_cast<int>(std::thread::hardware_concurrency()) / ctx.mpi.local_size());
+  // Workers idle (sleeping) during pre-training: with proxy.threads = 0 the learner takes
+  // every core it may run on.
+  if (ctx.auto_threads) c.proxy.threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   run_pretrain(c, ctx.space);
   return 0;
 }
@@ -228,7 +229,7 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
   Config effective = config;
   if (effective.proxy.threads == 0) effective.proxy.threads = cores_per_rank(mpi);
   if (mpi.rank() == 0) prepare_run_dir(effective.run.dir);
-  RunContext ctx{effective, mpi, nullptr, DomainSpace::open(effective.data.space)};
+  RunContext ctx{effective, mpi, nullptr, DomainSpace::open(effective.data.space), config.proxy.threads == 0};
   if (mpi.size() > 1) ctx.collective = make_collective(effective.comm, mpi);
   register_agent_policy();
   if (!ctx.is_learner()) {

@@ -1,9 +1,10 @@
 #include "attention.hpp"
 
+#include "cpu_kernels.hpp"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
-#include <bit>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -50,66 +51,6 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
               a, static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 }
 
-/// exp(x) for softmax arguments (x <= 0) to a few ulp, in plain arithmetic the compiler
-/// vectorizes (Cephes' expf: round to n = x log2 e, a degree-6 polynomial, scale by 2^n);
-/// 0 below -87, where float exp underflows, so -inf gives 0.
-inline float exp_nonpositive(float x) {
-  const float c = x < -87.0f ? -87.0f : x;
-  const float n = (c * 1.44269504088896341f + 12582912.0f) - 12582912.0f;  // round to nearest
-  const float r = c - n * 0.693359375f + n * 2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * r * r + r + 1.0f;
-  const float scale = std::bit_cast<float>((static_cast<int>(n) + 127) << 23);
-  return x < -87.0f ? 0.0f : p * scale;
-}
-
-/// Softmax of row `s` over its first n columns (plus `bias`, may be null), zeros in [n, width).
-/// Eight partial sums let the compiler vectorize the reductions. Returns false when no
-/// column is visible (the caller makes the row attend to itself).
-__attribute__((target_clones("avx2", "default"))) bool softmax_row(float* s, const float* bias, std::int64_t n,
-                                                                   std::int64_t width) {
-  float lane_max[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
-  if (bias)
-    for (std::int64_t j = 0; j < n; ++j) s[j] += bias[j];
-  std::int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) lane_max[l] = s[j + l] > lane_max[l] ? s[j + l] : lane_max[l];
-  float m = *std::max_element(lane_max, lane_max + 8);
-  for (; j < n; ++j) m = std::max(m, s[j]);
-  if (m == kNegInf) {
-    std::fill(s, s + width, 0.0f);
-    return false;
-  }
-  std::fill(s + n, s + width, 0.0f);
-  for (j = 0; j < n; ++j) s[j] = exp_nonpositive(s[j] - m);
-  float lane_sum[8] = {};
-  for (j = 0; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) lane_sum[l] += s[j + l];
-  float sum = 0;
-  for (float x : lane_sum) sum += x;
-  for (; j < n; ++j) sum += s[j];
-  const float inv = 1.0f / sum;
-  for (j = 0; j < n; ++j) s[j] *= inv;
-  return true;
-}
-
-/// dS = P (dP - sum_j P dP) over one row of n columns, in place in dp.
-__attribute__((target_clones("avx2", "default"))) void softmax_grad_row(const float* p, float* dp, std::int64_t n) {
-  float lane[8] = {};
-  std::int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += p[j + l] * dp[j + l];
-  float dot = 0;
-  for (float x : lane) dot += x;
-  for (; j < n; ++j) dot += p[j] * dp[j];
-  for (j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - dot);
-}
-
 /// Columns a block of query rows [r0, r1) needs.
 std::int64_t block_columns(const Geometry& g, std::int64_t r1) { return std::min(g.tk, r1 + g.offset()); }
 
@@ -121,7 +62,7 @@ void forward_one(const Geometry& g, const float* q, const float* k, const float*
     gemm(false, true, rows, cols, g.hd, q + r0 * g.hd, g.hd, k, g.hd, 0.0f, pb, g.tk);  // scores
     for (std::int64_t i = r0; i < r1; ++i) {
       float* row = p + i * g.tk;
-      if (!softmax_row(row, bias, std::min(g.tk, i + g.offset() + 1), cols)) row[i + g.offset()] = 1.0f;
+      if (!cpu::softmax_row(row, bias, std::min(g.tk, i + g.offset() + 1), cols)) row[i + g.offset()] = 1.0f;
     }
     gemm(false, false, rows, g.hd, cols, pb, g.tk, v, g.hd, 0.0f, o + r0 * g.hd, g.hd);
   }
@@ -138,7 +79,7 @@ void backward_one(const Geometry& g, const float* q, const float* k, const float
     const float* db = dout + r0 * g.hd;
     gemm(false, true, rows, cols, g.hd, db, g.hd, v, g.hd, 0.0f, scratch, cols);    // dP = dO V^T
     gemm(true, false, cols, g.hd, rows, pb, g.tk, db, g.hd, 1.0f, dv, g.hd);       // dV += P^T dO
-    for (std::int64_t i = 0; i < rows; ++i) softmax_grad_row(pb + i * g.tk, scratch + i * cols, cols);
+    for (std::int64_t i = 0; i < rows; ++i) cpu::softmax_grad_row(pb + i * g.tk, scratch + i * cols, cols);
     gemm(false, false, rows, g.hd, cols, scratch, cols, k, g.hd, 0.0f, dq + r0 * g.hd, g.hd);  // dQ = dS K
     gemm(true, false, cols, g.hd, rows, scratch, cols, q + r0 * g.hd, g.hd, 1.0f, dk, g.hd);   // dK += dS^T Q
   }

@@ -32,6 +32,27 @@ std::string parse_answer(std::string_view text) {
 
 namespace proxy {
 
+bool answer_complete(std::string_view text) {
+  // Mirrors parse_answer: the first number ends at a character that cannot continue it.
+  std::size_t i = 0;
+  while (i < text.size() && !is_digit(text[i]) && !(text[i] == '-' && i + 1 < text.size() && is_digit(text[i + 1]))) ++i;
+  if (i == text.size()) return false;
+  if (text[i] == '-') ++i;
+  bool seen_point = false;
+  for (; i < text.size(); ++i) {
+    const char c = text[i];
+    if (is_digit(c)) continue;
+    const bool known_next = i + 1 < text.size();
+    const bool digit_next = known_next && is_digit(text[i + 1]);
+    const bool may_continue = c == ',' || c == ' ' || (c == '.' && !seen_point);
+    if (!may_continue) return true;
+    if (!known_next) return false;  // "12," or "12." may still go on
+    if (!digit_next) return true;
+    seen_point = seen_point || c == '.';
+  }
+  return false;
+}
+
 EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len, const torch::Device& device) {
   EvalSet set;
   set.domains = space.num_domains();
@@ -55,6 +76,7 @@ std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_r
   std::vector<double> sum(static_cast<std::size_t>(set.domains), 0.0);
   std::vector<std::int64_t> count(static_cast<std::size_t>(set.domains), 0);
   const auto rows = set.tokens.size(0);
+  if (chunk_rows <= 0) chunk_rows = static_cast<int>(std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(1, set.tokens.size(1))));
   for (std::int64_t start = 0; start < rows; start += chunk_rows) {
     const auto n = std::min<std::int64_t>(chunk_rows, rows - start);
     auto losses = row_losses(model, set.tokens.narrow(0, start, n)).to(torch::kCPU, torch::kFloat64).contiguous();
@@ -108,15 +130,19 @@ std::vector<std::string> greedy_generate(ProxyLM& model, const std::vector<std::
   }
   auto cache = model->new_cache(pad.to(device), width + budget);
   auto logits = model->forward_cached(buffer.to(device), cache);  // (n, width, V)
-  std::vector<torch::Tensor> generated;
   for (std::int64_t step = 0; step < budget; ++step) {
     auto next = logits.select(1, logits.size(1) - 1).argmax(/*dim=*/-1, /*keepdim=*/true);  // (n, 1)
-    generated.push_back(next);
-    if (step + 1 < budget) logits = model->forward_cached(next, cache);
+    const auto host = next.to(torch::kCPU, torch::kInt32).contiguous();
+    bool all_answered = true;
+    for (std::int64_t r = 0; r < n; ++r) {
+      auto& text = out[static_cast<std::size_t>(r)];
+      text += bytes_tokenizer::decode({host.data_ptr<std::int32_t>() + r, 1});
+      all_answered = all_answered && answer_complete(text);
+    }
+    // More tokens cannot change a number that has ended: stop early (exactly the same result).
+    if (all_answered || step + 1 == budget) break;
+    logits = model->forward_cached(next, cache);
   }
-  const auto host = torch::cat(generated, /*dim=*/1).to(torch::kCPU, torch::kInt32).contiguous();
-  for (std::int64_t r = 0; r < n; ++r)
-    out[static_cast<std::size_t>(r)] = bytes_tokenizer::decode({host[r].data_ptr<std::int32_t>(), static_cast<std::size_t>(budget)});
   return out;
 }
 

@@ -22,8 +22,9 @@ struct EvalSet {
 };
 EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len, const torch::Device& device);
 
-/// Mean token NLL per domain over the eval set (NaN for a domain without rows).
-std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_rows = 64);
+/// Mean token NLL per domain over the eval set (NaN for a domain without rows), computed in
+/// forward passes of `chunk_rows` rows (0: about 4096 tokens each).
+std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_rows = 0);
 
 /// Math problems with prompts as token ids (bytes tokenizer).
 struct MathSet {
@@ -37,6 +38,9 @@ MathSet load_math_set(const DomainSpace& space, int count);
 /// keeps its last seq_len - max_tokens tokens), decoded as bytes; all prompts in one batch.
 std::vector<std::string> greedy_generate(ProxyLM& model, const std::vector<std::vector<std::int64_t>>& prompts,
                                          int max_tokens, const torch::Device& device);
+
+/// True when more text can no longer change parse_answer(text) (its first number has ended).
+bool answer_complete(std::string_view text);
 
 /// True when the generated text's first number equals the answer's (both parsed).
 bool exact_match(std::string_view generated, std::string_view answer);

@@ -1,14 +1,15 @@
-// The proxy decoder. Speed at small sizes comes from doing few passes over memory: the
-// softmax scale is folded into the rotary table of q, the rotary embedding and the head split
-// are one custom autograd step that writes q, k, v in the layout attention reads, attention
-// is a fused causal kernel on CPU (attention.cpp), and RMSNorm is a custom autograd step with
-// a hand-written backward.
+// The proxy decoder. Speed at small sizes comes from few passes over memory and few
+// dispatched ops: the softmax scale is folded into the rotary table of q; the rotary
+// embedding and the head split are one custom autograd step that writes q, k, v in the
+// layout attention reads; and on CPU float, attention (attention.cpp), RMSNorm, SwiGLU and
+// the cross entropy are fused loops (cpu_kernels.cpp) with hand-written backwards. Other
+// devices and dtypes run the same maths in tensor ops.
 #include "model.hpp"
 
-#include "attention.hpp"
-
 #include <cmath>
-#include <limits>
+
+#include "attention.hpp"
+#include "cpu_kernels.hpp"
 
 namespace dma::proxy {
 
@@ -23,27 +24,46 @@ int ffn_hidden_for(double ffn_mult, int d_model) {
 
 namespace {
 
-// y = x / rms(x) * w over the last dim. Saves x_hat and 1/rms for the backward:
-// dx = rstd * (g w - x_hat * mean(g w x_hat)), dw = sum over rows of g x_hat.
+bool cpu_float(const Tensor& t) { return t.device().is_cpu() && t.scalar_type() == torch::kFloat32; }
+
+// y = x / rms(x) * w over the last dim: a fused loop on CPU float (cpu_kernels.cpp), else
+// tensor ops saving x_hat and 1/rms: dx = rstd (g w - x_hat mean(g w x_hat)), dw = sum g x_hat.
 struct RMSNormFn : public torch::autograd::Function<RMSNormFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& w, double eps) {
     const auto d = x.size(-1);
+    ctx->saved_data["fused"] = cpu_float(x) && cpu_float(w);
+    if (ctx->saved_data["fused"].toBool()) {
+      const auto xc = x.contiguous(), wc = w.contiguous();
+      auto y = torch::empty_like(xc);
+      auto rstd = torch::empty({xc.numel() / d}, xc.options());
+      cpu::rmsnorm_forward(xc.data_ptr<float>(), wc.data_ptr<float>(), y.data_ptr<float>(), rstd.data_ptr<float>(),
+                           rstd.numel(), d, static_cast<float>(eps));
+      ctx->save_for_backward({xc, wc, rstd});
+      return y;
+    }
     auto rstd = at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true)
                     .square_()
                     .div_(static_cast<double>(d))
                     .add_(eps)
                     .rsqrt_();
     auto x_hat = x * rstd;
-    ctx->save_for_backward({x_hat, rstd, w});
+    ctx->save_for_backward({x_hat, w, rstd});
     return x_hat * w;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
+    const auto& w = saved[1];
+    const auto& rstd = saved[2];
+    const auto g = grads[0].contiguous();
+    const auto d = g.size(-1);
+    if (ctx->saved_data["fused"].toBool()) {
+      const auto& x = saved[0];
+      auto dx = torch::empty_like(x), dw = torch::empty_like(w);
+      cpu::rmsnorm_backward(x.data_ptr<float>(), w.data_ptr<float>(), rstd.data_ptr<float>(), g.data_ptr<float>(),
+                            dx.data_ptr<float>(), dw.data_ptr<float>(), rstd.numel(), d);
+      return {dx, dw, Tensor()};
+    }
     const auto& x_hat = saved[0];
-    const auto& rstd = saved[1];
-    const auto& w = saved[2];
-    const auto& g = grads[0];
-    const auto d = x_hat.size(-1);
     auto gw = g * w;
     auto dot = at::mul(gw, x_hat).sum(-1, /*keepdim=*/true).div_(static_cast<double>(d));
     auto dx = gw.sub_(x_hat * dot).mul_(rstd);
@@ -89,6 +109,66 @@ struct RopeSplitFn : public torch::autograd::Function<RopeSplitFn> {
     at::mul_out(r2, g2, cb).addcmul_(g1, sb, -1);
     gx.select(0, 2).copy_(g.select(0, 2));
     return {gqkv, Tensor(), Tensor()};
+  }
+};
+
+// SwiGLU on the fused gate|up projection gu (..., 2F): silu(gate) * up. A fused loop on CPU
+// float; elsewhere tensor ops. Either way the backward writes both halves' gradients into one
+// (..., 2F) buffer (autograd's chunk would cat them).
+struct SwiGLUFn : public torch::autograd::Function<SwiGLUFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& gu) {
+    const auto f = gu.size(-1) / 2;
+    if (cpu_float(gu)) {
+      const auto guc = gu.contiguous();
+      auto sizes = guc.sizes().vec();
+      sizes.back() = f;
+      auto out = torch::empty(sizes, guc.options());
+      cpu::swiglu_forward(guc.data_ptr<float>(), out.data_ptr<float>(), guc.numel() / (2 * f), f);
+      ctx->save_for_backward({guc});
+      return out;
+    }
+    ctx->save_for_backward({gu});
+    return at::silu(gu.narrow(-1, 0, f)).mul_(gu.narrow(-1, f, f));
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto gu = ctx->get_saved_variables()[0];
+    const auto f = gu.size(-1) / 2;
+    auto dgu = at::empty_like(gu);
+    if (cpu_float(gu)) {
+      const auto go = grads[0].contiguous();
+      cpu::swiglu_backward(gu.data_ptr<float>(), go.data_ptr<float>(), dgu.data_ptr<float>(), gu.numel() / (2 * f), f);
+      return {dgu};
+    }
+    const auto gate = gu.narrow(-1, 0, f), up = gu.narrow(-1, f, f);
+    const auto& g = grads[0];
+    auto dgate = dgu.narrow(-1, 0, f), dup = dgu.narrow(-1, f, f);
+    at::silu_out(dup, gate).mul_(g);             // d up = g silu(gate)
+    at::silu_backward_out(dgate, g * up, gate);  // d gate = g up silu'(gate)
+    return {dgu};
+  }
+};
+
+// Per-token cross entropy of logits (N, V) on CPU float: one pass for the log-sum-exp, one
+// for the gradient softmax - onehot (ATen: log_softmax, nll, and their two backwards).
+struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& logits, const Tensor& targets) {
+    const auto n = logits.size(0), v = logits.size(1);
+    TORCH_CHECK(n == 0 || (targets.min().item<std::int64_t>() >= 0 && targets.max().item<std::int64_t>() < v),
+                "token id outside the vocabulary of ", v);
+    auto loss = torch::empty({n}, logits.options()), lse = torch::empty({n}, logits.options());
+    cpu::cross_entropy_forward(logits.data_ptr<float>(), targets.data_ptr<std::int64_t>(), loss.data_ptr<float>(),
+                               lse.data_ptr<float>(), n, v);
+    ctx->save_for_backward({logits, targets, lse});
+    return loss;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &logits = saved[0], &targets = saved[1], &lse = saved[2];
+    const auto g = grads[0].contiguous();
+    auto dlogits = torch::empty_like(logits);
+    cpu::cross_entropy_backward(logits.data_ptr<float>(), targets.data_ptr<std::int64_t>(), lse.data_ptr<float>(),
+                                g.data_ptr<float>(), dlogits.data_ptr<float>(), logits.size(0), logits.size(1));
+    return {dlogits, Tensor()};
   }
 };
 
@@ -143,8 +223,7 @@ Tensor BlockImpl::attention(const Tensor& x, const Tensor& rope, DecodeCache* ca
 
 Tensor BlockImpl::forward(const Tensor& x, const Tensor& rope, DecodeCache* cache, int layer) {
   auto h = x + attention(attn_norm(x), rope, cache, layer);
-  auto gu = gate_up(mlp_norm(h)).chunk(2, /*dim=*/-1);
-  return h + down(at::silu(gu[0]) * gu[1]);
+  return h + down(SwiGLUFn::apply(gate_up(mlp_norm(h))));
 }
 
 ProxyLMImpl::ProxyLMImpl(const ModelShape& shape) : shape_(shape) {
@@ -216,9 +295,10 @@ Tensor ProxyLMImpl::forward_cached(const Tensor& tokens, DecodeCache& cache) {
 Tensor row_losses(ProxyLM& model, const Tensor& tokens) {
   const auto b = tokens.size(0), t = tokens.size(1) - 1;
   auto logits = model->forward(tokens.narrow(1, 0, t));
-  auto targets = tokens.narrow(1, 1, t).reshape({-1});
-  auto nll = at::cross_entropy_loss(logits.view({b * t, -1}).to(torch::kFloat32), targets,
-                                    /*weight=*/{}, at::Reduction::None);
+  auto targets = tokens.narrow(1, 1, t).reshape({-1}).contiguous();
+  auto flat = logits.view({b * t, -1});
+  auto nll = cpu_float(flat) ? CrossEntropyFn::apply(flat.contiguous(), targets)
+                             : at::cross_entropy_loss(flat.to(torch::kFloat32), targets, /*weight=*/{}, at::Reduction::None);
   return nll.view({b, t}).mean(/*dim=*/1);
 }
 

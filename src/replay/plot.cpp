@@ -87,7 +87,8 @@ std::string plot_weights(const StoreData& d, const std::string& policy, const st
     for (auto& x : w) x /= n;
     mean.push_back(w);
   }
-  const double legend_w = 190, width = 760 + legend_w, height = std::max(460.0, 60.0 + 16.0 * static_cast<double>(dn));
+  const double row = dn > 24 ? 11 : 16;  // the legend's line height (svg::Canvas::legend)
+  const double legend_w = 190, width = 760 + legend_w, height = std::max(460.0, 70.0 + row * static_cast<double>(dn));
   Canvas c(width, height, fmt::format("weights of {}", policy));
   const double steps = static_cast<double>(mean.size());
   Axes ax(70, 40, 640, 360, -0.5, std::max(0.5, steps - 0.5), 0, 1);
@@ -121,7 +122,7 @@ std::string plot_weights(const StoreData& d, const std::string& policy, const st
   // Listed top-down as stacked, so the legend reads like the picture.
   c.legend(730, 40, std::vector<std::string>(names.rbegin(), names.rend()),
            std::vector<std::string>(colours.rbegin(), colours.rend()));
-  c.text(730, 40 + 16.0 * static_cast<double>(dn) + 14, "- - source | target", 10);
+  c.text(730, 40 + row * static_cast<double>(dn) + 14, "- - - source | target", 10);
   const std::string path = (fs::path(dir) / ("weights_" + file_safe(policy) + ".svg")).string();
   c.save(path);
   return path;

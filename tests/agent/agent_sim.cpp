@@ -85,9 +85,9 @@ int main(int argc, char** argv) {
   std::sort(finals.rbegin(), finals.rend());
   std::printf("store: %d episodes, best returns %.4f %.4f %.4f, median %.4f\n", episodes, finals[0], finals[1], finals[2],
               finals[finals.size() / 2]);
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto started = std::chrono::steady_clock::now();
   const auto rep = train_agent(config, {dir.file("store.h5")}, dir.file("agent.pt"));
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   std::printf("train: %.1fs (%lld transitions, %lld episodes, %lld cloned) bc %.4f td %.4f val_bc %.4f val_td %.4f "
               "gap %.3f rscale %.4f\n",
               secs, static_cast<long long>(rep.transitions), static_cast<long long>(rep.episodes),
@@ -109,6 +109,36 @@ int main(int argc, char** argv) {
   });
   std::printf("%-22s %9.4f %7.4f   (best fixed %s %.4f, diff %+.4f)\n", "agent", s.mean, s.se, best_name.c_str(),
               best_fixed, s.mean - best_fixed);
+  // Critic diagnostic: Q at t = 0 and t = 8 (on the fixed-0.4 path) for target shares 0.1..0.9,
+  // next to the true return of taking that share once, then 0.4.
+  auto model = AgentModel::load(dir.file("agent.pt"));
+  for (int t0 : {0, 8}) {
+    auto base = run_sim_episode(sp, h, eval, 1, 99, fixed_share(h, 0.4), "probe");
+    std::vector<float> hist;
+    for (int k = model.history() - 1; k >= 0; --k) {
+      const auto& o = base.rows[static_cast<size_t>(std::max(0, t0 - k))].observation;
+      hist.insert(hist.end(), o.begin(), o.end());
+    }
+    std::vector<float> acts;
+    for (int k = 1; k <= 9; ++k) {
+      auto w = mix(h, 0.1 * k, std::vector<double>(static_cast<size_t>(h.num_domains()), 1.0));
+      acts.insert(acts.end(), w.begin(), w.end());
+    }
+    auto q = model.q_values(hist, acts, 9, h.num_domains());
+    std::printf("t=%2d Q:   ", t0);
+    for (float x : q) std::printf(" %6.2f", x);
+    std::printf("\nt=%2d true:", t0);
+    for (int k = 1; k <= 9; ++k) {
+      auto pol = [&, k](int t, const std::vector<std::vector<float>>& hh) {
+        return fixed_share(h, t == t0 ? 0.1 * k : 0.4)(t, hh);
+      };
+      auto ep = run_sim_episode(sp, h, eval, 1, 99, pol, "probe");
+      double g = 0;
+      for (size_t t = static_cast<size_t>(t0); t < ep.rows.size(); ++t) g += ep.rows[t].reward;
+      std::printf(" %6.2f", (g - rep.reward_mean * (sp.horizon - t0)) / rep.reward_scale);
+    }
+    std::printf("\n");
+  }
   std::printf("agent target share by step:");
   for (const auto& v : shares) std::printf(" %.2f", std::accumulate(v.begin(), v.end(), 0.0f) / static_cast<float>(v.size()));
   std::printf("\n");

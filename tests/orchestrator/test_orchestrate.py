@@ -294,6 +294,20 @@ class TestBadInput(unittest.TestCase):
         self.assertTrue(all(s == 3 for s in episodes(os.path.join(d, "store.h5"))["status"]))
 
 
+class TestSlurm(unittest.TestCase):
+    def test_srun_collect(self):
+        """srun --mpi=pmix -n 3 on the local one-node cluster (started by tools/slurm)."""
+        d = fresh_run_dir("slurm")
+        cmd = [os.path.join(SRC, "tools", "slurm", "with-cluster.sh"), "srun", "--mpi=pmix", "-n", "3",
+               *orchestrate_cmd(None, d, "--mode", "collect", "--collect.trajectories=4")]
+        p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=400)
+        self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+        rc, msg = check_store(os.path.join(d, "store.h5"), "--expect-complete", "4")
+        self.assertEqual(rc, 0, msg)
+        ranks = set(int(r) for r in episodes(os.path.join(d, "store.h5"))["rank"])
+        self.assertEqual(ranks, {1, 2}, "both srun workers ran trajectories")
+
+
 class TestModes(unittest.TestCase):
     def test_evaluate_writes_table(self):
         d = fresh_run_dir("evaluate")

@@ -10,9 +10,12 @@ namespace dma::proxy {
 namespace {
 
 struct Case {
+  const char* name;
   std::int64_t batch, heads, tq, tk, hd;
   bool padded;
 };
+
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class FusedAttention : public ::testing::TestWithParam<Case> {};
 
@@ -49,11 +52,12 @@ TEST_P(FusedAttention, MatchesTensorOpsInValueAndGradient) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, FusedAttention,
-                         ::testing::Values(Case{2, 2, 10, 10, 8, false},     // one block
-                                           Case{1, 3, 150, 150, 16, false},  // three causal blocks
-                                           Case{3, 2, 7, 7, 4, true},        // prefill with left padding
-                                           Case{3, 2, 1, 12, 4, true},       // one decoding step
-                                           Case{2, 1, 70, 75, 8, true}));    // a block of queries after 5 cached
+                         ::testing::Values(Case{"OneBlock", 2, 2, 10, 10, 8, false},
+                                           Case{"ThreeCausalBlocks", 1, 3, 150, 150, 16, false},
+                                           Case{"PrefillWithLeftPadding", 3, 2, 7, 7, 4, true},
+                                           Case{"OneDecodingStep", 3, 2, 1, 12, 4, true},
+                                           Case{"QueriesAfterFiveCached", 2, 1, 70, 75, 8, true}),
+                         [](const ::testing::TestParamInfo<Case>& p) { return std::string(p.param.name); });
 
 }  // namespace
 }  // namespace dma::proxy

@@ -403,3 +403,31 @@ TEST(Agent, RewardsAreRecomputedUnderTheConfiguredScoreWithNormalizedScalesSaved
 
 }  // namespace
 }  // namespace dma
+
+namespace dma {
+namespace {
+
+// iterate trains on the store its learner keeps open for writing (same process).
+TEST(Agent, TrainsOnAStoreWhoseWriterIsStillOpen) {
+  TempDir dir;
+  const Config c = tiny_config("agent.bc_steps=2\nagent.cql_steps=2");
+  SimSpace sp;
+  sp.horizon = 4;
+  const auto h = sim_header(sp);
+  const auto store = sim_store(sp, h, c.eval, 6, 1);
+  auto w = StoreWriter::create(dir.file("store.h5"), h);
+  const auto idx = w.begin_episodes(store.episodes);
+  for (int t = 0; t < sp.horizon; ++t) {
+    std::vector<Transition> rows;
+    for (const auto& r : store.rows) rows.push_back(r[static_cast<size_t>(t)]);
+    w.write(rows);
+  }
+  for (size_t i = 0; i < idx.size(); ++i) w.end_episode(idx[i], EpisodeStatus::kComplete, sp.horizon, 0.0f);
+  w.flush();
+  const auto report = train_agent(c, {dir.file("store.h5")}, dir.file("agent.pt"));
+  EXPECT_EQ(report.episodes, 6);
+  EXPECT_EQ(report.transitions, 6 * 4);
+}
+
+}  // namespace
+}  // namespace dma

@@ -1,5 +1,6 @@
 #include "checkpoint.hpp"
 
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 
@@ -67,7 +68,7 @@ AgentState AgentState::create(int d_token, int n_layers, int n_heads, int histor
   s.q2_target = Critic(s.shape);
   copy_parameters(*s.q1_target, *s.q1);
   copy_parameters(*s.q2_target, *s.q2);
-  s.log_alpha = torch::zeros({1});
+  s.log_alpha = torch::full({1}, std::log(0.01));  // a weak entropy bonus next to the scaled Q
   s.norm.mean = torch::zeros({s.shape.in_features});
   s.norm.std = torch::ones({s.shape.in_features});
   return s;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -16,6 +17,8 @@ namespace {
 // the critics are indifferent.
 constexpr double kTargetEntropyPerDomain = -1.0;
 constexpr double kGradClip = 10.0;
+constexpr double kAlphaLr = 3e-3;
+const double kTargetNoise = std::getenv("DMA_TN") ? std::atof(std::getenv("DMA_TN")) : 0.3;  // the temperature must settle within a few hundred steps
 
 struct Batch {
   torch::Tensor s, s2;  // (B, D, F) normalised tokens now and next
@@ -100,7 +103,7 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
   for (const auto& p : s_.q2->parameters()) critic_params.push_back(p);
   critic_opt_ = std::make_unique<torch::optim::Adam>(critic_params, torch::optim::AdamOptions(c_.critic_lr));
   alpha_opt_ = std::make_unique<torch::optim::Adam>(std::vector<torch::Tensor>{s_.log_alpha},
-                                                    torch::optim::AdamOptions(c_.actor_lr));
+                                                    torch::optim::AdamOptions(kAlphaLr));
   for (auto* m : {s_.q1_target.ptr().get(), s_.q2_target.ptr().get()})
     for (auto& p : m->parameters()) p.set_requires_grad(false);
 }
@@ -148,8 +151,11 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
   torch::Tensor y, acts, dens;
   {
     torch::NoGradGuard no_grad;
+    // The agent acts with its mean; as in TD3, the backup adds clipped noise to the mean
+    // logits so the critics value a neighbourhood of it (target policy smoothing).
     auto mu2 = s_.actor->forward(b.s2);
-    auto a2 = torch::softmax(s_.actor->sample(mu2, 1, gen_).first, /*dim=*/-1);  // (B, 1, D)
+    auto noise = (torch::randn(mu2.sizes(), gen_) * kTargetNoise).clamp(-2 * kTargetNoise, 2 * kTargetNoise);
+    auto a2 = torch::softmax(mu2 + noise, /*dim=*/-1).unsqueeze(1);  // (B, 1, D)
     auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
                          s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
     y = b.r + c_.discount * b.nd * qt;

@@ -2,6 +2,8 @@
 // the agent on it through a real store file, and compares the agent with the fixed-share
 // grid and linear schedules on fresh seeds.
 //   agent_sim [episodes=50] [threads=1] [eval_seeds=8] [section.key=value ...]
+// sim.generations=G sim.per_generation=K adds G rounds of iterate: K rollouts of the agent
+// with iterate.exploration_std noise, then iterate.updates_per_generation updates.
 #include <chrono>
 #include <cstdio>
 #include <map>
@@ -46,8 +48,17 @@ int main(int argc, char** argv) {
   int seeds = argc > 3 ? std::atoi(argv[3]) : 8;
   std::string ini;
   std::map<std::string, std::string> kv;
+  int generations = 0, per_generation = 8;
   for (int i = 4; i < argc; ++i) {
     std::string a = argv[i];
+    if (a.rfind("sim.generations=", 0) == 0) {
+      generations = std::atoi(a.c_str() + 16);
+      continue;
+    }
+    if (a.rfind("sim.per_generation=", 0) == 0) {
+      per_generation = std::atoi(a.c_str() + 19);
+      continue;
+    }
     auto dot = a.find('.'), eq = a.find('=');
     ini += fmt::format("[{}]\n{} = {}\n", a.substr(0, dot), a.substr(dot + 1, eq - dot - 1), a.substr(eq + 1));
   }
@@ -74,7 +85,7 @@ int main(int argc, char** argv) {
   if (episodes <= 0) return 0;
 
   TempDir dir;
-  const auto store = sim_store(sp, h, eval, episodes, config.run.seed);
+  auto store = sim_store(sp, h, eval, episodes, config.run.seed);
   write_store(dir.file("store.h5"), store);
   std::vector<double> finals;
   for (const auto& rows : store.rows) {
@@ -94,6 +105,24 @@ int main(int argc, char** argv) {
               static_cast<long long>(rep.bc_episodes), rep.bc_loss, rep.critic_loss, rep.val_bc_loss, rep.val_td_loss,
               rep.q_data_minus_random, rep.reward_scale);
   DomainContext ctx{h.domain_names, h.domain_fields, h.token_shares, h.horizon};
+  for (int g = 0; g < generations; ++g) {  // iterate: rollouts with exploration, then updates
+    auto explorer = make_agent_policy(fmt::format("agent:{}?noise={}", dir.file("agent.pt"), config.iterate.exploration_std),
+                                      ctx, config);
+    double mean = 0;
+    for (int k = 0; k < per_generation; ++k) {
+      const std::int64_t id = 500000 + g * 1000 + k;
+      const std::uint64_t seed = mix64(config.run.seed * 7919 + static_cast<std::uint64_t>(id));
+      auto ep = run_sim_episode(sp, h, eval, id, seed, from_policy(*explorer, id, seed), "agent");
+      mean += ep.final_score / per_generation;
+      store.episodes.push_back(ep.record);
+      store.rows.push_back(ep.rows);
+    }
+    std::filesystem::remove(dir.file("store.h5"));
+    write_store(dir.file("store.h5"), store);
+    train_agent(config, {dir.file("store.h5")}, dir.file("agent.pt"), dir.file("agent.pt"),
+                config.iterate.updates_per_generation);
+    std::printf("iterate %d: rollouts mean %.4f\n", g + 1, mean);
+  }
   auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), ctx, config);
   std::vector<std::vector<float>> shares;
   auto s = evaluate(sp, h, eval, seeds, [&](std::int64_t id, std::uint64_t seed) {

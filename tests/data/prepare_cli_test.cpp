@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "dma/domain_space.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace dma {
 namespace {

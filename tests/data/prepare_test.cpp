@@ -15,7 +15,7 @@
 #include "dma/detail/h5.hpp"
 #include "dma/domain_space.hpp"
 #include "dma/error.hpp"
-#include "temp_dir.hpp"
+#include "support/temp_dir.hpp"
 
 namespace dma {
 namespace {

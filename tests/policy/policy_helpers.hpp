@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
-#include <random>
 #include <string>
 #include <vector>
 
@@ -13,6 +12,7 @@
 #include "dma/observation.hpp"
 #include "dma/policy.hpp"
 #include "dma/seed.hpp"
+#include "support/temp_dir.hpp"
 
 namespace dma::test {
 
@@ -82,24 +82,6 @@ inline double target_share(const DomainContext& ctx, const std::vector<double>& 
   return s;
 }
 
-/// A fresh directory under the system temp dir, removed with everything in it.
-class ScratchDir {
- public:
-  ScratchDir() {
-    std::random_device rd;
-    path_ = std::filesystem::temp_directory_path() / ("dma-policy-test-" + std::to_string(rd()) + std::to_string(rd()));
-    std::filesystem::create_directories(path_);
-  }
-  ~ScratchDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  ScratchDir(const ScratchDir&) = delete;
-  ScratchDir& operator=(const ScratchDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using ScratchDir = TempDir;  ///< shared helper, see tests/support/temp_dir.hpp
 
 }  // namespace dma::test

@@ -9,31 +9,11 @@
 
 #include "dma/config.hpp"
 #include "dma/domain_space.hpp"
+#include "support/temp_dir.hpp"
 
 namespace dma::testing {
 
-/// A fresh directory under the system temp dir, removed on destruction.
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = std::filesystem::temp_directory_path() /
-            ("dma-proxy-" + std::string(info ? info->name() : "x") + "-" + std::to_string(::getpid()) + "-" +
-             std::to_string(counter++));
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ::dma::test::TempDir;  ///< shared helper, see tests/support/temp_dir.hpp
 
 /// `rows` windows of `seq_len + 1` bytes cut at random offsets from `text` repeated.
 inline std::vector<std::int32_t> windows(const std::string& text, int rows, int seq_len, std::uint64_t seed) {

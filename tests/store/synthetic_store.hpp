@@ -2,9 +2,6 @@
 // Synthetic stores for the store and replay tests: every value is a closed-form function of
 // (episode id, step, domain), so a test can recompute what any row must hold.
 // Shapes: D domains, O = obs_dim, H = horizon.
-#include <unistd.h>
-
-#include <atomic>
 #include <cmath>
 #include <cstdint>
 #include <filesystem>
@@ -16,6 +13,7 @@
 #include "dma/observation.hpp"
 #include "dma/score.hpp"
 #include "dma/store.hpp"
+#include "../support/temp_dir.hpp"  // relative: make_store is not a dma_add_gtest target
 
 namespace dma::testing {
 
@@ -137,27 +135,6 @@ inline std::vector<std::size_t> write_generation(StoreWriter& w, const std::vect
   return idx;
 }
 
-/// A fresh directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("dma_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ::dma::test::TempDir;  ///< shared helper, see tests/support/temp_dir.hpp
 
 }  // namespace dma::testing

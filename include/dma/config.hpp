@@ -119,6 +119,7 @@ struct AgentConfig {
   double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
   int bootstrap_timeouts = 0;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
   int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return
+  double target_noise = 0.3;      ///< TD3 target smoothing: logit noise std on the backup's action
 };
 
 struct IterateConfig {

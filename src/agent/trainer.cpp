@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -17,8 +16,7 @@ namespace {
 // the critics are indifferent.
 constexpr double kTargetEntropyPerDomain = -1.0;
 constexpr double kGradClip = 10.0;
-constexpr double kAlphaLr = 3e-3;
-const double kTargetNoise = std::getenv("DMA_TN") ? std::atof(std::getenv("DMA_TN")) : 0.3;  // the temperature must settle within a few hundred steps
+constexpr double kAlphaLr = 3e-3;  // the temperature must settle within a few hundred steps
 
 struct Batch {
   torch::Tensor s, s2;  // (B, D, F) normalised tokens now and next
@@ -154,7 +152,8 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
     // The agent acts with its mean; as in TD3, the backup adds clipped noise to the mean
     // logits so the critics value a neighbourhood of it (target policy smoothing).
     auto mu2 = s_.actor->forward(b.s2);
-    auto noise = (torch::randn(mu2.sizes(), gen_) * kTargetNoise).clamp(-2 * kTargetNoise, 2 * kTargetNoise);
+    const double sd = c_.target_noise;
+    auto noise = (torch::randn(mu2.sizes(), gen_) * sd).clamp(-2 * sd, 2 * sd);
     auto a2 = torch::softmax(mu2 + noise, /*dim=*/-1).unsqueeze(1);  // (B, 1, D)
     auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
                          s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
@@ -292,6 +291,7 @@ AgentTrainReport Trainer::run(const TrainPlan& plan) {
   const int bc_steps = can_clone ? plan.bc_steps : 0;
   const int total = bc_steps + plan.cql_steps;
   Progress progress("train-agent", total, "steps", plan.progress_seconds);
+  const int val_every = std::max(1, total / 10);
   for (int step = 0; step < total; ++step) {
     const bool cloning = step < bc_steps;
     if (cloning) bc_step();
@@ -300,7 +300,8 @@ AgentTrainReport Trainer::run(const TrainPlan& plan) {
     critic_step(b, e1, e2);
     if (!cloning) actor_step(b, e1, e2);
     soft_update();
-    progress.update(step + 1, line());
+    if ((step + 1) % val_every == 0) validate(report);
+    progress.update(step + 1, fmt::format("{} | val bc {:.4f} td {:.4f}", line(), report.val_bc_loss, report.val_td_loss));
   }
   validate(report);
   report.q_data_minus_random = q_gap();

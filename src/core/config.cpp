@@ -162,6 +162,7 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.bootstrap_timeouts", c.agent.bootstrap_timeouts, 0, 1, "bootstrap through the last step (1) or not (0)");
   t.num("agent.cql_calibrate", c.agent.cql_calibrate, 0, 1, "Cal-QL: keep sampled actions' Q above the data's return");
   t.num("agent.target_noise", c.agent.target_noise, 0.0, 10.0, "logit noise on the backup's action (TD3 smoothing)");
+  t.num("agent.threads", c.agent.threads, 0, 1024, "LibTorch threads while training the agent (0: unchanged)");
   t.num("iterate.generations", c.iterate.generations, 1, 100000, "online generations");
   t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");

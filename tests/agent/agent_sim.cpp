@@ -64,6 +64,7 @@ int main(int argc, char** argv) {
   }
   torch::set_num_threads(threads);
   Config config = parse_ini_text(ini);
+  config.agent.threads = threads;
   SimSpace sp;
   sp.horizon = config.train.horizon;
   const auto h = sim_header(sp, config.eval.score);

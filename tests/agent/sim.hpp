@@ -5,6 +5,7 @@
 // the source field forgets under target training and recovers under source training, and
 // the learning rate decays over the horizon, so timing matters). It writes real stores.
 // Letters: D domains (source first, then target), T horizon.
+#include "../support/temp_dir.hpp"
 #include <unistd.h>
 
 #include <algorithm>
@@ -259,26 +260,6 @@ inline void write_store(const std::string& path, const OfflineStore& s) {
   }
 }
 
-/// A fresh directory under the system temp dir, removed with the object.
-class TempDir {
- public:
-  TempDir() {
-    static std::atomic<int> counter{0};
-    path_ = std::filesystem::temp_directory_path() /
-            ("dma_agent_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
+using TempDir = ::dma::test::TempDir;
 
 }  // namespace dma::agent_test

@@ -321,10 +321,10 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
     store_time += gen.store_seconds();
     if (stop_requested()) stopped = true;
   }
-  std::vector<double> shutdown(static_cast<size_t>(ctx.mpi.size() *
-                                                   protocol::Sizes{ctx.space.num_domains(), ctx.config.orchestrator.slots}.command_block()),
-                               0.0);
-  std::vector<double> own(static_cast<size_t>(protocol::Sizes{ctx.space.num_domains(), ctx.config.orchestrator.slots}.command_block()));
+  // Command kind 0 in every worker's block ends the episode phase.
+  const protocol::Sizes z{ctx.space.num_domains(), ctx.config.orchestrator.slots};
+  std::vector<double> shutdown(static_cast<size_t>(ctx.mpi.size() * z.command_block()), 0.0);
+  std::vector<double> own(static_cast<size_t>(z.command_block()));
   ctx.collective->scatter(shutdown, own, 0);
   progress.finish(fmt::format("{} trajectories{}", episodes_done, stopped ? " (stopped by signal)" : ""));
   if (rounds > 0) {

@@ -8,6 +8,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 oracle=fixed:0.1,fixed:0.2,fixed:0.3,fixed:0.4,fixed:0.5,fixed:0.6,fixed:0.7,fixed:0.8,fixed:0.9
 RUN_DIR=${RUN_DIR:-runs/study} exec launch/demo.sh \
-  --collect.trajectories=96 --agent.bc_steps=400 --agent.cql_steps=1500 \
+  --collect.trajectories=192 --agent.bc_steps=400 --agent.cql_steps=1500 \
   --evaluate.policies=agent,uniform,natural,target-only,fixed:0.3,fixed:0.5,fixed:0.7,online-eg,regmix,random \
-  --evaluate.oracle="$oracle" --evaluate.seeds=8 "$@"
+  --evaluate.oracle="$oracle" --evaluate.seeds=8 --evaluate.seed_offset=5000000 "$@"

@@ -15,7 +15,7 @@
 namespace dma {
 
 inline constexpr const char* kAgentFormat = "dma-agent";
-inline constexpr int kAgentFormatVersion = 1;
+inline constexpr int kAgentFormatVersion = 2;  // 2: actor_mask
 
 /// Summary of an offline training run.
 struct AgentTrainReport {
@@ -96,6 +96,8 @@ class AgentModel {
 /// logits plus Gaussian noise of that std (default agent.exploration_std; iterate passes
 /// ?noise=<iterate.exploration_std>). Noise derives from the episode seed only.
 std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config);
+/// The checkpoints of an `agent:` spec's path: "a.pt+b.pt" is an ensemble of two.
+std::vector<std::string> agent_ensemble_paths(const std::string& paths);
 
 /// Makes `agent:<checkpoint>` specs available to make_policy (call once at start-up).
 void register_agent_policy();

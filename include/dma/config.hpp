@@ -108,6 +108,8 @@ struct AgentConfig {
   double cql_alpha = 0.3;         ///< conservative weight, on rewards centred and scaled to unit std
   int n_sampled_actions = 10;     ///< per proposal (uniform logits, policy at o, policy at o')
   double discount = 0.99;
+  int n_step = 1;                 ///< rewards summed before a backup bootstraps
+  int actor_sees_weights = 0;     ///< 1: the actor reads its previous weights too (see features.hpp)
   double tau = 0.05;              ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
   double actor_lr = 3e-4;
   double critic_lr = 3e-4;
@@ -125,6 +127,7 @@ struct AgentConfig {
 
 struct IterateConfig {
   int generations = 2;
+  int trajectories = 0;  ///< rollouts per generation; 0: one per worker slot
   double exploration_std = 0.3;
   int updates_per_generation = 300;
 };

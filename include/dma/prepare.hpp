@@ -41,7 +41,7 @@ struct DemoOptions {
   int seq_len = 64;
   int source_train_rows = 2048;  ///< cap per source domain (small categories hold fewer)
   double eval_fraction = 0.1;    ///< source text held out per category
-  int target_train_rows = 192;   ///< per math sub-domain: small, trajectories pass over it often
+  int target_train_rows = 48;    ///< per math sub-domain: small, trajectories pass over it often
   int target_eval_rows = 64;     ///< per math sub-domain, problems never seen in training
   int bench_problems = 256;      ///< held-out exact-match problems (prompt, answer)
 };

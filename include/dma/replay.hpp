@@ -93,7 +93,7 @@ struct ExportResult {
 /// data/main_data.hdf5 and data/metadata.json) or csv (one row per transition).
 ExportResult export_store(const std::string& store, const std::string& out, const ExportOptions& options);
 
-/// `dma_replay plot`: SVGs under `out_dir` (weights_<policy>.svg, scores.svg, rewards.svg,
+/// `dma_replay plot`: SVGs under `out_dir` (weights_<policy>.svg, scores.svg, target_share.svg, rewards.svg,
 /// returns.svg); returns the files written.
 std::vector<std::string> plot(const std::string& store, const std::string& out_dir, const Selection& selection = {},
                               const std::string& score = "");

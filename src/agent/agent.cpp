@@ -28,7 +28,7 @@ AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
   auto gen = at::detail::getDefaultCPUGenerator();
   const auto saved = gen.get_state();
   gen.set_current_seed(mix64(seed ^ 0x1a17ULL));
-  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history);
+  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history, c.actor_sees_weights != 0);
   gen.set_state(saved);
   return s;
 }
@@ -176,7 +176,7 @@ std::vector<double> AgentModel::scales() const {
 
 std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int batch, int num_domains) const {
   torch::NoGradGuard no_grad;
-  auto logits = impl_->state.actor->forward(impl_->tokens(histories, batch, num_domains)).contiguous();  // (B, D)
+  auto logits = impl_->state.actor_logits(impl_->tokens(histories, batch, num_domains)).contiguous();  // (B, D)
   return {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()};
 }
 
@@ -204,8 +204,13 @@ constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
 
 class AgentPolicy : public Policy {
  public:
-  AgentPolicy(std::string spec, AgentModel model, double noise, const DomainContext& domains)
-      : spec_(std::move(spec)), model_(std::move(model)), noise_(noise), domains_(domains.num_domains()) {}
+  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, const DomainContext& domains)
+      : spec_(std::move(spec)), members_(std::move(members)), noise_(noise), domains_(domains.num_domains()) {
+    for (const auto& m : members_)
+      if (m.history() != members_.front().history())
+        throw PolicyError(fmt::format("policy '{}': ensemble members read different histories ({} and {} steps)", spec_,
+                                      members_.front().history(), m.history()));
+  }
 
   std::string name() const override { return spec_; }
 
@@ -215,7 +220,7 @@ class AgentPolicy : public Policy {
   void end_episode(std::int64_t episode_id) override { episodes_.erase(episode_id); }
 
   void act(const ActBatch& batch, std::span<double> weights) override {
-    const int D = domains_, od = obs::dim(D), H = model_.history();
+    const int D = domains_, od = obs::dim(D), H = members_.front().history();
     if (batch.obs_dim != od)
       throw PolicyError(fmt::format("policy '{}': observations of {} floats do not fit {} domains ({} expected)", spec_,
                                     batch.obs_dim, D, od));
@@ -229,7 +234,7 @@ class AgentPolicy : public Policy {
       remember(ep, batch.steps[b], row, H);
       fill_history(ep, H, od, histories.data() + static_cast<size_t>(b) * H * od);
     }
-    const auto logits = model_.mean_logits(histories, batch.batch, D);
+    const auto logits = ensemble_logits(histories, batch.batch, D);
     for (int b = 0; b < batch.batch; ++b) {
       auto& ep = episode(batch.episode_ids[b]);
       std::normal_distribution<double> normal(0.0, 1.0);
@@ -275,14 +280,44 @@ class AgentPolicy : public Policy {
     }
   }
 
+  // An ensemble acts with its members' mean logits (a product of their mixtures): members
+  // trained on other seeds err in different directions, and the mean errs less.
+  std::vector<float> ensemble_logits(std::span<const float> histories, int batch, int D) const {
+    auto sum = members_.front().mean_logits(histories, batch, D);
+    for (size_t m = 1; m < members_.size(); ++m) {
+      const auto more = members_[m].mean_logits(histories, batch, D);
+      for (size_t i = 0; i < sum.size(); ++i) sum[i] += more[i];
+    }
+    for (auto& x : sum) x /= static_cast<float>(members_.size());
+    return sum;
+  }
+
   std::string spec_;
-  AgentModel model_;
+  std::vector<AgentModel> members_;
   double noise_;
   int domains_;
   std::map<std::int64_t, Episode> episodes_;
 };
 
-// "agent:<checkpoint>[?noise=<std>]" -> (checkpoint, noise or -1).
+}  // namespace
+
+// "a.pt+b.pt" -> {"a.pt", "b.pt"}.
+std::vector<std::string> agent_ensemble_paths(const std::string& paths) {
+  std::vector<std::string> out;
+  size_t begin = 0;
+  while (true) {
+    const auto end = paths.find('+', begin);
+    out.push_back(paths.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    if (out.back().empty())
+      throw PolicyError(fmt::format("agent checkpoints '{}': an empty name; write a.pt+b.pt for an ensemble", paths));
+    if (end == std::string::npos) return out;
+    begin = end + 1;
+  }
+}
+
+namespace {
+
+// "agent:<checkpoint>[+<checkpoint>...][?noise=<std>]" -> (checkpoints, noise or -1).
 std::pair<std::string, double> parse_agent_spec(const std::string& spec) {
   const std::string prefix = "agent:";
   if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size())
@@ -312,7 +347,9 @@ std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainC
   auto [path, noise] = parse_agent_spec(spec);
   if (noise < 0) noise = config.agent.exploration_std;
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
-  return std::make_unique<AgentPolicy>(spec, AgentModel::load(path), noise, domains);
+  std::vector<AgentModel> members;
+  for (const auto& member : agent_ensemble_paths(path)) members.push_back(AgentModel::load(member));
+  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, domains);
 }
 
 void register_agent_policy() { register_policy("agent", &make_agent_policy); }

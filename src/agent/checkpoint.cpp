@@ -57,11 +57,12 @@ void write_module(torch::serialize::OutputArchive& ar, const std::string& key, c
 
 }  // namespace
 
-AgentState AgentState::create(int d_token, int n_layers, int n_heads, int history) {
+AgentState AgentState::create(int d_token, int n_layers, int n_heads, int history, bool actor_sees_weights) {
   AgentState s;
   s.shape = NetShape{history * kStepFeatures, d_token, n_layers, n_heads};
   s.history = history;
   s.actor = Actor(s.shape);
+  s.actor_mask = actor_input_mask(history, actor_sees_weights);
   s.q1 = Critic(s.shape);
   s.q2 = Critic(s.shape);
   s.q1_target = Critic(s.shape);
@@ -98,6 +99,7 @@ void save_agent(const std::string& path, const AgentState& s) {
   ar.write("target_scale", c10::IValue(s.target_scale));
   ar.write("norm_mean", s.norm.mean);
   ar.write("norm_std", s.norm.std);
+  ar.write("actor_mask", s.actor_mask);
   ar.write("log_alpha", s.log_alpha);
   if (s.rng_state.defined()) ar.write("rng_state", s.rng_state);
   write_module(ar, "actor", *s.actor);
@@ -158,7 +160,9 @@ AgentState load_agent(const std::string& path) {
   s.target_scale = read_double(ar, "target_scale", path);
   s.norm.mean = read_tensor(ar, "norm_mean", path);
   s.norm.std = read_tensor(ar, "norm_std", path);
-  if (s.norm.mean.numel() != s.shape.in_features || s.norm.std.numel() != s.shape.in_features)
+  s.actor_mask = read_tensor(ar, "actor_mask", path);
+  if (s.norm.mean.numel() != s.shape.in_features || s.norm.std.numel() != s.shape.in_features ||
+      s.actor_mask.numel() != s.shape.in_features)
     throw CheckpointError(fmt::format("agent checkpoint '{}': feature statistics do not match its layout", path));
   s.log_alpha = read_tensor(ar, "log_alpha", path);
   torch::Tensor rng;

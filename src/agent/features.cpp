@@ -83,6 +83,14 @@ torch::Tensor episode_tokens(std::span<const float> observations, int steps, int
   return torch::cat(parts, /*dim=*/-1);  // (T, D, H * kStepFeatures)
 }
 
+torch::Tensor actor_input_mask(int history, bool sees_weights) {
+  auto mask = torch::ones({history * kStepFeatures});
+  if (sees_weights) return mask;
+  for (int h = 0; h < history; ++h)
+    for (int f : {kWeightRel, kLogWeightRel, kPrevTargetShare}) mask[h * kStepFeatures + f] = 0.0;
+  return mask;
+}
+
 torch::Tensor target_mask(std::span<const float> observation, int num_domains) {
   std::vector<float> m(static_cast<size_t>(num_domains));
   for (int d = 0; d < num_domains; ++d) m[d] = observation[obs::index(d, obs::kIsTarget)] > 0.5f ? 1.0f : 0.0f;
@@ -92,9 +100,16 @@ torch::Tensor target_mask(std::span<const float> observation, int num_domains) {
 Normalizer Normalizer::fit(const torch::Tensor& tokens) {
   auto flat = tokens.reshape({-1, tokens.size(-1)});
   Normalizer n;
-  n.mean = flat.mean(/*dim=*/0);
-  n.std = flat.std(/*dim=*/0, /*unbiased=*/false);
-  // A constant column (one field only, a fixed step) carries no information: leave it centred.
+  // torch::quantile refuses more than 2^24 rows: a strided subsample estimates them as well.
+  constexpr std::int64_t kMaxRows = std::int64_t{1} << 22;
+  const auto rows = flat.size(0) > kMaxRows ? flat.slice(0, 0, flat.size(0), (flat.size(0) + kMaxRows - 1) / kMaxRows) : flat;
+  const auto q = torch::quantile(rows, torch::tensor({0.25, 0.5, 0.75}, flat.options()), /*dim=*/0);  // (3, F)
+  n.mean = q[1];
+  n.std = (q[2] - q[0]) / 1.349;
+  // A column with a narrow middle (a binary field flag, a rarely moving weight) falls back
+  // to its std; a constant column carries no information: leave it centred.
+  auto sd = flat.std(/*dim=*/0, /*unbiased=*/false);
+  n.std = torch::where(n.std < 1e-6, sd, n.std);
   n.std = torch::where(n.std < 1e-6, torch::ones_like(n.std), n.std);
   return n;
 }

@@ -18,6 +18,14 @@ const std::vector<std::string>& step_feature_names();
 /// "history=H;name,name,..." — compared on load, so a checkpoint never runs on other features.
 std::string feature_layout(int history);
 
+/// (F) 1 for the token columns the actor reads, 0 for the previous-weight columns
+/// (weight_rel, log_weight_rel, prev_target_share at every history step) unless
+/// `sees_weights`. The collected random walks are smooth, so "the next weight is about the
+/// last one" explains their actions best: an actor that reads its previous weights learns to
+/// copy them and drifts wherever its first steps point (measured: target shares from 0.2
+/// to 0.9 across training seeds). The critics read every column.
+torch::Tensor actor_input_mask(int history, bool sees_weights);
+
 /// Per-step features of an observation row (obs::dim(D) floats) into out (D, kStepFeatures).
 void step_features(std::span<const float> observation, int num_domains, std::span<float> out);
 
@@ -29,11 +37,16 @@ torch::Tensor episode_tokens(std::span<const float> observations, int steps, int
 torch::Tensor target_mask(std::span<const float> observation, int num_domains);
 
 /// Per-column standardisation of tokens, fitted on the training transitions.
+/// Robust standardisation: centre on the median, divide by the interquartile range / 1.349
+/// (the std of a normal), clip to +-kClip. The collected store holds a few extreme episodes
+/// (target-only forgets the source 30x more than the best mixtures do): with mean and std they
+/// squeeze the range where decisions are made (source score -0.05..0.03) into 0.4 std units.
 struct Normalizer {
-  torch::Tensor mean;  // (F)
-  torch::Tensor std;   // (F)
+  static constexpr double kClip = 8.0;
+  torch::Tensor mean;  // (F) the centre (median)
+  torch::Tensor std;   // (F) the scale
   static Normalizer fit(const torch::Tensor& tokens);  // tokens (N, D, F)
-  torch::Tensor apply(const torch::Tensor& tokens) const { return (tokens - mean) / std; }
+  torch::Tensor apply(const torch::Tensor& tokens) const { return ((tokens - mean) / std).clamp(-kClip, kClip); }
 };
 
 }  // namespace dma::agent

@@ -22,8 +22,9 @@ struct Batch {
   torch::Tensor s, s2;  // (B, D, F) normalised tokens now and next
   torch::Tensor m;      // (B, D) is_target
   torch::Tensor a;      // (B, D) stored weights
-  torch::Tensor r;      // (B) scaled rewards
-  torch::Tensor nd;     // (B) 1: bootstrap
+  torch::Tensor r;      // (B) scaled n-step rewards: sum of discount^k r(t+k), k < n, within the episode
+  torch::Tensor nd;     // (B) 1: bootstrap from s2
+  torch::Tensor gn;     // (B) discount^(steps the n-step reward covers)
   torch::Tensor mc;     // (B) the stored episode's discounted return from here (scaled)
 };
 
@@ -57,6 +58,34 @@ torch::Tensor returns_to_go(const Group& g, double mean, double scale, double di
   return out;
 }
 
+// n-step backups: for each row, the discounted sum of its episode's next `n` scaled rewards
+// (fewer at the episode's end), the row whose next observation the backup bootstraps from,
+// and the discount over those steps. A 16-step horizon's rewards swing (a forgetting penalty
+// now, refunded when the source recovers): shorter bootstrap chains carry that back sooner.
+struct NStep {
+  torch::Tensor reward, last_row, discount;
+};
+NStep n_step_backups(const Group& g, double mean, double scale, double discount, int n) {
+  const auto r = ((g.rewards - mean) / scale).contiguous();
+  const auto ep = g.episode.contiguous();
+  const std::int64_t N = r.size(0);
+  NStep out{torch::empty({N}), torch::empty({N}, torch::kLong), torch::empty({N})};
+  const float* rp = r.data_ptr<float>();
+  const std::int64_t* e = ep.data_ptr<std::int64_t>();
+  for (std::int64_t i = 0; i < N; ++i) {
+    double sum = 0, power = 1;
+    std::int64_t j = i;
+    for (int k = 0; k < n && j < N && e[j] == e[i]; ++k, ++j) {
+      sum += power * rp[j];
+      power *= discount;
+    }
+    out.reward[i] = sum;
+    out.last_row[i] = j - 1;
+    out.discount[i] = power;
+  }
+  return out;
+}
+
 class Trainer {
  public:
   Trainer(AgentState& state, const Dataset& data, const AgentConfig& config, std::uint64_t seed);
@@ -82,6 +111,7 @@ class Trainer {
   at::Generator gen_;
   std::vector<torch::Tensor> tokens_, next_tokens_;  // normalised, per group
   std::vector<torch::Tensor> returns_;               // (N) per group, see returns_to_go
+  std::vector<NStep> n_step_;                        // per group, see n_step_backups
   std::unique_ptr<torch::optim::Adam> actor_opt_, bc_opt_, critic_opt_, alpha_opt_;
   Meter bc_, td_, cql_, actor_, q_;
 };
@@ -93,6 +123,7 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
     tokens_.push_back(s_.norm.apply(g.tokens));
     next_tokens_.push_back(s_.norm.apply(g.next_tokens));
     returns_.push_back(returns_to_go(g, s_.reward_mean, s_.reward_scale, c_.discount));
+    n_step_.push_back(n_step_backups(g, s_.reward_mean, s_.reward_scale, c_.discount, c_.n_step));
   }
   s_.log_alpha.set_requires_grad(true);
   actor_opt_ = std::make_unique<torch::optim::Adam>(s_.actor->parameters(), torch::optim::AdamOptions(c_.actor_lr));
@@ -108,9 +139,12 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
 
 Batch Trainer::gather(size_t group, const torch::Tensor& idx) const {
   const auto& g = ds_.groups[group];
-  return {tokens_[group].index_select(0, idx), next_tokens_[group].index_select(0, idx), g.is_target.index_select(0, idx),
-          g.actions.index_select(0, idx),      (g.rewards.index_select(0, idx) - s_.reward_mean) / s_.reward_scale,
-          g.not_done.index_select(0, idx),     returns_[group].index_select(0, idx)};
+  const auto& ns = n_step_[group];
+  const auto last = ns.last_row.index_select(0, idx);
+  return {tokens_[group].index_select(0, idx), next_tokens_[group].index_select(0, last), g.is_target.index_select(0, idx),
+          g.actions.index_select(0, idx),      ns.reward.index_select(0, idx),
+          g.not_done.index_select(0, last),    ns.discount.index_select(0, idx),
+          returns_[group].index_select(0, idx)};
 }
 
 // A batch from one group (domain count), the group drawn in proportion to its rows.
@@ -129,7 +163,7 @@ Batch Trainer::sample(Split split) {
 // KL(stored weights || softmax(mean logits)): cross-entropy minus the data's own entropy, so
 // a perfect clone scores 0 whatever the stored weights are.
 torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& a) {
-  auto logq = torch::log_softmax(s_.actor->forward(s), /*dim=*/-1);
+  auto logq = torch::log_softmax(s_.actor_logits(s), /*dim=*/-1);
   return (torch::xlogy(a, a) - a * logq).sum(/*dim=*/-1).mean();
 }
 
@@ -151,17 +185,17 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
     torch::NoGradGuard no_grad;
     // The agent acts with its mean; as in TD3, the backup adds clipped noise to the mean
     // logits so the critics value a neighbourhood of it (target policy smoothing).
-    auto mu2 = s_.actor->forward(b.s2);
+    auto mu2 = s_.actor_logits(b.s2);
     const double sd = c_.target_noise;
     auto noise = (torch::randn(mu2.sizes(), gen_) * sd).clamp(-2 * sd, 2 * sd);
     auto a2 = torch::softmax(mu2 + noise, /*dim=*/-1).unsqueeze(1);  // (B, 1, D)
     auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
                          s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
-    y = b.r + c_.discount * b.nd * qt;
+    y = b.r + b.gn * b.nd * qt;
     if (c_.cql_alpha > 0) {
       // CQL(H): logsumexp of Q over uniform logits and current-policy samples at o and o',
       // each weighted by its proposal density (importance sampling).
-      auto [lp, logp] = s_.actor->sample(s_.actor->forward(b.s), N, gen_);
+      auto [lp, logp] = s_.actor->sample(s_.actor_logits(b.s), N, gen_);
       auto [ln, logn] = s_.actor->sample(mu2, N, gen_);
       auto [lu, logu] = uniform_logits(static_cast<int>(B), N, static_cast<int>(D), c_.logit_box, gen_);
       acts = torch::softmax(torch::cat({lu, lp, ln}, /*dim=*/1), /*dim=*/-1);  // (B, 3N, D)
@@ -201,7 +235,7 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
 // magnitude so the cloning weight means the same whatever the reward scale.
 void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2) {
   const auto D = static_cast<double>(b.a.size(1));
-  auto [logits, logp] = s_.actor->sample(s_.actor->forward(b.s), 1, gen_);
+  auto [logits, logp] = s_.actor->sample(s_.actor_logits(b.s), 1, gen_);
   auto a = torch::softmax(logits, /*dim=*/-1);
   auto q = torch::min(s_.q1->q(e1.detach(), b.m, a), s_.q2->q(e2.detach(), b.m, a)).squeeze(1);
   auto lam = 1.0 / std::max(item(q.abs().mean()), 1.0);
@@ -247,10 +281,10 @@ void Trainer::validate(AgentTrainReport& report) {
     }
     if (grp.val_rows.size(0) > 0) {
       auto b = gather(g, grp.val_rows);
-      auto a2 = torch::softmax(s_.actor->forward(b.s2), /*dim=*/-1).unsqueeze(1);
+      auto a2 = torch::softmax(s_.actor_logits(b.s2), /*dim=*/-1).unsqueeze(1);
       auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
                            s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
-      auto y = b.r + c_.discount * b.nd * qt;
+      auto y = b.r + b.gn * b.nd * qt;
       auto q = s_.q1->q(s_.q1->encode(b.s), b.m, b.a.unsqueeze(1)).squeeze(1);
       td += item((q - y).pow(2).sum());
       n_td += grp.val_rows.size(0);

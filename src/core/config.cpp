@@ -150,6 +150,8 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.cql_alpha", c.agent.cql_alpha, 0.0, 1e4, "conservative weight");
   t.num("agent.n_sampled_actions", c.agent.n_sampled_actions, 1, 1024, "CQL sampled actions");
   t.num("agent.discount", c.agent.discount, 0.0, 1.0, "discount");
+  t.num("agent.n_step", c.agent.n_step, 1, 1000, "n-step backups: rewards summed before bootstrapping");
+  t.num("agent.actor_sees_weights", c.agent.actor_sees_weights, 0, 1, "1: the actor reads its previous weights");
   t.num("agent.tau", c.agent.tau, 0.0, 1.0, "target update rate");
   t.num("agent.actor_lr", c.agent.actor_lr, 0.0, 1.0, "actor learning rate");
   t.num("agent.critic_lr", c.agent.critic_lr, 0.0, 1.0, "critic learning rate");
@@ -164,6 +166,7 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.target_noise", c.agent.target_noise, 0.0, 10.0, "logit noise on the backup's action (TD3 smoothing)");
   t.num("agent.threads", c.agent.threads, 0, 1024, "LibTorch threads while training the agent (0: unchanged)");
   t.num("iterate.generations", c.iterate.generations, 1, 100000, "online generations");
+  t.num("iterate.trajectories", c.iterate.trajectories, 0, kIntMax, "rollouts per generation (0: one per worker slot)");
   t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");
   t.num("regmix.samples", c.regmix.samples, 1, 1 << 26, "simplex samples for the best mixture");

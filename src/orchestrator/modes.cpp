@@ -58,9 +58,10 @@ void check_policies(const RunContext& ctx, const std::vector<std::string>& specs
 }
 
 void print_results(const RunContext& ctx, const std::string& store_path, const std::vector<std::string>& order,
-                   const std::vector<std::string>& oracle, const std::string& stem) {
+                   const std::vector<std::string>& oracle, const std::vector<std::string>& listed,
+                   const std::string& stem) {
   const auto store = StoreReader::open(store_path);
-  const auto rows = policy_results(store, ctx.config.eval, order, oracle);
+  const auto rows = policy_results(store, ctx.config.eval, order, oracle, listed);
   std::fprintf(stdout, "%s", results_text(rows, ctx.config.eval.score).c_str());
   std::fflush(stdout);
   if (stem.empty()) return;
@@ -112,7 +113,7 @@ int collect(RunContext& ctx, bool resume) {
     log_line("collect: stopped by a signal; the store is flushed: run again with --resume to finish");
     return 0;
   }
-  print_results(ctx, ctx.store_path(), {}, {}, "");
+  print_results(ctx, ctx.store_path(), {}, {}, {}, "");
   return 0;
 }
 
@@ -120,6 +121,7 @@ int evaluate(RunContext& ctx, bool resume) {
   require_base(ctx);
   std::vector<std::string> specs, oracle;
   for (const auto& s : parse_policy_list(ctx.config.evaluate.policies)) specs.push_back(resolve_spec(ctx, s));
+  const std::vector<std::string> listed = specs;
   for (const auto& s : parse_policy_list(ctx.config.evaluate.oracle)) {
     oracle.push_back(resolve_spec(ctx, s));
     if (std::find(specs.begin(), specs.end(), oracle.back()) == specs.end()) specs.push_back(oracle.back());
@@ -144,7 +146,7 @@ int evaluate(RunContext& ctx, bool resume) {
     log_line("evaluate: stopped by a signal; run again with --resume to finish");
     return 0;
   }
-  print_results(ctx, path, specs, oracle, "eval");
+  print_results(ctx, path, specs, oracle, listed, "eval");
   return 0;
 }
 
@@ -177,7 +179,15 @@ int iterate(RunContext& ctx, bool resume) {
   const std::string state_path = ctx.path("iterate.state");
   int first = 0;
   if (resume && fs::exists(state_path)) std::ifstream(state_path) >> first;
-  const std::int64_t per_gen = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
+  if (first >= ctx.config.iterate.generations) {
+    log_line(fmt::format("iterate: {} generations done ({}), skipped", first, state_path));
+    return 0;
+  }
+  // Updates see the offline stores as well as the rollouts appended to this run's store.
+  auto stores = agent_stores(ctx);
+  if (std::find(stores.begin(), stores.end(), ctx.store_path()) == stores.end()) stores.push_back(ctx.store_path());
+  const std::int64_t slots = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
+  const std::int64_t per_gen = ctx.config.iterate.trajectories > 0 ? ctx.config.iterate.trajectories : slots;
   const std::string spec = fmt::format("agent:{}?noise={}", ctx.agent_path(), ctx.config.iterate.exploration_std);
   constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
   for (int g = first; g < ctx.config.iterate.generations; ++g) {
@@ -188,7 +198,7 @@ int iterate(RunContext& ctx, bool resume) {
     }
     if (!run_episodes(ctx, store, pending_plans(plans, store), fmt::format("iterate gen {}", g + 1))) return 0;
     store.flush();
-    train_agent(ctx.config, {ctx.store_path()}, ctx.agent_path(), ctx.agent_path(),
+    train_agent(ctx.config, stores, ctx.agent_path(), ctx.agent_path(),
                 ctx.config.iterate.updates_per_generation);
     std::ofstream(state_path) << g + 1;
     log_line(fmt::format("iterate: generation {}/{} done, agent updated", g + 1, ctx.config.iterate.generations));

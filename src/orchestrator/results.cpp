@@ -27,12 +27,16 @@ void mean_std(const std::vector<double>& v, double& mean, double& sd) {
   }
 }
 
+bool is_random(const PolicyResult& r) { return r.policy.rfind("random", 0) == 0; }
+bool labelled_oracle(const PolicyResult& r) { return r.oracle && !r.listed; }
+
 /// Standard error of the balanced score pooled over policies (for "beats by more than").
+/// `random` draws a new policy per episode: its spread is not seed noise and stays out.
 double pooled_se(const std::vector<PolicyResult>& rows) {
   double num = 0, den = 0, inv_n = 0;
   int k = 0;
   for (const auto& r : rows)
-    if (r.episodes > 1) {
+    if (r.episodes > 1 && !is_random(r)) {
       num += (r.episodes - 1) * r.balanced_std * r.balanced_std;
       den += r.episodes - 1;
       inv_n += 1.0 / r.episodes;
@@ -42,10 +46,37 @@ double pooled_se(const std::vector<PolicyResult>& rows) {
   return std::sqrt(num / den) * std::sqrt(inv_n / k);
 }
 
+/// The first agent row: the table compares every other row with it.
+const PolicyResult* agent_row(const std::vector<PolicyResult>& rows) {
+  for (const auto& r : rows)
+    if (r.policy.rfind("agent", 0) == 0 && r.episodes > 0) return &r;
+  return nullptr;
+}
+
+/// "agent - row" and the standard error of that difference (Welch), or "" without an agent.
+std::string agent_minus(const PolicyResult* agent, const PolicyResult& r) {
+  if (!agent || agent == &r || r.episodes == 0) return "";
+  const double se = std::sqrt(agent->balanced_std * agent->balanced_std / agent->episodes +
+                              r.balanced_std * r.balanced_std / r.episodes);
+  return fmt::format("{:+.4f} ± {:.4f}", agent->balanced_mean - r.balanced_mean, se);
+}
+
+/// Footer lines: the pooled standard error, and the best of the oracle grid.
+std::string footer(const std::vector<PolicyResult>& rows) {
+  std::string out = fmt::format("pooled standard error of the balanced score (all policies but random): {:.4f}\n",
+                                pooled_se(rows));
+  const PolicyResult* best = nullptr;
+  for (const auto& r : rows)
+    if (r.oracle && r.episodes > 0 && (!best || r.balanced_mean > best->balanced_mean)) best = &r;
+  if (best) out += fmt::format("best of the oracle grid: {} {:+.4f}\n", best->policy, best->balanced_mean);
+  return out;
+}
+
 }  // namespace
 
 std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalConfig& eval,
-                                         const std::vector<std::string>& order, const std::vector<std::string>& oracle) {
+                                         const std::vector<std::string>& order, const std::vector<std::string>& oracle,
+                                         const std::vector<std::string>& listed) {
   const auto& h = store.header();
   std::map<std::string, Acc> acc;
   std::vector<std::string> seen = order;
@@ -67,6 +98,7 @@ std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalCon
     PolicyResult r;
     r.policy = p;
     r.oracle = std::find(oracle.begin(), oracle.end(), p) != oracle.end();
+    r.listed = std::find(listed.begin(), listed.end(), p) != listed.end();
     r.episodes = static_cast<int>(a.balanced.size());
     r.failed = a.failed;
     mean_std(a.source, r.source_mean, r.source_std);
@@ -83,18 +115,18 @@ std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalCon
 
 std::string results_text(const std::vector<PolicyResult>& rows, const std::string& score_name) {
   size_t width = 6;
-  for (const auto& r : rows) width = std::max(width, r.policy.size() + (r.oracle ? 9 : 0));
-  std::string out = fmt::format("{:<{}}  {:>3}  {:>17}  {:>17}  {:>17}  {:>6}\n", "policy", width, "n", "source",
-                                "target", "balanced (" + score_name + ")", "math");
+  for (const auto& r : rows) width = std::max(width, r.policy.size() + (labelled_oracle(r) ? 9 : 0));
+  const PolicyResult* agent = agent_row(rows);
+  std::string out = fmt::format("{:<{}}  {:>3}  {:>17}  {:>17}  {:>17}  {:>6}{}\n", "policy", width, "n", "source",
+                                "target", "balanced (" + score_name + ")", "math", agent ? "      agent - policy" : "");
   for (const auto& r : rows) {
-    const std::string name = r.oracle ? r.policy + " (oracle)" : r.policy;
-    out += fmt::format("{:<{}}  {:>3}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>6}{}\n", name,
-                       width, r.episodes, r.source_mean, r.source_std, r.target_mean, r.target_std, r.balanced_mean,
-                       r.balanced_std, r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-",
-                       r.failed ? fmt::format("  ({} failed)", r.failed) : "");
+    const std::string name = labelled_oracle(r) ? r.policy + " (oracle)" : r.policy;
+    out += fmt::format("{:<{}}  {:>3}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>6}  {:>18}{}\n",
+                       name, width, r.episodes, r.source_mean, r.source_std, r.target_mean, r.target_std,
+                       r.balanced_mean, r.balanced_std, r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-",
+                       agent_minus(agent, r), r.failed ? fmt::format("  ({} failed)", r.failed) : "");
   }
-  out += fmt::format("pooled standard error of the balanced score: {:.4f}\n", pooled_se(rows));
-  return out;
+  return out + footer(rows);
 }
 
 std::string results_csv(const std::vector<PolicyResult>& rows) {
@@ -108,15 +140,16 @@ std::string results_csv(const std::vector<PolicyResult>& rows) {
 }
 
 std::string results_markdown(const std::vector<PolicyResult>& rows, const std::string& score_name) {
-  std::string out = fmt::format("| policy | n | source | target | balanced ({}) | math |\n|---|---:|---:|---:|---:|---:|\n",
+  const PolicyResult* agent = agent_row(rows);
+  std::string out = fmt::format("| policy | n | source | target | balanced ({}) | math | agent − policy |\n"
+                                "|---|---:|---:|---:|---:|---:|---:|\n",
                                 score_name);
   for (const auto& r : rows)
-    out += fmt::format("| {}{} | {} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {} |\n", r.policy,
-                       r.oracle ? " *(oracle)*" : "", r.episodes, r.source_mean, r.source_std, r.target_mean,
+    out += fmt::format("| {}{} | {} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {} | {} |\n", r.policy,
+                       labelled_oracle(r) ? " *(oracle)*" : "", r.episodes, r.source_mean, r.source_std, r.target_mean,
                        r.target_std, r.balanced_mean, r.balanced_std,
-                       r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-");
-  out += fmt::format("\nPooled standard error of the balanced score: {:.4f}\n", pooled_se(rows));
-  return out;
+                       r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-", agent_minus(agent, r));
+  return out + "\n" + footer(rows);
 }
 
 }  // namespace dma

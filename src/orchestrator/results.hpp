@@ -11,7 +11,8 @@ namespace dma {
 
 struct PolicyResult {
   std::string policy;
-  bool oracle = false;
+  bool oracle = false;        // in the oracle grid
+  bool listed = false;        // in the policy list too (a baseline as well): not labelled oracle
   int episodes = 0;           // complete episodes
   int failed = 0;
   double source_mean = 0, source_std = 0;
@@ -21,9 +22,11 @@ struct PolicyResult {
 };
 
 /// Reads every complete episode's final row; policies in first-seen order (or `order`).
+/// `listed` are the compared policies; an `oracle` policy that is not listed is labelled oracle.
 std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalConfig& eval,
                                          const std::vector<std::string>& order = {},
-                                         const std::vector<std::string>& oracle = {});
+                                         const std::vector<std::string>& oracle = {},
+                                         const std::vector<std::string>& listed = {});
 
 /// The table as aligned text, CSV and Markdown. Balanced is the configured eval.score.
 std::string results_text(const std::vector<PolicyResult>& rows, const std::string& score_name);

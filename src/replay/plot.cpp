@@ -1,6 +1,8 @@
 // `plot`: SVG pictures of a store. Shapes: T steps, D domains, P policies.
 //   weights_<policy>.svg  mean weight schedule as stacked areas (D series, legend)
 //   scores.svg            source, target and balanced score per step (3P series)
+//   target_share.svg      target-field share of the weights per step (P series; a fixed:
+//                         policy is a flat reference line, e.g. the oracle's best share)
 //   rewards.svg           distribution of per-step rewards (P series)
 //   returns.svg           distribution of episode returns (P series)
 #include <algorithm>
@@ -23,9 +25,12 @@ using svg::Axes;
 using svg::Canvas;
 using svg::Points;
 
+/// Episodes of one policy, named by it.
+using Groups = std::vector<std::pair<std::string, std::vector<const EpisodeData*>>>;
+
 /// Episodes per policy (policy order of first appearance); ended ones when a policy has any.
-std::vector<std::pair<std::string, std::vector<const EpisodeData*>>> by_policy(const StoreData& d) {
-  std::vector<std::pair<std::string, std::vector<const EpisodeData*>>> groups;
+Groups by_policy(const StoreData& d) {
+  Groups groups;
   for (const auto& e : d.episodes) {
     if (e.steps == 0) continue;
     auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == e.record.policy; });
@@ -41,7 +46,7 @@ std::vector<std::pair<std::string, std::vector<const EpisodeData*>>> by_policy(c
   return groups;
 }
 
-/// Mean and standard deviation per step of `get(e)[t]` over episodes that reached step t.
+/// Mean and standard deviation per step of `get(e, t)` over episodes that reached step t.
 struct StepCurve {
   std::vector<double> mean, std;
 };
@@ -51,7 +56,7 @@ StepCurve step_curve(const std::vector<const EpisodeData*>& eps, int horizon, Ge
   for (int t = 0; t < horizon; ++t) {
     std::vector<double> v;
     for (const auto* e : eps)
-      if (t < e->steps) v.push_back(get(*e)[static_cast<std::size_t>(t)]);
+      if (t < e->steps) v.push_back(get(*e, static_cast<std::size_t>(t)));
     if (v.empty()) break;
     const Stats s = stats(v);
     c.mean.push_back(s.mean);
@@ -68,6 +73,42 @@ std::string file_safe(const std::string& s) {
 
 std::string series_attr(const std::string& name) {
   return fmt::format("class=\"series\" data-name=\"{}\"", svg::escape(name));
+}
+
+/// Steps on the x axis: the longest curve, at least 2 so the axis has a span.
+double curve_steps(const std::vector<StepCurve>& curves) {
+  double steps = 2;
+  for (const auto& c : curves) steps = std::max(steps, static_cast<double>(c.mean.size()));
+  return steps;
+}
+
+/// One line per policy at steps 1..T over a ± one std band (clipped to [clip_lo, clip_hi]),
+/// coloured as in policy_legend.
+void draw_step_curves(Canvas& c, const Axes& ax, const std::vector<StepCurve>& curves, const Groups& groups,
+                      double clip_lo = -INFINITY, double clip_hi = INFINITY) {
+  const std::size_t p = groups.size();
+  for (std::size_t i = 0; i < p; ++i) {
+    Points line, band_hi, band_lo;
+    for (std::size_t t = 0; t < curves[i].mean.size(); ++t) {
+      const double x = ax.px(static_cast<double>(t + 1));
+      line.push_back({x, ax.py(curves[i].mean[t])});
+      band_hi.push_back({x, ax.py(std::min(clip_hi, curves[i].mean[t] + curves[i].std[t]))});
+      band_lo.push_back({x, ax.py(std::max(clip_lo, curves[i].mean[t] - curves[i].std[t]))});
+    }
+    band_hi.insert(band_hi.end(), band_lo.rbegin(), band_lo.rend());
+    c.polygon(band_hi, svg::colour(i, p), "class=\"band\" fill-opacity=\"0.15\"");
+    c.polyline(line, svg::colour(i, p), 2, series_attr(groups[i].first));
+  }
+}
+
+/// "policy (n episodes)" per policy, in the colours of draw_step_curves.
+void policy_legend(Canvas& c, double x, double y, const Groups& groups) {
+  std::vector<std::string> names, colours;
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    names.push_back(fmt::format("{} ({})", groups[i].first, groups[i].second.size()));
+    colours.push_back(svg::colour(i, groups.size()));
+  }
+  c.legend(x, y, names, colours);
 }
 
 std::string plot_weights(const StoreData& d, const std::string& policy, const std::vector<const EpisodeData*>& eps,
@@ -128,9 +169,7 @@ std::string plot_weights(const StoreData& d, const std::string& policy, const st
   return path;
 }
 
-std::string plot_scores(const StoreData& d, const std::vector<std::pair<std::string, std::vector<const EpisodeData*>>>& groups,
-                        const std::string& dir) {
-  const std::size_t p = groups.size();
+std::string plot_scores(const StoreData& d, const Groups& groups, const std::string& dir) {
   Canvas c(1260, 440, "scores per step");
   struct Panel {
     const char* title;
@@ -140,40 +179,47 @@ std::string plot_scores(const StoreData& d, const std::vector<std::pair<std::str
                            {"target score", &EpisodeData::target},
                            {"balanced score", &EpisodeData::balanced}};
   for (int k = 0; k < 3; ++k) {
+    const auto member = panels[k].member;
     std::vector<StepCurve> curves;
-    double lo = 0, hi = 0, steps = 1;
+    double lo = 0, hi = 0;
     for (const auto& [name, eps] : groups) {
-      curves.push_back(step_curve(eps, d.header.horizon, [&](const EpisodeData& e) { return e.*(panels[k].member); }));
+      curves.push_back(
+          step_curve(eps, d.header.horizon, [&](const EpisodeData& e, std::size_t t) { return (e.*member)[t]; }));
       for (std::size_t t = 0; t < curves.back().mean.size(); ++t) {
         lo = std::min(lo, curves.back().mean[t] - curves.back().std[t]);
         hi = std::max(hi, curves.back().mean[t] + curves.back().std[t]);
       }
-      steps = std::max(steps, static_cast<double>(curves.back().mean.size()));
     }
     const double pad = 0.05 * (hi - lo + 1e-9);
-    Axes ax(70 + 350.0 * k, 40, 290, 330, 1, std::max(2.0, steps), lo - pad, hi + pad);
+    Axes ax(70 + 350.0 * k, 40, 290, 330, 1, curve_steps(curves), lo - pad, hi + pad);
     const std::string title = panels[k].title + (k == 2 ? fmt::format(" ({})", d.eval.score) : "");
     ax.draw(c, title, "re-weighting step", panels[k].title);
-    for (std::size_t i = 0; i < p; ++i) {
-      Points line, band_hi, band_lo;
-      for (std::size_t t = 0; t < curves[i].mean.size(); ++t) {
-        const double x = ax.px(static_cast<double>(t + 1));
-        line.push_back({x, ax.py(curves[i].mean[t])});
-        band_hi.push_back({x, ax.py(curves[i].mean[t] + curves[i].std[t])});
-        band_lo.push_back({x, ax.py(curves[i].mean[t] - curves[i].std[t])});
-      }
-      band_hi.insert(band_hi.end(), band_lo.rbegin(), band_lo.rend());
-      c.polygon(band_hi, svg::colour(i, p), "class=\"band\" fill-opacity=\"0.15\"");
-      c.polyline(line, svg::colour(i, p), 2, series_attr(groups[i].first));
-    }
+    draw_step_curves(c, ax, curves, groups);
   }
-  std::vector<std::string> names, colours;
-  for (std::size_t i = 0; i < p; ++i) {
-    names.push_back(fmt::format("{} ({})", groups[i].first, groups[i].second.size()));
-    colours.push_back(svg::colour(i, p));
-  }
-  c.legend(1110, 40, names, colours);
+  policy_legend(c, 1110, 40, groups);
   const std::string path = (fs::path(dir) / "scores.svg").string();
+  c.save(path);
+  return path;
+}
+
+/// Mean target-field share of the weights per step and policy (fixed: policies are flat).
+std::string plot_target_share(const StoreData& d, const Groups& groups, const std::string& dir) {
+  const auto& fields = d.header.domain_fields;
+  const std::size_t dn = fields.size();
+  const auto share = [&](const EpisodeData& e, std::size_t t) {
+    double s = 0;  // weights are (T, D) row-major
+    for (std::size_t k = 0; k < dn; ++k)
+      if (fields[k] == Field::kTarget) s += e.weights[t * dn + k];
+    return s;
+  };
+  std::vector<StepCurve> curves;
+  for (const auto& [name, eps] : groups) curves.push_back(step_curve(eps, d.header.horizon, share));
+  Canvas c(960, 460, "target share per step");
+  Axes ax(70, 40, 700, 350, 1, curve_steps(curves), 0, 1);
+  ax.draw(c, "target share per step", "re-weighting step", "target-field share of the weights");
+  draw_step_curves(c, ax, curves, groups, 0, 1);  // a share's band stays inside [0, 1]
+  policy_legend(c, 790, 40, groups);
+  const std::string path = (fs::path(dir) / "target_share.svg").string();
   c.save(path);
   return path;
 }
@@ -263,6 +309,7 @@ std::vector<std::string> plot(const std::string& store, const std::string& out_d
   std::vector<std::string> files;
   for (const auto& [name, eps] : groups) files.push_back(plot_weights(d, name, eps, out_dir));
   files.push_back(plot_scores(d, groups, out_dir));
+  files.push_back(plot_target_share(d, groups, out_dir));
   std::vector<std::pair<std::string, std::vector<double>>> rewards, returns;
   for (const auto& [name, eps] : groups) {
     rewards.push_back({name, {}});

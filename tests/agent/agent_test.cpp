@@ -13,6 +13,11 @@
 #include "dma/error.hpp"
 #include "dma/policy.hpp"
 #include "sim.hpp"
+// The agent's internals the tests below reach directly: the actor's input mask, the token
+// normaliser and the checkpoint state.
+#include "../../src/agent/checkpoint.hpp"
+#include "../../src/agent/features.hpp"
+#include "support/compare.hpp"
 
 namespace dma {
 namespace {
@@ -396,6 +401,227 @@ TEST(Agent, RewardsAreRecomputedUnderTheConfiguredScoreWithNormalizedScalesSaved
   auto empty = store;
   for (auto& e : empty.episodes) e.status = EpisodeStatus::kFailed;
   EXPECT_THROW(train_agent_offline(c, {empty}, dir.file("y.pt")), StoreError);
+}
+
+// --- the actor's input mask ------------------------------------------------------------
+
+// `o` with every domain's previous weight replaced by `w`: only the weight features move.
+std::vector<float> with_prev_weights(std::vector<float> o, const std::vector<float>& w) {
+  for (size_t d = 0; d < w.size(); ++d) o[static_cast<size_t>(obs::index(static_cast<int>(d), obs::kPrevWeight))] = w[d];
+  return o;
+}
+
+using dma::test::max_abs_diff;
+
+TEST(Agent, ActorInputMaskHidesThePreviousWeightColumnsAtEveryHistoryStep) {
+  const int K = agent::kStepFeatures;
+  const auto& names = agent::step_feature_names();
+  for (int H : {1, 3}) {
+    const auto blind = agent::actor_input_mask(H, false);
+    ASSERT_EQ(blind.numel(), H * K);
+    EXPECT_TRUE(torch::equal(agent::actor_input_mask(H, true), torch::ones({H * K})));
+    for (int h = 0; h < H; ++h)
+      for (int f = 0; f < K; ++f) {
+        const auto& n = names[static_cast<size_t>(f)];
+        const bool weight = n == "weight_rel" || n == "log_weight_rel" || n == "prev_target_share";
+        EXPECT_EQ(blind[h * K + f].item<float>(), weight ? 0.0f : 1.0f) << n << " at history step " << h;
+      }
+  }
+}
+
+TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndTheMaskIsKeptInTheCheckpoint) {
+  TempDir dir;
+  const std::string steps = "agent.bc_steps=5\nagent.cql_steps=5\n";
+  const Config blind = tiny_config(steps), sees = tiny_config(steps + "agent.actor_sees_weights=1");
+  SimSpace sp;
+  sp.horizon = 6;
+  const auto h = sim_header(sp);
+  const int D = h.num_domains();
+  const auto store = sim_store(sp, h, blind.eval, 6, 2);
+  train_agent_offline(blind, {store}, dir.file("blind.pt"));
+  train_agent_offline(sees, {store}, dir.file("sees.pt"));
+  const auto& o = store.rows[1][3].observation;
+  // Everything on the targets: another target share, other weight features for every domain.
+  std::vector<float> all_target(static_cast<size_t>(D), 0.0f);
+  for (int d = sp.sources; d < D; ++d) all_target[static_cast<size_t>(d)] = 1.0f / static_cast<float>(sp.targets);
+  const auto moved_weights = with_prev_weights(o, all_target);
+  auto moved_loss = o;
+  moved_loss[static_cast<size_t>(obs::index(0, obs::kLoss))] *= 1.3f;
+  const auto b = AgentModel::load(dir.file("blind.pt"));
+  const auto base = b.mean_logits(o, 1, D);
+  EXPECT_EQ(b.mean_logits(moved_weights, 1, D), base) << "the blind actor must not read its previous weights";
+  EXPECT_GT(max_abs_diff(b.mean_logits(moved_loss, 1, D), base), 1e-5) << "a loss feature must reach the actor";
+  // The critics read every column.
+  const auto& a = store.rows[1][3].action;
+  EXPECT_NE(b.q_values(moved_weights, a, 1, D), b.q_values(o, a, 1, D));
+  // Through the policy too: the same weights whatever the previous ones were.
+  auto policy = make_agent_policy("agent:" + dir.file("blind.pt"), context(h), blind);
+  policy->begin_episode(1, 5);
+  policy->begin_episode(2, 5);
+  EXPECT_EQ(act_once(*policy, moved_weights, 2, 3), act_once(*policy, o, 1, 3));
+  // agent.actor_sees_weights=1: the previous weights move the actor.
+  const auto s = AgentModel::load(dir.file("sees.pt"));
+  EXPECT_GT(max_abs_diff(s.mean_logits(moved_weights, 1, D), s.mean_logits(o, 1, D)), 1e-5);
+  // The mask is read from the file, not rebuilt from the defaults ...
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask, agent::actor_input_mask(1, false)));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees.pt")).actor_mask, agent::actor_input_mask(1, true)));
+  // ... and a checkpoint continued under a config without the key keeps its own.
+  train_agent_offline(blind, {store}, dir.file("sees2.pt"), dir.file("sees.pt"), 0);
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees2.pt")).actor_mask, agent::actor_input_mask(1, true)));
+  EXPECT_EQ(AgentModel::load(dir.file("sees2.pt")).mean_logits(moved_weights, 1, D), s.mean_logits(moved_weights, 1, D));
+  // A hand-made mask with three history steps survives save and load bit for bit.
+  auto state = agent::AgentState::create(16, 1, 2, 3, false);
+  state.actor_mask[4] = 0.0;
+  agent::save_agent(dir.file("h3.pt"), state);
+  const auto loaded = agent::load_agent(dir.file("h3.pt"));
+  EXPECT_TRUE(torch::equal(loaded.actor_mask, state.actor_mask));
+  EXPECT_FALSE(torch::equal(loaded.actor_mask, agent::actor_input_mask(3, false)));
+}
+
+// --- the token normaliser -----------------------------------------------------------------
+
+TEST(Agent, NormalizerScalesByTheInterquartileRangeOfTheBulkAndClipsOutliers) {
+  // Column 0: 990 evenly spread values in [0, 1] and 10 outliers at +-1e4. Column 1: a flag
+  // set on 10% of rows (zero IQR: its std, 0.3). Column 2: a constant (scale 1).
+  const int N = 1000, bulk = 990;
+  auto flat = torch::zeros({N, 3});
+  auto x = flat.accessor<float, 2>();
+  for (int i = 0; i < N; ++i) {
+    x[i][0] = i < bulk ? static_cast<float>(i) / (bulk - 1) : (i % 2 ? 1e4f : -1e4f);
+    x[i][1] = i % 10 == 0 ? 1.0f : 0.0f;
+    x[i][2] = 2.5f;
+  }
+  const auto tokens = flat.reshape({N / 2, 2, 3});  // (N, D, F): fit pools rows and domains
+  const auto n = agent::Normalizer::fit(tokens);
+  const double bulk_scale = 0.5 / 1.349;  // the bulk's own IQR / 1.349
+  ASSERT_GT(flat.index({torch::indexing::Slice(), 0}).std().item<double>(), 100.0) << "the std would be inflated";
+  EXPECT_NEAR(n.std[0].item<double>(), bulk_scale, 0.02 * bulk_scale);
+  EXPECT_NEAR(n.mean[0].item<double>(), 0.5, 1e-3);
+  EXPECT_NEAR(n.std[1].item<double>(), 0.3, 1e-5);
+  EXPECT_NEAR(n.mean[1].item<double>(), 0.0, 1e-6);
+  EXPECT_EQ(n.std[2].item<double>(), 1.0);
+  EXPECT_EQ(n.mean[2].item<double>(), 2.5);
+  const auto out = n.apply(tokens).reshape({N, 3});
+  const double clip = agent::Normalizer::kClip;
+  EXPECT_LE(out.abs().max().item<double>(), clip);
+  for (int i = bulk; i < N; ++i) EXPECT_EQ(out[i][0].item<double>(), i % 2 ? clip : -clip) << "row " << i;
+  // The bulk is standardised, not clipped.
+  const double s0 = n.std[0].item<double>(), m0 = n.mean[0].item<double>();
+  for (int i : {0, 300, bulk - 1})
+    EXPECT_NEAR(out[i][0].item<double>(), (x[i][0] - m0) / s0, 1e-5) << "row " << i;
+  EXPECT_NEAR(out[0][1].item<double>(), 1.0 / 0.3, 1e-4);
+  EXPECT_EQ(out.index({torch::indexing::Slice(), 2}).abs().max().item<double>(), 0.0);
+}
+
+// --- n-step backups -----------------------------------------------------------------------
+
+TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
+  TempDir dir;
+  SimSpace sp;
+  sp.horizon = 6;
+  const auto h = sim_header(sp);
+  const auto store = sim_store(sp, h, EvalConfig{}, 8, 4);
+  const auto& o = store.rows[2][3].observation;
+  const auto& a = store.rows[2][3].action;
+  struct Out {
+    AgentTrainReport report;
+    std::vector<float> logits, q;
+    std::string ini;
+  };
+  auto train = [&](const std::string& extra, const std::string& name) {
+    Out out;
+    out.report = train_agent_offline(tiny_config("agent.bc_steps=2\nagent.cql_steps=10\n" + extra), {store}, dir.file(name));
+    const auto m = AgentModel::load(dir.file(name));
+    out.logits = m.mean_logits(o, 1, 12);
+    out.q = m.q_values(o, a, 1, 12);
+    out.ini = m.config_ini();
+    return out;
+  };
+  auto all_finite = [](const std::vector<float>& v) {
+    return std::all_of(v.begin(), v.end(), [](float x) { return std::isfinite(x); });
+  };
+  // One step is the default, and a deterministic one.
+  const auto plain = train("", "plain.pt"), one = train("agent.n_step=1", "one.pt");
+  EXPECT_EQ(one.logits, plain.logits);
+  EXPECT_EQ(one.q, plain.q);
+  EXPECT_EQ(one.report.val_td_loss, plain.report.val_td_loss);
+  EXPECT_NE(plain.ini.find("n_step = 1"), std::string::npos);
+  // Four steps: a finite agent, and the critics learned other targets.
+  const auto four = train("agent.n_step=4", "four.pt");
+  EXPECT_NE(four.ini.find("n_step = 4"), std::string::npos);
+  EXPECT_TRUE(all_finite(four.logits));
+  EXPECT_TRUE(all_finite(four.q));
+  for (double v : {four.report.critic_loss, four.report.actor_loss, four.report.val_td_loss,
+                   four.report.q_data_minus_random})
+    EXPECT_TRUE(std::isfinite(v));
+  EXPECT_NE(four.q, one.q);
+  // Without discounting only the first reward counts and nothing is bootstrapped, whatever n
+  // (more than the horizon included): the same agent as one step, bit for bit. (cql_alpha=0:
+  // CQL's policy samples at o' would differ, as o' is n steps on.)
+  const std::string undiscounted = "agent.discount=0\nagent.cql_alpha=0\n";
+  const auto one0 = train(undiscounted + "agent.n_step=1", "one0.pt");
+  const auto many0 = train(undiscounted + "agent.n_step=9", "many0.pt");
+  EXPECT_EQ(many0.logits, one0.logits);
+  EXPECT_EQ(many0.q, one0.q);
+  EXPECT_EQ(many0.report.val_td_loss, one0.report.val_td_loss);
+}
+
+// --- ensembles ------------------------------------------------------------------------------
+
+TEST(Agent, EnsemblePathsSplitOnPlusAndEmptyMembersAreRefusedWithOneLine) {
+  using V = std::vector<std::string>;
+  EXPECT_EQ(agent_ensemble_paths("a.pt"), V{"a.pt"});
+  EXPECT_EQ(agent_ensemble_paths("a.pt+b.pt"), (V{"a.pt", "b.pt"}));
+  EXPECT_EQ(agent_ensemble_paths("runs/x/a.pt+/abs/b.pt+c.pt"), (V{"runs/x/a.pt", "/abs/b.pt", "c.pt"}));
+  for (const char* bad : {"", "+", "a.pt+", "+b.pt", "a.pt++b.pt"}) {
+    try {
+      agent_ensemble_paths(bad);
+      ADD_FAILURE() << "'" << bad << "' was accepted";
+    } catch (const PolicyError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("empty"), std::string::npos) << what;
+      EXPECT_EQ(what.find('\n'), std::string::npos) << "one line: " << what;
+    }
+  }
+  // The policy refuses them before looking for any file.
+  const auto h = sim_header(SimSpace{});
+  EXPECT_THROW(make_agent_policy("agent:a.pt+", context(h), tiny_config()), PolicyError);
+  EXPECT_THROW(make_agent_policy("agent:+b.pt?noise=0.1", context(h), tiny_config()), PolicyError);
+}
+
+TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
+  TempDir dir;
+  const std::string steps = "agent.bc_steps=2\nagent.cql_steps=2\n";
+  const Config c = tiny_config(steps);
+  SimSpace sp;
+  sp.horizon = 4;
+  const auto h = sim_header(sp);
+  const int D = h.num_domains();
+  const auto store = sim_store(sp, h, c.eval, 4, 1);
+  const std::string a = dir.file("a.pt"), b = dir.file("b.pt"), h2 = dir.file("h2.pt");
+  train_agent_offline(c, {store}, a);
+  train_agent_offline(tiny_config(steps + "run.seed=8"), {store}, b);
+  register_agent_policy();
+  const auto& o = store.rows[1][2].observation;
+  auto single = make_policy("agent:" + a, context(h), c);
+  auto twice = make_policy("agent:" + a + "+" + a, context(h), c);
+  auto pair = make_policy("agent:" + a + "+" + b, context(h), c);
+  EXPECT_EQ(pair->name(), "agent:" + a + "+" + b);
+  for (auto* p : {single.get(), twice.get(), pair.get()}) p->begin_episode(1, 42);
+  const auto w1 = act_once(*single, o, 1, 2);
+  EXPECT_EQ(act_once(*twice, o, 1, 2), w1) << "a checkpoint twice is that checkpoint";
+  const auto wp = act_once(*pair, o, 1, 2);
+  EXPECT_NEAR(std::accumulate(wp.begin(), wp.end(), 0.0), 1.0, 1e-9);
+  const auto la = AgentModel::load(a).mean_logits(o, 1, D), lb = AgentModel::load(b).mean_logits(o, 1, D);
+  ASSERT_GT(max_abs_diff(la, lb), 1e-3) << "members that agree would pass trivially";
+  // log(w) is the mean of the members' logits up to the softmax's constant.
+  auto mean_logit = [&](int d) { return 0.5 * (la[static_cast<size_t>(d)] + lb[static_cast<size_t>(d)]); };
+  const double shift = std::log(wp[0]) - mean_logit(0);
+  for (int d = 1; d < D; ++d) EXPECT_NEAR(std::log(wp[static_cast<size_t>(d)]) - mean_logit(d), shift, 1e-5) << "domain " << d;
+  EXPECT_NE(wp, w1);
+  // Members that read different histories cannot share one observation window.
+  train_agent_offline(tiny_config(steps + "agent.history=2"), {store}, h2);
+  EXPECT_THROW(make_policy("agent:" + a + "+" + h2, context(h), c), PolicyError);
 }
 
 }  // namespace

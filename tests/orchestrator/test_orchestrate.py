@@ -312,14 +312,18 @@ class TestModes(unittest.TestCase):
     def test_evaluate_writes_table(self):
         d = fresh_run_dir("evaluate")
         rc, out = run(3, d, "--mode", "evaluate", "--evaluate.policies=uniform,fixed:0.5",
-                      "--evaluate.oracle=fixed:0.2", "--evaluate.seeds=2")
+                      "--evaluate.oracle=fixed:0.2,fixed:0.5", "--evaluate.seeds=2")
         self.assertEqual(rc, 0, out)
         for name in ["eval.h5", "eval.csv", "eval.md"]:
             self.assertTrue(os.path.exists(os.path.join(d, name)), name)
         with open(os.path.join(d, "eval.csv")) as f:
             lines = f.read().splitlines()
         self.assertEqual(len(lines), 1 + 3, lines)
-        self.assertIn("oracle", open(os.path.join(d, "eval.md")).read())
+        md = open(os.path.join(d, "eval.md")).read()
+        # fixed:0.5 is a baseline as well as on the grid: only grid-only policies carry the label
+        self.assertIn("fixed:0.2 *(oracle)*", md)
+        self.assertNotIn("fixed:0.5 *(oracle)*", md)
+        self.assertRegex(md, r"best of the oracle grid: fixed:0\.[25] [+-]\d")
 
     def test_train_agent_then_iterate(self):
         d = fresh_run_dir("iterate")
@@ -328,11 +332,14 @@ class TestModes(unittest.TestCase):
         rc, out = run(None, d, "--mode", "train-agent")
         self.assertEqual(rc, 0, out)
         self.assertTrue(os.path.exists(os.path.join(d, "agent.pt")))
-        rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=2")
+        rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=2", "--iterate.trajectories=3")
         self.assertEqual(rc, 0, out)
         e = episodes(os.path.join(d, "store.h5"))
         agent_eps = [p for p in e["policy"] if (p.decode() if isinstance(p, bytes) else p).startswith("agent:")]
-        self.assertEqual(len(agent_eps), 2 * 2)  # 2 generations x 2 workers x 1 slot
+        self.assertEqual(len(agent_eps), 2 * 3)  # 2 generations x 3 rollouts
+        rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=2", "--iterate.trajectories=3", "--resume")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("skipped", out)  # both generations are done
 
     def test_pipeline_skips_finished_stages(self):
         d = fresh_run_dir("pipeline", with_base=False)

@@ -8,6 +8,7 @@
 
 #include "dma/error.hpp"
 #include "policy_helpers.hpp"
+#include "support/compare.hpp"
 
 namespace dma {
 namespace {
@@ -36,11 +37,7 @@ std::vector<std::vector<double>> dirichlet_points(int n, size_t D, std::uint64_t
   return points;
 }
 
-double max_abs_diff(const std::vector<double>& a, const std::vector<double>& b) {
-  double m = 0;
-  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
-  return m;
-}
+using dma::test::max_abs_diff;
 
 TEST(Regmix, RecoversTheBestMixtureOfAQuadraticScore) {
   const auto ctx = make_context(3, 2, 8);

@@ -5,10 +5,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -227,14 +230,17 @@ TEST(ReplayPlot, SvgsRenderWithTheExpectedSeries) {
   TempDir dir;
   const auto store = make_test_store(dir);
   const auto files = replay::plot(store, dir.file("plots"));
-  ASSERT_EQ(files.size(), 3u + 3u);  // 3 weight pictures, scores, rewards, returns
+  ASSERT_EQ(files.size(), 3u + 4u);  // 3 weight pictures, scores, target_share, rewards, returns
   const int d = 4, p = 3;
+  std::set<std::string> names;
   for (const auto& f : files) {
     const auto name = std::filesystem::path(f).filename().string();
+    names.insert(name);
     const int want = name.rfind("weights_", 0) == 0 ? d : name == "scores.svg" ? 3 * p : p;
     const auto r = sh(fmt::format("/usr/bin/python3 {}/tests/replay/check_svg.py {} {}", kSrc, f, want));
     EXPECT_EQ(r.status, 0) << r.out;
   }
+  EXPECT_EQ(names.count("target_share.svg"), 1u);
   // A 52-domain space (the paper's) still gets one distinct, rendered colour per domain.
   const auto big = dir.file("big.h5");
   {
@@ -245,6 +251,65 @@ TEST(ReplayPlot, SvgsRenderWithTheExpectedSeries) {
   const auto r = sh(fmt::format("/usr/bin/python3 {}/tests/replay/check_svg.py {} 52", kSrc, big_files[0]));
   EXPECT_EQ(r.status, 0) << r.out;
   EXPECT_THROW(replay::plot(store, dir.file("none"), replay::parse_selection("agent", "", "")), ConfigError);
+}
+
+/// A store of `fixed:<share>` episodes (3 per share, all complete) whose target domains
+/// hold exactly `share` of the weights at every step, split differently per episode and step.
+std::string make_fixed_share_store(const TempDir& dir, const std::vector<double>& shares) {
+  const auto path = dir.file("fixed.h5");
+  auto w = StoreWriter::create(path, synthetic_header({}));  // domains 0, 1 source; 2, 3 target
+  const int horizon = w.header().horizon;
+  std::vector<EpisodeRecord> recs;
+  for (std::size_t i = 0; i < 3 * shares.size(); ++i)
+    recs.push_back({.id = static_cast<std::int64_t>(i), .seed = 1, .rank = 1,
+                    .policy = fmt::format("fixed:{}", shares[i / 3])});
+  const auto idx = w.begin_episodes(recs);
+  for (int step = 0; step < horizon; ++step) {
+    std::vector<Transition> rows;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+      rows.push_back(testing::synthetic_transition(w.header(), recs[i].id, step));
+      const double s = shares[i / 3], f = 0.2 + 0.15 * static_cast<double>((i + static_cast<std::size_t>(step)) % 5);
+      rows.back().action = {static_cast<float>((1 - s) * (1 - f)), static_cast<float>((1 - s) * f),
+                            static_cast<float>(s * f), static_cast<float>(s * (1 - f))};
+    }
+    w.write(rows);
+    w.flush();
+  }
+  for (auto i : idx) w.end_episode(i, EpisodeStatus::kComplete, horizon, 1.0f);
+  return path;
+}
+
+TEST(ReplayPlot, TargetShareOfAFixedPolicyIsAFlatLineAtItsShare) {
+  TempDir dir;
+  const std::vector<double> shares{0.25, 0.7};
+  const auto files = replay::plot(make_fixed_share_store(dir, shares), dir.file("plots"));
+  const auto it = std::find_if(files.begin(), files.end(), [](const std::string& f) {
+    return std::filesystem::path(f).filename() == "target_share.svg";
+  });
+  ASSERT_NE(it, files.end());
+  const auto r = sh(fmt::format("/usr/bin/python3 {}/tests/replay/check_svg.py {} {}", kSrc, *it, shares.size()));
+  EXPECT_EQ(r.status, 0) << r.out;
+  std::ifstream in(*it);
+  const std::string text{std::istreambuf_iterator<char>(in), {}};
+  // The axes frame gives the y of shares 0 (bottom) and 1 (top).
+  std::smatch frame;
+  const std::regex frame_re(R"re(<rect x="[0-9.]+" y="([0-9.]+)" width="[0-9.]+" height="([0-9.]+)" fill="none")re");
+  ASSERT_TRUE(std::regex_search(text, frame, frame_re)) << text;
+  const double top = std::stod(frame[1]), height = std::stod(frame[2]);
+  for (double share : shares) {
+    std::smatch line;
+    const std::regex series(fmt::format(R"re(<polyline points="([^"]*)"[^>]*data-name="fixed:{}")re", share));
+    ASSERT_TRUE(std::regex_search(text, line, series)) << share << "\n" << text;
+    std::istringstream pts(line[1].str());
+    std::string pt;
+    int n = 0;
+    while (pts >> pt) {
+      ++n;
+      const double y = std::stod(pt.substr(pt.find(',') + 1));
+      EXPECT_NEAR(y, top + height * (1 - share), 0.11) << share << " point " << pt;
+    }
+    EXPECT_EQ(n, testing::synthetic_header({}).horizon) << share;
+  }
 }
 
 /// A writer child: one generation of 4 episodes, one flush every `ms` milliseconds; closes

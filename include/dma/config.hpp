@@ -110,6 +110,9 @@ struct AgentConfig {
   double discount = 0.99;
   int n_step = 1;                 ///< rewards summed before a backup bootstraps
   int actor_sees_weights = 0;     ///< 1: the actor reads its previous weights too (see features.hpp)
+  int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
+  int selection_seeds = 3;        ///< rollouts per candidate
+  std::uint64_t selection_seed_offset = 2000000;  ///< their seed ids: never the evaluation seeds
   double tau = 0.05;              ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
   double actor_lr = 3e-4;
   double critic_lr = 3e-4;

@@ -152,6 +152,10 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.discount", c.agent.discount, 0.0, 1.0, "discount");
   t.num("agent.n_step", c.agent.n_step, 1, 1000, "n-step backups: rewards summed before bootstrapping");
   t.num("agent.actor_sees_weights", c.agent.actor_sees_weights, 0, 1, "1: the actor reads its previous weights");
+  t.num("agent.candidates", c.agent.candidates, 1, 1000, "agents trained on seeds run.seed+k; the best by rollouts is kept");
+  t.num("agent.selection_seeds", c.agent.selection_seeds, 1, 100000, "rollouts per candidate agent");
+  t.num<std::uint64_t>("agent.selection_seed_offset", c.agent.selection_seed_offset, 0,
+                       std::numeric_limits<std::uint64_t>::max() / 2, "seed ids of the candidates' rollouts");
   t.num("agent.tau", c.agent.tau, 0.0, 1.0, "target update rate");
   t.num("agent.actor_lr", c.agent.actor_lr, 0.0, 1.0, "actor learning rate");
   t.num("agent.critic_lr", c.agent.critic_lr, 0.0, 1.0, "critic learning rate");

@@ -117,6 +117,22 @@ int collect(RunContext& ctx, bool resume) {
   return 0;
 }
 
+/// Every policy once per seed (episode p*seeds+k, seed id seed_offset+k) into <stem>.h5.
+/// False when a signal stopped the run.
+bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::string>& specs, int seeds,
+              std::uint64_t seed_offset, bool resume) {
+  std::vector<EpisodePlan> plans;
+  for (size_t p = 0; p < specs.size(); ++p)
+    for (int k = 0; k < seeds; ++k)
+      plans.push_back({static_cast<std::int64_t>(p) * seeds + k, static_cast<std::int64_t>(seed_offset) + k, specs[p]});
+  auto store = open_store(ctx, ctx.path(stem + ".h5"), resume);
+  const auto pending = pending_plans(plans, store);
+  log_line(fmt::format("{}: {} policies x {} seeds, {} trajectories to run", stem, specs.size(), seeds, pending.size()));
+  if (run_episodes(ctx, store, pending, stem)) return true;
+  log_line(fmt::format("{}: stopped by a signal; run again with --resume to finish", stem));
+  return false;
+}
+
 int evaluate(RunContext& ctx, bool resume) {
   require_base(ctx);
   std::vector<std::string> specs, oracle;
@@ -128,25 +144,8 @@ int evaluate(RunContext& ctx, bool resume) {
   }
   if (specs.empty()) throw ConfigError("evaluate.policies is empty: list the policies to compare, e.g. uniform,fixed:0.5");
   check_policies(ctx, specs);
-  std::vector<EpisodePlan> plans;
-  const int K = ctx.config.evaluate.seeds;
-  for (size_t p = 0; p < specs.size(); ++p)
-    for (int k = 0; k < K; ++k)
-      plans.push_back({static_cast<std::int64_t>(p) * K + k,
-                       static_cast<std::int64_t>(ctx.config.evaluate.seed_offset) + k, specs[p]});
-  const auto path = ctx.path("eval.h5");
-  bool finished = false;
-  {
-    auto store = open_store(ctx, path, resume);
-    const auto pending = pending_plans(plans, store);
-    log_line(fmt::format("evaluate: {} policies x {} seeds, {} trajectories to run", specs.size(), K, pending.size()));
-    finished = run_episodes(ctx, store, pending, "evaluate");
-  }
-  if (!finished) {
-    log_line("evaluate: stopped by a signal; run again with --resume to finish");
-    return 0;
-  }
-  print_results(ctx, path, specs, oracle, listed, "eval");
+  if (!roll_out(ctx, "eval", specs, ctx.config.evaluate.seeds, ctx.config.evaluate.seed_offset, resume)) return 0;
+  print_results(ctx, ctx.path("eval.h5"), specs, oracle, listed, "eval");
   return 0;
 }
 
@@ -157,6 +156,52 @@ std::vector<std::string> agent_stores(const RunContext& ctx) {
   return stores;
 }
 
+/// agent.candidates agents trained on seeds run.seed + k, each rolled out on the selection
+/// seeds (never the evaluation seeds); the best mean balanced score becomes agent.pt. Offline
+/// RL on this scale varies a lot between training seeds (issue 5's note): selection by
+/// rollouts catches the seeds whose critic sent the actor over the score's cliff.
+int train_and_select(RunContext& ctx) {
+  const AgentConfig& ac = ctx.config.agent;
+  if (ctx.workers() < 1)
+    throw ConfigError(fmt::format("agent.candidates = {} rolls the candidates out on workers: run train-agent under "
+                                  "`mpirun -n 3`, or set agent.candidates=1",
+                                  ac.candidates));
+  const auto& ev = ctx.config.evaluate;
+  if (ac.selection_seed_offset < ev.seed_offset + static_cast<std::uint64_t>(ev.seeds) &&
+      ev.seed_offset < ac.selection_seed_offset + static_cast<std::uint64_t>(ac.selection_seeds))
+    throw ConfigError(fmt::format("agent.selection_seed_offset = {} makes the selection seeds overlap the evaluation "
+                                  "seeds ({}..{}): no evaluation seed may choose the agent; move one offset",
+                                  ac.selection_seed_offset, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
+  require_base(ctx);
+  std::vector<std::string> specs;
+  for (int k = 0; k < ac.candidates; ++k) {
+    const auto path = ctx.path(fmt::format("agent-candidate-{}.pt", k));
+    if (fs::exists(path)) {
+      log_line(fmt::format("train-agent: {} exists, kept", path));
+    } else {
+      Config c = ctx.config;
+      c.run.seed = ctx.config.run.seed + static_cast<std::uint64_t>(k);
+      const auto report = train_agent(c, agent_stores(ctx), path);
+      log_line(fmt::format("train-agent: candidate {}/{} in {}, wrote {}", k + 1, ac.candidates,
+                           format_duration(report.seconds), path));
+    }
+    specs.push_back("agent:" + path);
+    if (stop_requested()) return 0;
+  }
+  const bool resume = fs::exists(ctx.path("selection.h5"));
+  if (!roll_out(ctx, "selection", specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return 0;
+  print_results(ctx, ctx.path("selection.h5"), specs, {}, {}, "selection");
+  const auto rows = policy_results(StoreReader::open(ctx.path("selection.h5")), ctx.config.eval, specs);
+  const auto best = std::max_element(rows.begin(), rows.end(), [](const PolicyResult& a, const PolicyResult& b) {
+    return a.balanced_mean < b.balanced_mean;
+  });
+  const std::string chosen = best->policy.substr(std::string("agent:").size());
+  fs::copy_file(chosen, ctx.agent_path(), fs::copy_options::overwrite_existing);
+  log_line(fmt::format("train-agent: kept {} ({:+.4f} on {} selection seeds), wrote {}", chosen, best->balanced_mean,
+                       ac.selection_seeds, ctx.agent_path()));
+  return 0;
+}
+
 int train_agent_mode(RunContext& ctx, bool skip_existing) {
   if (fs::exists(ctx.agent_path())) {
     if (!skip_existing)
@@ -165,6 +210,7 @@ int train_agent_mode(RunContext& ctx, bool skip_existing) {
     log_line(fmt::format("train-agent: {} exists, skipped", ctx.agent_path()));
     return 0;
   }
+  if (ctx.config.agent.candidates > 1) return train_and_select(ctx);
   const auto report = train_agent(ctx.config, agent_stores(ctx), ctx.agent_path());
   log_line(fmt::format("train-agent: {} transitions of {} episodes in {}, wrote {}", report.transitions,
                        report.episodes, format_duration(report.seconds), ctx.agent_path()));

@@ -101,11 +101,22 @@ void draw_step_curves(Canvas& c, const Axes& ax, const std::vector<StepCurve>& c
   }
 }
 
+std::string legend_name(const Groups& groups, std::size_t i) {
+  return fmt::format("{} ({})", groups[i].first, groups[i].second.size());
+}
+
+/// Width the policy legend needs: long policy names (agent:<path>) must not run off the canvas.
+double legend_width(const Groups& groups) {
+  std::size_t longest = 0;
+  for (std::size_t i = 0; i < groups.size(); ++i) longest = std::max(longest, legend_name(groups, i).size());
+  return std::max(170.0, 30.0 + 6.5 * static_cast<double>(longest));
+}
+
 /// "policy (n episodes)" per policy, in the colours of draw_step_curves.
 void policy_legend(Canvas& c, double x, double y, const Groups& groups) {
   std::vector<std::string> names, colours;
   for (std::size_t i = 0; i < groups.size(); ++i) {
-    names.push_back(fmt::format("{} ({})", groups[i].first, groups[i].second.size()));
+    names.push_back(legend_name(groups, i));
     colours.push_back(svg::colour(i, groups.size()));
   }
   c.legend(x, y, names, colours);
@@ -170,7 +181,7 @@ std::string plot_weights(const StoreData& d, const std::string& policy, const st
 }
 
 std::string plot_scores(const StoreData& d, const Groups& groups, const std::string& dir) {
-  Canvas c(1260, 440, "scores per step");
+  Canvas c(1110 + legend_width(groups), 440, "scores per step");
   struct Panel {
     const char* title;
     std::vector<float> EpisodeData::*member;
@@ -214,7 +225,7 @@ std::string plot_target_share(const StoreData& d, const Groups& groups, const st
   };
   std::vector<StepCurve> curves;
   for (const auto& [name, eps] : groups) curves.push_back(step_curve(eps, d.header.horizon, share));
-  Canvas c(960, 460, "target share per step");
+  Canvas c(790 + legend_width(groups), 460, "target share per step");
   Axes ax(70, 40, 700, 350, 1, curve_steps(curves), 0, 1);
   ax.draw(c, "target share per step", "re-weighting step", "target-field share of the weights");
   draw_step_curves(c, ax, curves, groups, 0, 1);  // a share's band stays inside [0, 1]

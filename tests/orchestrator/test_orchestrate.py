@@ -3,6 +3,7 @@
 LibTorch training on configs/test-tiny.ini. Each test is one ctest case:
     test_orchestrate.py TestCollect.test_ranks_3
 A fixture (Fixture.test_setup) prepares a tiny domain space and pre-trains its base once."""
+import csv
 import os
 import shutil
 import signal
@@ -340,6 +341,35 @@ class TestModes(unittest.TestCase):
         rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=2", "--iterate.trajectories=3", "--resume")
         self.assertEqual(rc, 0, out)
         self.assertIn("skipped", out)  # both generations are done
+
+    def test_train_agent_keeps_the_best_candidate_by_rollouts_on_selection_seeds(self):
+        d = fresh_run_dir("candidates")
+        rc, out = run(3, d, "--mode", "collect", "--collect.trajectories=4")
+        self.assertEqual(rc, 0, out)
+        # an evaluation seed may never choose the agent
+        rc, out = run(3, d, "--mode", "train-agent", "--agent.candidates=2", "--agent.selection_seed_offset=1000001")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("overlap the evaluation seeds", out)
+        rc, out = run(None, d, "--mode", "train-agent", "--agent.candidates=2")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("mpirun", out)
+        rc, out = run(3, d, "--mode", "train-agent", "--agent.candidates=2", "--agent.selection_seeds=2")
+        self.assertEqual(rc, 0, out)
+        with open(os.path.join(d, "selection.csv")) as f:
+            rows = list(csv.DictReader(f))
+        self.assertEqual([r["policy"] for r in rows],
+                         ["agent:%s/agent-candidate-%d.pt" % (d, k) for k in range(2)])
+        best = max(rows, key=lambda r: float(r["balanced_mean"]))
+        with open(os.path.join(d, "agent.pt"), "rb") as a, open(best["policy"][len("agent:"):], "rb") as b:
+            self.assertEqual(a.read(), b.read(), "agent.pt is the candidate with the best selection score")
+        e = episodes(os.path.join(d, "selection.h5"))
+        by_candidate = {}
+        for policy, seed in zip(e["policy"], e["seed"]):
+            by_candidate.setdefault(policy, set()).add(int(seed))
+        self.assertEqual(len(by_candidate), 2)
+        a, b = by_candidate.values()
+        self.assertEqual(a, b, "both candidates are rolled out on the same seeds")
+        self.assertEqual(len(a), 2)
 
     def test_pipeline_skips_finished_stages(self):
         d = fresh_run_dir("pipeline", with_base=False)

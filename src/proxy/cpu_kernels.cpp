@@ -20,10 +20,29 @@ constexpr std::int64_t kChunkRows = 256;  // rows per partial sum of a cross-row
 /// Rows per parallel task: enough work to amortize the task.
 std::int64_t grain(std::int64_t width) { return std::max<std::int64_t>(1, 32768 / std::max<std::int64_t>(width, 1)); }
 
-float lanes_sum(const float (&lane)[8]) {
+/// The sum of term(j) over j < n in eight lanes, then the tail: an order the compiler can
+/// vectorize without reassociation flags. Inlined so each clone vectorizes its own copy.
+template <class Term>
+[[gnu::always_inline]] inline float lane_sum(std::int64_t n, Term term) {
+  float lane[8] = {};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) lane[l] += term(j + l);
   float s = 0;
   for (float x : lane) s += x;
+  for (; j < n; ++j) s += term(j);
   return s;
+}
+
+/// The largest of x[0..n), in eight lanes, then the tail (-inf when n is 0).
+[[gnu::always_inline]] inline float lane_max(const float* x, std::int64_t n) {
+  float lane[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
+  std::int64_t j = 0;
+  for (; j + 8 <= n; j += 8)
+    for (int l = 0; l < 8; ++l) lane[l] = x[j + l] > lane[l] ? x[j + l] : lane[l];
+  float m = *std::max_element(lane, lane + 8);
+  for (; j < n; ++j) m = std::max(m, x[j]);
+  return m;
 }
 
 /// 1 / (1 + exp(-g)) for any g, from exp of a non-positive argument.
@@ -33,28 +52,18 @@ inline float sigmoid(float g) {
 }
 
 DMA_VECTOR_CLONES float rmsnorm_row(const float* x, const float* w, float* y, std::int64_t d, float eps) {
-  float lane[8] = {};
-  std::int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += x[j + l] * x[j + l];
-  float ss = lanes_sum(lane);
-  for (; j < d; ++j) ss += x[j] * x[j];
+  const float ss = lane_sum(d, [x](std::int64_t j) { return x[j] * x[j]; });
   const float rstd = 1.0f / std::sqrt(ss / static_cast<float>(d) + eps);
-  for (j = 0; j < d; ++j) y[j] = x[j] * rstd * w[j];
+  for (std::int64_t j = 0; j < d; ++j) y[j] = x[j] * rstd * w[j];
   return rstd;
 }
 
 // With r = rstd and xhat = x r: dx = r g w - x r^3 sum(g w x) / D; dw += g x r.
 DMA_VECTOR_CLONES void rmsnorm_row_backward(const float* x, const float* w, float r, const float* g, float* dx,
                                             float* dw, std::int64_t d) {
-  float lane[8] = {};
-  std::int64_t j = 0;
-  for (; j + 8 <= d; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += g[j + l] * w[j + l] * x[j + l];
-  float dot = lanes_sum(lane);
-  for (; j < d; ++j) dot += g[j] * w[j] * x[j];
+  const float dot = lane_sum(d, [g, w, x](std::int64_t j) { return g[j] * w[j] * x[j]; });
   const float k = r * r * r * dot / static_cast<float>(d);
-  for (j = 0; j < d; ++j) {
+  for (std::int64_t j = 0; j < d; ++j) {
     dx[j] = r * g[j] * w[j] - k * x[j];
     dw[j] += g[j] * x[j] * r;
   }
@@ -77,18 +86,8 @@ DMA_VECTOR_CLONES void swiglu_row_backward(const float* gu, const float* go, flo
 }
 
 DMA_VECTOR_CLONES float logsumexp_row(const float* x, std::int64_t v) {
-  float lane_max[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
-  std::int64_t j = 0;
-  for (; j + 8 <= v; j += 8)
-    for (int l = 0; l < 8; ++l) lane_max[l] = x[j + l] > lane_max[l] ? x[j + l] : lane_max[l];
-  float m = *std::max_element(lane_max, lane_max + 8);
-  for (; j < v; ++j) m = std::max(m, x[j]);
-  float lane[8] = {};
-  for (j = 0; j + 8 <= v; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += exp_nonpositive(x[j + l] - m);
-  float s = lanes_sum(lane);
-  for (; j < v; ++j) s += exp_nonpositive(x[j] - m);
-  return m + std::log(s);
+  const float m = lane_max(x, v);
+  return m + std::log(lane_sum(v, [x, m](std::int64_t j) { return exp_nonpositive(x[j] - m); }));
 }
 
 DMA_VECTOR_CLONES void softmax_minus_onehot_row(const float* x, float lse, float scale, float* d, std::int64_t v) {
@@ -100,36 +99,21 @@ DMA_VECTOR_CLONES void softmax_minus_onehot_row(const float* x, float lse, float
 DMA_VECTOR_CLONES bool softmax_row(float* s, const float* bias, std::int64_t n, std::int64_t width) {
   if (bias)
     for (std::int64_t j = 0; j < n; ++j) s[j] += bias[j];
-  float lane_max[8] = {kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf, kNegInf};
-  std::int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) lane_max[l] = s[j + l] > lane_max[l] ? s[j + l] : lane_max[l];
-  float m = *std::max_element(lane_max, lane_max + 8);
-  for (; j < n; ++j) m = std::max(m, s[j]);
+  const float m = lane_max(s, n);
   if (m == kNegInf) {
     std::fill(s, s + width, 0.0f);
     return false;
   }
   std::fill(s + n, s + width, 0.0f);
-  for (j = 0; j < n; ++j) s[j] = exp_nonpositive(s[j] - m);
-  float lane[8] = {};
-  for (j = 0; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += s[j + l];
-  float sum = lanes_sum(lane);
-  for (; j < n; ++j) sum += s[j];
-  const float inv = 1.0f / sum;
-  for (j = 0; j < n; ++j) s[j] *= inv;
+  for (std::int64_t j = 0; j < n; ++j) s[j] = exp_nonpositive(s[j] - m);
+  const float inv = 1.0f / lane_sum(n, [s](std::int64_t j) { return s[j]; });
+  for (std::int64_t j = 0; j < n; ++j) s[j] *= inv;
   return true;
 }
 
 DMA_VECTOR_CLONES void softmax_grad_row(const float* p, float* dp, std::int64_t n) {
-  float lane[8] = {};
-  std::int64_t j = 0;
-  for (; j + 8 <= n; j += 8)
-    for (int l = 0; l < 8; ++l) lane[l] += p[j + l] * dp[j + l];
-  float dot = lanes_sum(lane);
-  for (; j < n; ++j) dot += p[j] * dp[j];
-  for (j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - dot);
+  const float dot = lane_sum(n, [p, dp](std::int64_t j) { return p[j] * dp[j]; });
+  for (std::int64_t j = 0; j < n; ++j) dp[j] = p[j] * (dp[j] - dot);
 }
 
 void rmsnorm_forward(const float* x, const float* w, float* y, float* rstd, std::int64_t n, std::int64_t d, float eps) {

@@ -51,6 +51,8 @@ class Policy {
 /// Throws PolicyError naming the spec and listing the valid ones.
 using PolicyFactory = std::unique_ptr<Policy> (*)(const std::string& spec, const DomainContext&, const Config&);
 std::unique_ptr<Policy> make_policy(const std::string& spec, const DomainContext& domains, const Config& config);
+/// The kind of a spec: what precedes its first ':' ("fixed:0.3" -> "fixed", "random" -> "random").
+std::string policy_kind(const std::string& spec);
 /// Lets a part outside src/policy (the agent) provide specs starting with `prefix`.
 void register_policy(const std::string& prefix, PolicyFactory factory);
 

@@ -57,17 +57,19 @@ void check_policies(const RunContext& ctx, const std::vector<std::string>& specs
   for (const auto& s : std::set<std::string>(specs.begin(), specs.end())) make_policy(s, domains, ctx.config);
 }
 
-void print_results(const RunContext& ctx, const std::string& store_path, const std::vector<std::string>& order,
-                   const std::vector<std::string>& oracle, const std::vector<std::string>& listed,
-                   const std::string& stem) {
+/// Prints the table of a store (and writes <stem>.csv/.md unless stem is empty); returns its rows.
+std::vector<PolicyResult> print_results(const RunContext& ctx, const std::string& store_path,
+                                        const std::vector<std::string>& order, const std::vector<std::string>& oracle,
+                                        const std::vector<std::string>& listed, const std::string& stem) {
   const auto store = StoreReader::open(store_path);
   const auto rows = policy_results(store, ctx.config.eval, order, oracle, listed);
   std::fprintf(stdout, "%s", results_text(rows, ctx.config.eval.score).c_str());
   std::fflush(stdout);
-  if (stem.empty()) return;
+  if (stem.empty()) return rows;
   std::ofstream(ctx.path(stem + ".csv")) << results_csv(rows);
   std::ofstream(ctx.path(stem + ".md")) << results_markdown(rows, ctx.config.eval.score);
   log_line(fmt::format("wrote {} and {}", ctx.path(stem + ".csv"), ctx.path(stem + ".md")));
+  return rows;
 }
 
 void require_base(const RunContext& ctx) {
@@ -174,14 +176,17 @@ int train_and_select(RunContext& ctx) {
                                   ac.selection_seed_offset, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
   require_base(ctx);
   std::vector<std::string> specs;
+  std::vector<OfflineStore> stores;  // read once, for every candidate still to train
   for (int k = 0; k < ac.candidates; ++k) {
     const auto path = ctx.path(fmt::format("agent-candidate-{}.pt", k));
     if (fs::exists(path)) {
       log_line(fmt::format("train-agent: {} exists, kept", path));
     } else {
+      if (stores.empty())
+        for (const auto& p : agent_stores(ctx)) stores.push_back(load_offline_store(p));
       Config c = ctx.config;
       c.run.seed = ctx.config.run.seed + static_cast<std::uint64_t>(k);
-      const auto report = train_agent(c, agent_stores(ctx), path);
+      const auto report = train_agent_offline(c, stores, path);
       log_line(fmt::format("train-agent: candidate {}/{} in {}, wrote {}", k + 1, ac.candidates,
                            format_duration(report.seconds), path));
     }
@@ -190,8 +195,7 @@ int train_and_select(RunContext& ctx) {
   }
   const bool resume = fs::exists(ctx.path("selection.h5"));
   if (!roll_out(ctx, "selection", specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return 0;
-  print_results(ctx, ctx.path("selection.h5"), specs, {}, {}, "selection");
-  const auto rows = policy_results(StoreReader::open(ctx.path("selection.h5")), ctx.config.eval, specs);
+  const auto rows = print_results(ctx, ctx.path("selection.h5"), specs, {}, {}, "selection");
   const auto best = std::max_element(rows.begin(), rows.end(), [](const PolicyResult& a, const PolicyResult& b) {
     return a.balanced_mean < b.balanced_mean;
   });

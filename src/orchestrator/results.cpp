@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "dma/policy.hpp"
 #include "dma/score.hpp"
 
 namespace dma {
@@ -27,7 +28,7 @@ void mean_std(const std::vector<double>& v, double& mean, double& sd) {
   }
 }
 
-bool is_random(const PolicyResult& r) { return r.policy.rfind("random", 0) == 0; }
+bool is_random(const PolicyResult& r) { return policy_kind(r.policy) == "random"; }
 bool labelled_oracle(const PolicyResult& r) { return r.oracle && !r.listed; }
 
 /// Standard error of the balanced score pooled over policies (for "beats by more than").
@@ -49,7 +50,7 @@ double pooled_se(const std::vector<PolicyResult>& rows) {
 /// The first agent row: the table compares every other row with it.
 const PolicyResult* agent_row(const std::vector<PolicyResult>& rows) {
   for (const auto& r : rows)
-    if (r.policy.rfind("agent", 0) == 0 && r.episodes > 0) return &r;
+    if (policy_kind(r.policy) == "agent" && r.episodes > 0) return &r;
   return nullptr;
 }
 

@@ -30,9 +30,6 @@ std::string strip_colon(std::string prefix) {
   return prefix;
 }
 
-/// The kind of a spec: what precedes its first ':' ("fixed:0.3" -> "fixed").
-std::string kind_of(const std::string& spec) { return spec.substr(0, spec.find(':')); }
-
 PolicyFactory registered(const std::string& kind) {
   Registry& r = registry();
   std::lock_guard lock(r.mu);
@@ -47,7 +44,7 @@ constexpr const char* kWithArgument[] = {"fixed", "schedule", "replay"};
 /// Throws the unknown-policy error unless `spec` has a known kind (syntax only; arguments
 /// are checked by make_policy, which knows the domain space).
 void check_kind(const std::string& spec) {
-  const std::string kind = kind_of(spec);
+  const std::string kind = policy_kind(spec);
   const bool has_arg = spec.find(':') != std::string::npos;
   for (const char* k : kNoArgument)
     if (kind == k) {
@@ -82,6 +79,8 @@ std::vector<std::string> split_entries(const std::string& text, const char* what
 
 }  // namespace
 
+std::string policy_kind(const std::string& spec) { return spec.substr(0, spec.find(':')); }
+
 void register_policy(const std::string& prefix, PolicyFactory factory) {
   if (strip_colon(prefix).empty() || factory == nullptr)
     throw PolicyError("register_policy needs a non-empty prefix and a factory");
@@ -99,7 +98,7 @@ void register_policy(const std::string& prefix, PolicyFactory factory) {
 std::unique_ptr<Policy> make_policy(const std::string& spec, const DomainContext& domains, const Config& config) {
   check_context(domains);
   check_kind(spec);
-  const std::string kind = kind_of(spec);
+  const std::string kind = policy_kind(spec);
   if (kind == "random") return make_random_policy(spec, domains, config.random);
   if (kind == "online-eg") return make_online_eg_policy(spec, domains, config.online_eg);
   if (kind == "replay") return make_replay_policy(spec, domains);

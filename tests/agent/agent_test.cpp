@@ -249,10 +249,7 @@ TEST(Agent, CqlRanksDataActionsAboveRandomOnesAndTheActorMovesToTheBetterAction)
 TEST(Agent, CheckpointRoundTripKeepsOutputsAndContinuesDeterministically) {
   TempDir dir;
   const Config c = tiny_config();
-  SimSpace sp;
-  sp.horizon = 6;
-  const auto h = sim_header(sp);
-  const auto store = sim_store(sp, h, c.eval, 8, 4);
+  const auto [sp, h, store] = sim_run(6, c.eval, 8, 4);
   train_agent_offline(c, {store}, dir.file("a.pt"));
   const auto& o = store.rows[2][3].observation;
   const auto& a = store.rows[2][3].action;
@@ -330,10 +327,7 @@ TEST(Agent, CorruptOrMismatchedCheckpointsAreRefusedWithOneLine) {
 TEST(Agent, PolicySpecNoiseIsOptionalAndSeededPerEpisode) {
   TempDir dir;
   const Config c = tiny_config("agent.bc_steps=2\nagent.cql_steps=2");
-  SimSpace sp;
-  sp.horizon = 4;
-  const auto h = sim_header(sp);
-  const auto store = sim_store(sp, h, c.eval, 4, 1);
+  const auto [sp, h, store] = sim_run(4, c.eval, 4, 1);
   train_agent_offline(c, {store}, dir.file("agent.pt"));
   register_agent_policy();
   const auto& o = store.rows[0][0].observation;
@@ -433,11 +427,8 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndTheMaskIsKeptInTheCheckpo
   TempDir dir;
   const std::string steps = "agent.bc_steps=5\nagent.cql_steps=5\n";
   const Config blind = tiny_config(steps), sees = tiny_config(steps + "agent.actor_sees_weights=1");
-  SimSpace sp;
-  sp.horizon = 6;
-  const auto h = sim_header(sp);
+  const auto [sp, h, store] = sim_run(6, blind.eval, 6, 2);
   const int D = h.num_domains();
-  const auto store = sim_store(sp, h, blind.eval, 6, 2);
   train_agent_offline(blind, {store}, dir.file("blind.pt"));
   train_agent_offline(sees, {store}, dir.file("sees.pt"));
   const auto& o = store.rows[1][3].observation;
@@ -517,10 +508,7 @@ TEST(Agent, NormalizerScalesByTheInterquartileRangeOfTheBulkAndClipsOutliers) {
 
 TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
   TempDir dir;
-  SimSpace sp;
-  sp.horizon = 6;
-  const auto h = sim_header(sp);
-  const auto store = sim_store(sp, h, EvalConfig{}, 8, 4);
+  const auto [sp, h, store] = sim_run(6, EvalConfig{}, 8, 4);
   const auto& o = store.rows[2][3].observation;
   const auto& a = store.rows[2][3].action;
   struct Out {
@@ -593,11 +581,8 @@ TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
   TempDir dir;
   const std::string steps = "agent.bc_steps=2\nagent.cql_steps=2\n";
   const Config c = tiny_config(steps);
-  SimSpace sp;
-  sp.horizon = 4;
-  const auto h = sim_header(sp);
+  const auto [sp, h, store] = sim_run(4, c.eval, 4, 1);
   const int D = h.num_domains();
-  const auto store = sim_store(sp, h, c.eval, 4, 1);
   const std::string a = dir.file("a.pt"), b = dir.file("b.pt"), h2 = dir.file("h2.pt");
   train_agent_offline(c, {store}, a);
   train_agent_offline(tiny_config(steps + "run.seed=8"), {store}, b);
@@ -634,10 +619,7 @@ namespace {
 TEST(Agent, TrainsOnAStoreWhoseWriterIsStillOpen) {
   TempDir dir;
   const Config c = tiny_config("agent.bc_steps=2\nagent.cql_steps=2");
-  SimSpace sp;
-  sp.horizon = 4;
-  const auto h = sim_header(sp);
-  const auto store = sim_store(sp, h, c.eval, 6, 1);
+  const auto [sp, h, store] = sim_run(4, c.eval, 6, 1);
   auto w = StoreWriter::create(dir.file("store.h5"), h);
   const auto idx = w.begin_episodes(store.episodes);
   for (int t = 0; t < sp.horizon; ++t) {

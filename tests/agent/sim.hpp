@@ -239,6 +239,20 @@ inline OfflineStore sim_store(const SimSpace& sp, const StoreHeader& h, const Ev
   return s;
 }
 
+/// A default simulated space of `horizon` steps, its header, and a store of `episodes`.
+struct SimRun {
+  SimSpace sp;
+  StoreHeader h;
+  OfflineStore store;
+};
+inline SimRun sim_run(int horizon, const EvalConfig& eval, int episodes, std::uint64_t seed) {
+  SimRun r;
+  r.sp.horizon = horizon;
+  r.h = sim_header(r.sp);
+  r.store = sim_store(r.sp, r.h, eval, episodes, seed);
+  return r;
+}
+
 /// Writes an in-memory store to a real store file (one generation per 8 episodes).
 inline void write_store(const std::string& path, const OfflineStore& s) {
   auto w = StoreWriter::create(path, s.header);

@@ -110,6 +110,8 @@ struct AgentConfig {
   double discount = 0.99;
   int n_step = 1;                 ///< rewards summed before a backup bootstraps
   int actor_sees_weights = 0;     ///< 1: the actor reads its previous weights too (see features.hpp)
+  int actor_sees_levels = 0;      ///< 1: the actor reads absolute loss levels and token shares too
+  int field_offset = 1;           ///< 1: logits minus log(domains in the field): field shares ignore counts
   int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
   int selection_seeds = 3;        ///< rollouts per candidate
   std::uint64_t selection_seed_offset = 2000000;  ///< their seed ids: never the evaluation seeds

@@ -28,7 +28,9 @@ AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
   auto gen = at::detail::getDefaultCPUGenerator();
   const auto saved = gen.get_state();
   gen.set_current_seed(mix64(seed ^ 0x1a17ULL));
-  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history, c.actor_sees_weights != 0);
+  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history,
+                                    {.weights = c.actor_sees_weights != 0, .levels = c.actor_sees_levels != 0});
+  s.field_offset = c.field_offset != 0;
   gen.set_state(saved);
   return s;
 }
@@ -154,6 +156,14 @@ struct AgentModel::Impl {
     }
     return state.norm.apply(torch::stack(rows));
   }
+  // is_target (batch, D) from the newest observation of each history.
+  torch::Tensor target_masks(std::span<const float> histories, int batch, int domains) const {
+    const auto od = static_cast<size_t>(obs::dim(domains)), per = static_cast<size_t>(state.history) * od;
+    std::vector<torch::Tensor> rows;
+    for (int b = 0; b < batch; ++b)
+      rows.push_back(agent::target_mask(histories.subspan(static_cast<size_t>(b) * per + per - od, od), domains));
+    return torch::stack(rows);
+  }
 };
 
 AgentModel::AgentModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -176,7 +186,8 @@ std::vector<double> AgentModel::scales() const {
 
 std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int batch, int num_domains) const {
   torch::NoGradGuard no_grad;
-  auto logits = impl_->state.actor_logits(impl_->tokens(histories, batch, num_domains)).contiguous();  // (B, D)
+  auto tokens = impl_->tokens(histories, batch, num_domains);
+  auto logits = impl_->state.actor_logits(tokens, impl_->target_masks(histories, batch, num_domains)).contiguous();
   return {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()};
 }
 
@@ -188,8 +199,7 @@ std::vector<float> AgentModel::q_values(std::span<const float> history_rows, std
                                   num_domains));
   auto& s = impl_->state;
   auto tok = impl_->tokens(history_rows, 1, num_domains);
-  const auto od = static_cast<size_t>(obs::dim(num_domains));
-  auto mask = agent::target_mask(history_rows.subspan(history_rows.size() - od), num_domains).unsqueeze(0);
+  auto mask = impl_->target_masks(history_rows, 1, num_domains);
   auto a = torch::tensor(std::vector<float>(actions.begin(), actions.end())).view({1, num_actions, num_domains});
   auto q = torch::min(s.q1->q(s.q1->encode(tok), mask, a), s.q2->q(s.q2->encode(tok), mask, a)).view(-1).contiguous();
   return {q.data_ptr<float>(), q.data_ptr<float>() + q.numel()};

@@ -57,12 +57,12 @@ void write_module(torch::serialize::OutputArchive& ar, const std::string& key, c
 
 }  // namespace
 
-AgentState AgentState::create(int d_token, int n_layers, int n_heads, int history, bool actor_sees_weights) {
+AgentState AgentState::create(int d_token, int n_layers, int n_heads, int history, ActorInputs actor_inputs) {
   AgentState s;
   s.shape = NetShape{history * kStepFeatures, d_token, n_layers, n_heads};
   s.history = history;
   s.actor = Actor(s.shape);
-  s.actor_mask = actor_input_mask(history, actor_sees_weights);
+  s.actor_mask = actor_input_mask(history, actor_inputs);
   s.q1 = Critic(s.shape);
   s.q2 = Critic(s.shape);
   s.q1_target = Critic(s.shape);
@@ -100,6 +100,7 @@ void save_agent(const std::string& path, const AgentState& s) {
   ar.write("norm_mean", s.norm.mean);
   ar.write("norm_std", s.norm.std);
   ar.write("actor_mask", s.actor_mask);
+  ar.write("field_offset", c10::IValue(static_cast<int64_t>(s.field_offset)));
   ar.write("log_alpha", s.log_alpha);
   if (s.rng_state.defined()) ar.write("rng_state", s.rng_state);
   write_module(ar, "actor", *s.actor);
@@ -137,7 +138,7 @@ AgentState load_agent(const std::string& path) {
     throw CheckpointError(fmt::format("'{}' is a '{}' file, not a '{}' checkpoint: pass an agent checkpoint (agent.pt)",
                                       path, format, kAgentFormat));
   const auto version = static_cast<int>(read_double(ar, "format_version", path));
-  if (version != kAgentFormatVersion)
+  if (version != kAgentFormatVersion && version != 2)
     throw CheckpointError(fmt::format("agent checkpoint '{}' has format version {}, this build reads {}: retrain the agent",
                                       path, version, kAgentFormatVersion));
   const int history = static_cast<int>(read_double(ar, "history", path));
@@ -161,6 +162,7 @@ AgentState load_agent(const std::string& path) {
   s.norm.mean = read_tensor(ar, "norm_mean", path);
   s.norm.std = read_tensor(ar, "norm_std", path);
   s.actor_mask = read_tensor(ar, "actor_mask", path);
+  s.field_offset = version >= 3 && read_double(ar, "field_offset", path) != 0;  // 2: no offset
   if (s.norm.mean.numel() != s.shape.in_features || s.norm.std.numel() != s.shape.in_features ||
       s.actor_mask.numel() != s.shape.in_features)
     throw CheckpointError(fmt::format("agent checkpoint '{}': feature statistics do not match its layout", path));

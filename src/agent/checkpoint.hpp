@@ -14,6 +14,7 @@ struct AgentState {
   int history = 1;
   Actor actor{nullptr};
   torch::Tensor actor_mask;      // (F) token columns the actor reads (features.hpp actor_input_mask)
+  bool field_offset = false;     // logits minus log(domains in the field) (features.hpp field_log_counts)
   Critic q1{nullptr}, q2{nullptr}, q1_target{nullptr}, q2_target{nullptr};
   torch::Tensor log_alpha;       // SAC entropy temperature (log)
   Normalizer norm;               // token standardisation fitted on the first training data
@@ -26,10 +27,14 @@ struct AgentState {
   torch::Tensor rng_state;       // the training generator's state
 
   /// Fresh networks (targets equal to the critics) for tokens of `history` steps.
-  static AgentState create(int d_token, int n_layers, int n_heads, int history, bool actor_sees_weights = false);
+  static AgentState create(int d_token, int n_layers, int n_heads, int history, ActorInputs actor_inputs = {});
 
-  /// The actor's mean logits (B, D) for normalised tokens (B, D, F), through actor_mask.
-  torch::Tensor actor_logits(const torch::Tensor& tokens) { return actor->forward(tokens * actor_mask); }
+  /// The actor's mean logits (B, D) for normalised tokens (B, D, F) and is_target (B, D),
+  /// through actor_mask.
+  torch::Tensor actor_logits(const torch::Tensor& tokens, const torch::Tensor& is_target) {
+    auto logits = actor->forward(tokens * actor_mask);
+    return field_offset ? logits - field_log_counts(is_target) : logits;
+  }
 };
 
 /// Copies `from`'s parameters into `to` (same architecture).

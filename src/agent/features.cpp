@@ -83,12 +83,20 @@ torch::Tensor episode_tokens(std::span<const float> observations, int steps, int
   return torch::cat(parts, /*dim=*/-1);  // (T, D, H * kStepFeatures)
 }
 
-torch::Tensor actor_input_mask(int history, bool sees_weights) {
+torch::Tensor actor_input_mask(int history, ActorInputs inputs) {
+  std::vector<int> hidden;
+  if (!inputs.weights) hidden.insert(hidden.end(), {kWeightRel, kLogWeightRel, kPrevTargetShare});
+  if (!inputs.levels) hidden.insert(hidden.end(), {kLogLoss, kLogShareRel});
   auto mask = torch::ones({history * kStepFeatures});
-  if (sees_weights) return mask;
   for (int h = 0; h < history; ++h)
-    for (int f : {kWeightRel, kLogWeightRel, kPrevTargetShare}) mask[h * kStepFeatures + f] = 0.0;
+    for (int f : hidden) mask[h * kStepFeatures + f] = 0.0;
   return mask;
+}
+
+torch::Tensor field_log_counts(const torch::Tensor& is_target) {
+  const auto targets = is_target.sum(/*dim=*/-1, /*keepdim=*/true);
+  const auto sources = static_cast<double>(is_target.size(-1)) - targets;
+  return (is_target * targets + (1 - is_target) * sources).clamp_min(1).log();
 }
 
 torch::Tensor target_mask(std::span<const float> observation, int num_domains) {

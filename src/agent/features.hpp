@@ -18,13 +18,23 @@ const std::vector<std::string>& step_feature_names();
 /// "history=H;name,name,..." — compared on load, so a checkpoint never runs on other features.
 std::string feature_layout(int history);
 
-/// (F) 1 for the token columns the actor reads, 0 for the previous-weight columns
-/// (weight_rel, log_weight_rel, prev_target_share at every history step) unless
-/// `sees_weights`. The collected random walks are smooth, so "the next weight is about the
-/// last one" explains their actions best: an actor that reads its previous weights learns to
-/// copy them and drifts wherever its first steps point (measured: target shares from 0.2
-/// to 0.9 across training seeds). The critics read every column.
-torch::Tensor actor_input_mask(int history, bool sees_weights);
+/// Which token columns the actor reads besides the relative ones. The critics read every column.
+struct ActorInputs {
+  /// The previous weights (weight_rel, log_weight_rel, prev_target_share). The collected
+  /// random walks are smooth, so "the next weight is about the last one" explains their
+  /// actions best: an actor that reads its previous weights learns to copy them and drifts
+  /// wherever its first steps point (measured: target shares from 0.2 to 0.9 across
+  /// training seeds).
+  bool weights = false;
+  /// The absolute levels (log_loss, log_share_rel): properties of one corpus and one model.
+  /// An actor that reads them meets values it never saw on another domain space and acts
+  /// arbitrarily there (issue 5: a 10-domain space drove it to a 0.96 target share).
+  bool levels = false;
+};
+
+/// (F) 1 for the token columns the actor reads, 0 for the ones `inputs` hides, at every
+/// history step.
+torch::Tensor actor_input_mask(int history, ActorInputs inputs);
 
 /// Per-step features of an observation row (obs::dim(D) floats) into out (D, kStepFeatures).
 void step_features(std::span<const float> observation, int num_domains, std::span<float> out);
@@ -32,6 +42,12 @@ void step_features(std::span<const float> observation, int num_domains, std::spa
 /// Tokens (T, D, F) for steps 0..T-1 of a sequence of T observation rows (T, obs_dim):
 /// step t holds steps t, t-1, ..., t-H+1, the missing ones before 0 padded with step 0.
 torch::Tensor episode_tokens(std::span<const float> observations, int steps, int num_domains, int history);
+
+/// log of the number of domains in each domain's field, (B, D) from is_target (B, D) 0/1.
+/// Subtracted from the actor's logits, it makes a field's total weight depend on the level of
+/// its logits, not on how many domains the field has: the same logits give the same target
+/// share on a space with 6 source domains as on one with 10.
+torch::Tensor field_log_counts(const torch::Tensor& is_target);
 
 /// is_target (D) from an observation row, as 0/1 floats.
 torch::Tensor target_mask(std::span<const float> observation, int num_domains);

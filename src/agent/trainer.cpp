@@ -96,7 +96,7 @@ class Trainer {
   const torch::Tensor& rows(const Group& g, Split split) const { return split == Split::kBc ? g.bc_rows : g.train_rows; }
   Batch sample(Split split);
   Batch gather(size_t group, const torch::Tensor& idx) const;
-  torch::Tensor bc_kl(const torch::Tensor& s, const torch::Tensor& a);
+  torch::Tensor bc_kl(const torch::Tensor& s, const torch::Tensor& m, const torch::Tensor& a);
   void critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2);
   void actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
   void bc_step();
@@ -162,14 +162,14 @@ Batch Trainer::sample(Split split) {
 
 // KL(stored weights || softmax(mean logits)): cross-entropy minus the data's own entropy, so
 // a perfect clone scores 0 whatever the stored weights are.
-torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& a) {
-  auto logq = torch::log_softmax(s_.actor_logits(s), /*dim=*/-1);
+torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& m, const torch::Tensor& a) {
+  auto logq = torch::log_softmax(s_.actor_logits(s, m), /*dim=*/-1);
   return (torch::xlogy(a, a) - a * logq).sum(/*dim=*/-1).mean();
 }
 
 void Trainer::bc_step() {
   auto b = sample(Split::kBc);
-  auto loss = bc_kl(b.s, b.a);
+  auto loss = bc_kl(b.s, b.m, b.a);
   bc_opt_->zero_grad();
   loss.backward();
   torch::nn::utils::clip_grad_norm_(s_.actor->parameters(), kGradClip);
@@ -185,7 +185,7 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
     torch::NoGradGuard no_grad;
     // The agent acts with its mean; as in TD3, the backup adds clipped noise to the mean
     // logits so the critics value a neighbourhood of it (target policy smoothing).
-    auto mu2 = s_.actor_logits(b.s2);
+    auto mu2 = s_.actor_logits(b.s2, b.m);
     const double sd = c_.target_noise;
     auto noise = (torch::randn(mu2.sizes(), gen_) * sd).clamp(-2 * sd, 2 * sd);
     auto a2 = torch::softmax(mu2 + noise, /*dim=*/-1).unsqueeze(1);  // (B, 1, D)
@@ -195,7 +195,7 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
     if (c_.cql_alpha > 0) {
       // CQL(H): logsumexp of Q over uniform logits and current-policy samples at o and o',
       // each weighted by its proposal density (importance sampling).
-      auto [lp, logp] = s_.actor->sample(s_.actor_logits(b.s), N, gen_);
+      auto [lp, logp] = s_.actor->sample(s_.actor_logits(b.s, b.m), N, gen_);
       auto [ln, logn] = s_.actor->sample(mu2, N, gen_);
       auto [lu, logu] = uniform_logits(static_cast<int>(B), N, static_cast<int>(D), c_.logit_box, gen_);
       acts = torch::softmax(torch::cat({lu, lp, ln}, /*dim=*/1), /*dim=*/-1);  // (B, 3N, D)
@@ -235,7 +235,7 @@ void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) 
 // magnitude so the cloning weight means the same whatever the reward scale.
 void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2) {
   const auto D = static_cast<double>(b.a.size(1));
-  auto [logits, logp] = s_.actor->sample(s_.actor_logits(b.s), 1, gen_);
+  auto [logits, logp] = s_.actor->sample(s_.actor_logits(b.s, b.m), 1, gen_);
   auto a = torch::softmax(logits, /*dim=*/-1);
   auto q = torch::min(s_.q1->q(e1.detach(), b.m, a), s_.q2->q(e2.detach(), b.m, a)).squeeze(1);
   auto lam = 1.0 / std::max(item(q.abs().mean()), 1.0);
@@ -243,7 +243,7 @@ void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::T
   auto loss = -lam * q.mean() + s_.log_alpha.exp().detach() * logp_d.mean();
   if (c_.actor_bc_weight > 0) {
     auto bb = sample(Split::kBc);
-    loss = loss + c_.actor_bc_weight * bc_kl(bb.s, bb.a);
+    loss = loss + c_.actor_bc_weight * bc_kl(bb.s, bb.m, bb.a);
   }
   actor_opt_->zero_grad();
   loss.backward();
@@ -276,12 +276,12 @@ void Trainer::validate(AgentTrainReport& report) {
     const auto& grp = ds_.groups[g];
     if (grp.val_bc_rows.size(0) > 0) {
       auto b = gather(g, grp.val_bc_rows);
-      kl += item(bc_kl(b.s, b.a)) * static_cast<double>(grp.val_bc_rows.size(0));
+      kl += item(bc_kl(b.s, b.m, b.a)) * static_cast<double>(grp.val_bc_rows.size(0));
       n_kl += grp.val_bc_rows.size(0);
     }
     if (grp.val_rows.size(0) > 0) {
       auto b = gather(g, grp.val_rows);
-      auto a2 = torch::softmax(s_.actor_logits(b.s2), /*dim=*/-1).unsqueeze(1);
+      auto a2 = torch::softmax(s_.actor_logits(b.s2, b.m), /*dim=*/-1).unsqueeze(1);
       auto qt = torch::min(s_.q1_target->q(s_.q1_target->encode(b.s2), b.m, a2),
                            s_.q2_target->q(s_.q2_target->encode(b.s2), b.m, a2)).squeeze(1);
       auto y = b.r + b.gn * b.nd * qt;

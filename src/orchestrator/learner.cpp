@@ -8,7 +8,6 @@
 #include <filesystem>
 #include <map>
 #include <memory>
-#include <set>
 
 #include <fmt/format.h>
 
@@ -248,13 +247,24 @@ std::int64_t Generation::round() {
 
 }  // namespace
 
-std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store) {
-  std::set<std::int64_t> finished;
+std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store,
+                                       const std::string& store_path) {
+  std::map<std::int64_t, const EpisodeRecord*> finished;
   for (const auto& e : store.episodes())
-    if (e.status == EpisodeStatus::kComplete || e.status == EpisodeStatus::kFailed) finished.insert(e.id);
+    if (e.status == EpisodeStatus::kComplete || e.status == EpisodeStatus::kFailed) finished[e.id] = &e;
   std::vector<EpisodePlan> out;
-  for (const auto& p : plans)
-    if (!finished.count(p.id)) out.push_back(p);
+  for (const auto& p : plans) {
+    const auto it = finished.find(p.id);
+    if (it == finished.end()) {
+      out.push_back(p);
+    } else if (it->second->policy != p.policy) {
+      // Episode ids number (policy, seed) pairs: another policy list would file new
+      // trajectories under old ones' results.
+      throw ConfigError(fmt::format("'{}' holds episode {} of policy '{}', but this run plans '{}' for it: resume "
+                                    "with the policy list that wrote the file, or write to a new run.dir",
+                                    store_path, p.id, it->second->policy, p.policy));
+    }
+  }
   return out;
 }
 

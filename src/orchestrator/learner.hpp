@@ -18,8 +18,10 @@ struct EpisodePlan {
   std::string policy;
 };
 
-/// Drops plans whose id is already complete or failed in the store (never redone).
-std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store);
+/// Drops plans whose id is already complete or failed in the store (never redone); throws
+/// ConfigError when such an episode was run under another policy than the plan's.
+std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store,
+                                       const std::string& store_path);
 
 /// The store's fixed header for this run (domain space, base losses, horizon, config).
 StoreHeader make_store_header(const RunContext& ctx);

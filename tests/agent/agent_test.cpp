@@ -407,26 +407,32 @@ std::vector<float> with_prev_weights(std::vector<float> o, const std::vector<flo
 
 using dma::test::max_abs_diff;
 
-TEST(Agent, ActorInputMaskHidesThePreviousWeightColumnsAtEveryHistoryStep) {
+TEST(Agent, ActorInputMaskHidesTheWeightAndLevelColumnsAtEveryHistoryStep) {
   const int K = agent::kStepFeatures;
   const auto& names = agent::step_feature_names();
   for (int H : {1, 3}) {
-    const auto blind = agent::actor_input_mask(H, false);
-    ASSERT_EQ(blind.numel(), H * K);
-    EXPECT_TRUE(torch::equal(agent::actor_input_mask(H, true), torch::ones({H * K})));
-    for (int h = 0; h < H; ++h)
-      for (int f = 0; f < K; ++f) {
-        const auto& n = names[static_cast<size_t>(f)];
-        const bool weight = n == "weight_rel" || n == "log_weight_rel" || n == "prev_target_share";
-        EXPECT_EQ(blind[h * K + f].item<float>(), weight ? 0.0f : 1.0f) << n << " at history step " << h;
+    EXPECT_TRUE(torch::equal(agent::actor_input_mask(H, {.weights = true, .levels = true}), torch::ones({H * K})));
+    for (bool weights : {false, true})
+      for (bool levels : {false, true}) {
+        const auto mask = agent::actor_input_mask(H, {.weights = weights, .levels = levels});
+        ASSERT_EQ(mask.numel(), H * K);
+        for (int h = 0; h < H; ++h)
+          for (int f = 0; f < K; ++f) {
+            const auto& n = names[static_cast<size_t>(f)];
+            const bool weight = n == "weight_rel" || n == "log_weight_rel" || n == "prev_target_share";
+            const bool level = n == "log_loss" || n == "log_share_rel";
+            const bool seen = (weight && weights) || (level && levels) || (!weight && !level);
+            EXPECT_EQ(mask[h * K + f].item<float>(), seen ? 1.0f : 0.0f) << n << " at history step " << h;
+          }
       }
   }
 }
 
-TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndTheMaskIsKeptInTheCheckpoint) {
+TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInTheCheckpoint) {
   TempDir dir;
   const std::string steps = "agent.bc_steps=5\nagent.cql_steps=5\n";
-  const Config blind = tiny_config(steps), sees = tiny_config(steps + "agent.actor_sees_weights=1");
+  const Config blind = tiny_config(steps);
+  const Config sees = tiny_config(steps + "agent.actor_sees_weights=1\nagent.actor_sees_levels=1");
   const auto [sp, h, store] = sim_run(6, blind.eval, 6, 2);
   const int D = h.num_domains();
   train_agent_offline(blind, {store}, dir.file("blind.pt"));
@@ -436,12 +442,16 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndTheMaskIsKeptInTheCheckpo
   std::vector<float> all_target(static_cast<size_t>(D), 0.0f);
   for (int d = sp.sources; d < D; ++d) all_target[static_cast<size_t>(d)] = 1.0f / static_cast<float>(sp.targets);
   const auto moved_weights = with_prev_weights(o, all_target);
-  auto moved_loss = o;
-  moved_loss[static_cast<size_t>(obs::index(0, obs::kLoss))] *= 1.3f;
+  auto moved_loss = o;  // a relative loss feature
+  moved_loss[static_cast<size_t>(obs::index(0, obs::kDeltaBase))] -= 0.3f;
+  auto moved_level = o;  // an absolute loss level and token share, as on another corpus
+  moved_level[static_cast<size_t>(obs::index(0, obs::kLoss))] *= 1.3f;
+  moved_level[static_cast<size_t>(obs::index(1, obs::kLogShare))] -= 1.0f;
   const auto b = AgentModel::load(dir.file("blind.pt"));
   const auto base = b.mean_logits(o, 1, D);
   EXPECT_EQ(b.mean_logits(moved_weights, 1, D), base) << "the blind actor must not read its previous weights";
   EXPECT_GT(max_abs_diff(b.mean_logits(moved_loss, 1, D), base), 1e-5) << "a loss feature must reach the actor";
+  EXPECT_EQ(b.mean_logits(moved_level, 1, D), base) << "the default actor must not read absolute levels";
   // The critics read every column.
   const auto& a = store.rows[1][3].action;
   EXPECT_NE(b.q_values(moved_weights, a, 1, D), b.q_values(o, a, 1, D));
@@ -450,26 +460,54 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndTheMaskIsKeptInTheCheckpo
   policy->begin_episode(1, 5);
   policy->begin_episode(2, 5);
   EXPECT_EQ(act_once(*policy, moved_weights, 2, 3), act_once(*policy, o, 1, 3));
-  // agent.actor_sees_weights=1: the previous weights move the actor.
+  // agent.actor_sees_weights=1, actor_sees_levels=1: the previous weights and levels move the actor.
   const auto s = AgentModel::load(dir.file("sees.pt"));
   EXPECT_GT(max_abs_diff(s.mean_logits(moved_weights, 1, D), s.mean_logits(o, 1, D)), 1e-5);
+  EXPECT_GT(max_abs_diff(s.mean_logits(moved_level, 1, D), s.mean_logits(o, 1, D)), 1e-5);
   // The mask is read from the file, not rebuilt from the defaults ...
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask, agent::actor_input_mask(1, false)));
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees.pt")).actor_mask, agent::actor_input_mask(1, true)));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask, agent::actor_input_mask(1, {})));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees.pt")).actor_mask, agent::actor_input_mask(1, {.weights = true, .levels = true})));
   // ... and a checkpoint continued under a config without the key keeps its own.
   train_agent_offline(blind, {store}, dir.file("sees2.pt"), dir.file("sees.pt"), 0);
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees2.pt")).actor_mask, agent::actor_input_mask(1, true)));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees2.pt")).actor_mask, agent::actor_input_mask(1, {.weights = true, .levels = true})));
   EXPECT_EQ(AgentModel::load(dir.file("sees2.pt")).mean_logits(moved_weights, 1, D), s.mean_logits(moved_weights, 1, D));
   // A hand-made mask with three history steps survives save and load bit for bit.
-  auto state = agent::AgentState::create(16, 1, 2, 3, false);
+  auto state = agent::AgentState::create(16, 1, 2, 3);
   state.actor_mask[4] = 0.0;
   agent::save_agent(dir.file("h3.pt"), state);
   const auto loaded = agent::load_agent(dir.file("h3.pt"));
   EXPECT_TRUE(torch::equal(loaded.actor_mask, state.actor_mask));
-  EXPECT_FALSE(torch::equal(loaded.actor_mask, agent::actor_input_mask(3, false)));
+  EXPECT_FALSE(torch::equal(loaded.actor_mask, agent::actor_input_mask(3, {})));
 }
 
 // --- the token normaliser -----------------------------------------------------------------
+
+TEST(Agent, FieldOffsetSubtractsTheLogOfEachFieldsDomainCountAndIsKeptInTheCheckpoint) {
+  const auto m = torch::tensor({0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 1.0f}).view({1, 8});
+  const auto c = agent::field_log_counts(m);
+  EXPECT_NEAR(c[0][0].item<float>(), std::log(5.0f), 1e-6);  // 5 source domains
+  EXPECT_NEAR(c[0][7].item<float>(), std::log(3.0f), 1e-6);  // 3 target domains
+  TempDir dir;
+  const Config off = tiny_config("agent.bc_steps=5\nagent.cql_steps=5\nagent.field_offset=0\n");
+  const auto [sp, h, store] = sim_run(6, off.eval, 6, 2);
+  const int D = h.num_domains();
+  train_agent_offline(off, {store}, dir.file("off.pt"));
+  auto state = agent::load_agent(dir.file("off.pt"));
+  EXPECT_FALSE(state.field_offset);
+  state.field_offset = true;  // the same networks, with the offset
+  agent::save_agent(dir.file("on.pt"), state);
+  EXPECT_TRUE(agent::load_agent(dir.file("on.pt")).field_offset);
+  const auto& o = store.rows[1][3].observation;
+  const auto a = AgentModel::load(dir.file("off.pt")).mean_logits(o, 1, D);
+  const auto b = AgentModel::load(dir.file("on.pt")).mean_logits(o, 1, D);
+  for (int d = 0; d < D; ++d) {
+    const float n = static_cast<float>(d < sp.sources ? sp.sources : sp.targets);
+    EXPECT_NEAR(b[static_cast<size_t>(d)], a[static_cast<size_t>(d)] - std::log(n), 1e-5) << "domain " << d;
+  }
+  // The default trains with it.
+  train_agent_offline(tiny_config("agent.bc_steps=5\nagent.cql_steps=5\n"), {store}, dir.file("default.pt"));
+  EXPECT_TRUE(agent::load_agent(dir.file("default.pt")).field_offset);
+}
 
 TEST(Agent, NormalizerScalesByTheInterquartileRangeOfTheBulkAndClipsOutliers) {
   // Column 0: 990 evenly spread values in [0, 1] and 10 outliers at +-1e4. Column 1: a flag

@@ -279,6 +279,22 @@ class TestBadInput(unittest.TestCase):
         rc, msg = check_store(os.path.join(d, "store.h5"), "--expect-complete", "2")
         self.assertEqual(rc, 0, msg)
 
+    def test_resume_with_other_policies(self):
+        d = fresh_run_dir("other-policies")
+        rc, out = run(3, d, "--mode", "evaluate", "--evaluate.policies=uniform,fixed:0.5", "--evaluate.seeds=1")
+        self.assertEqual(rc, 0, out)
+        # Swapped: episode 0 would be fixed:0.5 now, but uniform wrote it.
+        rc, out = run(3, d, "--mode", "evaluate", "--resume", "--evaluate.policies=fixed:0.5,uniform",
+                      "--evaluate.seeds=1")
+        self.assert_fails(rc, out, "episode 0 of policy 'uniform'", "new run.dir")
+        e = episodes(os.path.join(d, "eval.h5"))
+        self.assertEqual(sorted(p.decode() if isinstance(p, bytes) else p for p in e["policy"]), ["fixed:0.5", "uniform"])
+        # A policy appended to the list runs; the finished ones are kept.
+        rc, out = run(3, d, "--mode", "evaluate", "--resume", "--evaluate.policies=uniform,fixed:0.5,natural",
+                      "--evaluate.seeds=1")
+        self.assertEqual(rc, 0, out)
+        self.assertIn("1 trajectories to run", out)
+
     def test_unwritable_run_dir(self):
         blocker = os.path.join(WORK, "a-file")
         with open(blocker, "w") as f:

@@ -2,7 +2,7 @@
 # Transfer without retraining (issue 5): a trained agent steers a setting it never saw: a
 # larger target model, or a domain space with other categories and another number of domains.
 # Prepares the space, pretrains that setting's base model, collects a few random
-# trajectories for the RegMix baseline (the agent does not train on them), then evaluates
+# trajectories for the RegMix baseline (launch/space.sh; the agent does not train on them), then evaluates
 # the agent against the demo's baselines and the oracle grid of fixed target shares.
 #
 # Usage: AGENT=runs/study/agent.pt RUN_DIR=runs/transfer-large launch/transfer.sh \
@@ -20,18 +20,10 @@ SEEDS=${SEEDS:-8}
 oracle=fixed:0.1,fixed:0.2,fixed:0.3,fixed:0.4,fixed:0.5,fixed:0.6,fixed:0.7,fixed:0.8,fixed:0.9
 policies=agent,uniform,natural,target-only,fixed:0.3,fixed:0.5,fixed:0.7,online-eg,regmix,random
 
-mkdir -p "$RUN_DIR"
-if [ ! -f "$RUN_DIR/data.space" ]; then
-  # shellcheck disable=SC2086  # PREPARE_ARGS is a list of options
-  build/bin/dma_prepare demo --out "$RUN_DIR/data.space" --seed 1 ${PREPARE_ARGS:-}
-fi
+COLLECT_POLICIES=random launch/space.sh "$RUN_DIR" "${REGMIX_TRAJECTORIES:-32}" "$@"
 cp "$AGENT" "$RUN_DIR/agent.pt"  # the same weights: nothing is trained in this setting
-orchestrate() {
-  launch/mpirun.sh "$RANKS" --config configs/demo.ini --run.dir="$RUN_DIR" --data.space="$RUN_DIR/data.space" "$@"
-}
-orchestrate --mode pretrain --resume "$@"
-orchestrate --mode collect --resume --collect.trajectories="${REGMIX_TRAJECTORIES:-32}" --collect.policies=random "$@"
-orchestrate --mode evaluate --resume --evaluate.policies="$policies" --evaluate.oracle="$oracle" \
+launch/mpirun.sh "$RANKS" --config configs/demo.ini --run.dir="$RUN_DIR" --data.space="$RUN_DIR/data.space" \
+  --mode evaluate --resume --evaluate.policies="$policies" --evaluate.oracle="$oracle" \
   --evaluate.seeds="$SEEDS" --evaluate.seed_offset=5000000 "$@"
 build/bin/dma_replay plot "$RUN_DIR/eval.h5" --out "$RUN_DIR/plots"
 echo "transfer: table $RUN_DIR/eval.md; plots $RUN_DIR/plots/*.svg; took $(( $(date +%s) - start )) s"

@@ -109,8 +109,13 @@ struct AgentConfig {
   int n_sampled_actions = 10;     ///< per proposal (uniform logits, policy at o, policy at o')
   double discount = 0.99;
   int n_step = 1;                 ///< rewards summed before a backup bootstraps
-  int actor_sees_weights = 0;     ///< 1: the actor reads its previous weights too (see features.hpp)
-  int actor_sees_levels = 0;      ///< 1: the actor reads absolute loss levels and token shares too
+  /// Step features the actor reads (the critics read all). Not the previous weights: the
+  /// collected random walks are smooth, so "the next weight is about the last one" explains
+  /// their actions best, and an actor that reads them learns to copy them and drifts wherever
+  /// its first steps point (target shares 0.2..0.9 across training seeds). Not the absolute
+  /// levels (log_loss, log_share_rel): properties of one corpus and one model, out of range
+  /// on another space.
+  std::string actor_features = "delta_base,delta_last,is_target,progress,source_score,target_score";
   int field_offset = 1;           ///< 1: logits minus log(domains in the field): field shares ignore counts
   int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
   int selection_seeds = 3;        ///< rollouts per candidate

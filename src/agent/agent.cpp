@@ -28,8 +28,7 @@ AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
   auto gen = at::detail::getDefaultCPUGenerator();
   const auto saved = gen.get_state();
   gen.set_current_seed(mix64(seed ^ 0x1a17ULL));
-  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history,
-                                    {.weights = c.actor_sees_weights != 0, .levels = c.actor_sees_levels != 0});
+  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history, c.actor_features);
   s.field_offset = c.field_offset != 0;
   gen.set_state(saved);
   return s;

@@ -57,12 +57,12 @@ void write_module(torch::serialize::OutputArchive& ar, const std::string& key, c
 
 }  // namespace
 
-AgentState AgentState::create(int d_token, int n_layers, int n_heads, int history, ActorInputs actor_inputs) {
+AgentState AgentState::create(int d_token, int n_layers, int n_heads, int history, const std::string& actor_features) {
   AgentState s;
   s.shape = NetShape{history * kStepFeatures, d_token, n_layers, n_heads};
   s.history = history;
   s.actor = Actor(s.shape);
-  s.actor_mask = actor_input_mask(history, actor_inputs);
+  s.actor_mask = actor_input_mask(history, actor_features);
   s.q1 = Critic(s.shape);
   s.q2 = Critic(s.shape);
   s.q1_target = Critic(s.shape);

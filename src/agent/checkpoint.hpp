@@ -27,7 +27,8 @@ struct AgentState {
   torch::Tensor rng_state;       // the training generator's state
 
   /// Fresh networks (targets equal to the critics) for tokens of `history` steps.
-  static AgentState create(int d_token, int n_layers, int n_heads, int history, ActorInputs actor_inputs = {});
+  static AgentState create(int d_token, int n_layers, int n_heads, int history,
+                           const std::string& actor_features = "all");
 
   /// The actor's mean logits (B, D) for normalised tokens (B, D, F) and is_target (B, D),
   /// through actor_mask.

@@ -1,8 +1,11 @@
 #include "features.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "dma/error.hpp"
 #include "dma/observation.hpp"
@@ -83,14 +86,18 @@ torch::Tensor episode_tokens(std::span<const float> observations, int steps, int
   return torch::cat(parts, /*dim=*/-1);  // (T, D, H * kStepFeatures)
 }
 
-torch::Tensor actor_input_mask(int history, ActorInputs inputs) {
-  std::vector<int> hidden;
-  if (!inputs.weights) hidden.insert(hidden.end(), {kWeightRel, kLogWeightRel, kPrevTargetShare});
-  if (!inputs.levels) hidden.insert(hidden.end(), {kLogLoss, kLogShareRel});
-  auto mask = torch::ones({history * kStepFeatures});
-  for (int h = 0; h < history; ++h)
-    for (int f : hidden) mask[h * kStepFeatures + f] = 0.0;
-  return mask;
+torch::Tensor actor_input_mask(int history, const std::string& features) {
+  const auto& names = step_feature_names();
+  std::vector<float> step(names.size(), features == "all" ? 1.0f : 0.0f);
+  std::stringstream list(features == "all" ? "" : features);
+  for (std::string name; std::getline(list, name, ',');) {
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end())
+      throw ConfigError(fmt::format("agent.actor_features names '{}', which is not a feature: use 'all' or some of {}",
+                                    name, fmt::join(names, ",")));
+    step[static_cast<size_t>(it - names.begin())] = 1.0f;
+  }
+  return torch::tensor(step).repeat({history});
 }
 
 torch::Tensor field_log_counts(const torch::Tensor& is_target) {

@@ -18,23 +18,10 @@ const std::vector<std::string>& step_feature_names();
 /// "history=H;name,name,..." — compared on load, so a checkpoint never runs on other features.
 std::string feature_layout(int history);
 
-/// Which token columns the actor reads besides the relative ones. The critics read every column.
-struct ActorInputs {
-  /// The previous weights (weight_rel, log_weight_rel, prev_target_share). The collected
-  /// random walks are smooth, so "the next weight is about the last one" explains their
-  /// actions best: an actor that reads its previous weights learns to copy them and drifts
-  /// wherever its first steps point (measured: target shares from 0.2 to 0.9 across
-  /// training seeds).
-  bool weights = false;
-  /// The absolute levels (log_loss, log_share_rel): properties of one corpus and one model.
-  /// An actor that reads them meets values it never saw on another domain space and acts
-  /// arbitrarily there (issue 5: a 10-domain space drove it to a 0.96 target share).
-  bool levels = false;
-};
-
-/// (F) 1 for the token columns the actor reads, 0 for the ones `inputs` hides, at every
-/// history step.
-torch::Tensor actor_input_mask(int history, ActorInputs inputs);
+/// (F) 1 for the token columns of the step features named in `features` (comma-separated
+/// step_feature_names(), or "all"), at every history step; 0 for the others. The critics read
+/// every column. Throws ConfigError naming an unknown feature.
+torch::Tensor actor_input_mask(int history, const std::string& features);
 
 /// Per-step features of an observation row (obs::dim(D) floats) into out (D, kStepFeatures).
 void step_features(std::span<const float> observation, int num_domains, std::span<float> out);

@@ -151,9 +151,8 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.n_sampled_actions", c.agent.n_sampled_actions, 1, 1024, "CQL sampled actions");
   t.num("agent.discount", c.agent.discount, 0.0, 1.0, "discount");
   t.num("agent.n_step", c.agent.n_step, 1, 1000, "n-step backups: rewards summed before bootstrapping");
-  t.num("agent.actor_sees_weights", c.agent.actor_sees_weights, 0, 1, "1: the actor reads its previous weights");
-  t.num("agent.actor_sees_levels", c.agent.actor_sees_levels, 0, 1,
-        "1: the actor reads absolute loss levels and token shares (0 transfers to other spaces)");
+  t.str("agent.actor_features", c.agent.actor_features, {},
+        "step features the actor reads: comma-separated names of the agent's features, or 'all'");
   t.num("agent.field_offset", c.agent.field_offset, 0, 1,
         "1: the actor's logits minus log(domains in their field), so a field's share ignores its domain count");
   t.num("agent.candidates", c.agent.candidates, 1, 1000, "agents trained on seeds run.seed+k; the best by rollouts is kept");

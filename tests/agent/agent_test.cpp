@@ -407,24 +407,31 @@ std::vector<float> with_prev_weights(std::vector<float> o, const std::vector<flo
 
 using dma::test::max_abs_diff;
 
-TEST(Agent, ActorInputMaskHidesTheWeightAndLevelColumnsAtEveryHistoryStep) {
+TEST(Agent, ActorInputMaskOpensTheNamedColumnsAtEveryHistoryStep) {
   const int K = agent::kStepFeatures;
   const auto& names = agent::step_feature_names();
+  const std::string defaults = Config{}.agent.actor_features;
   for (int H : {1, 3}) {
-    EXPECT_TRUE(torch::equal(agent::actor_input_mask(H, {.weights = true, .levels = true}), torch::ones({H * K})));
-    for (bool weights : {false, true})
-      for (bool levels : {false, true}) {
-        const auto mask = agent::actor_input_mask(H, {.weights = weights, .levels = levels});
-        ASSERT_EQ(mask.numel(), H * K);
-        for (int h = 0; h < H; ++h)
-          for (int f = 0; f < K; ++f) {
-            const auto& n = names[static_cast<size_t>(f)];
-            const bool weight = n == "weight_rel" || n == "log_weight_rel" || n == "prev_target_share";
-            const bool level = n == "log_loss" || n == "log_share_rel";
-            const bool seen = (weight && weights) || (level && levels) || (!weight && !level);
-            EXPECT_EQ(mask[h * K + f].item<float>(), seen ? 1.0f : 0.0f) << n << " at history step " << h;
-          }
+    EXPECT_TRUE(torch::equal(agent::actor_input_mask(H, "all"), torch::ones({H * K})));
+    const auto mask = agent::actor_input_mask(H, defaults);
+    const auto two = agent::actor_input_mask(H, "progress,source_score");
+    ASSERT_EQ(mask.numel(), H * K);
+    for (int h = 0; h < H; ++h)
+      for (int f = 0; f < K; ++f) {
+        const auto& n = names[static_cast<size_t>(f)];
+        // The default hides the previous weights and the absolute levels.
+        const bool hidden = n == "weight_rel" || n == "log_weight_rel" || n == "prev_target_share" ||
+                            n == "log_loss" || n == "log_share_rel";
+        EXPECT_EQ(mask[h * K + f].item<float>(), hidden ? 0.0f : 1.0f) << n << " at history step " << h;
+        EXPECT_EQ(two[h * K + f].item<float>(), n == "progress" || n == "source_score" ? 1.0f : 0.0f) << n;
       }
+  }
+  try {
+    agent::actor_input_mask(1, "progress,loss");
+    FAIL() << "an unknown feature name must be refused";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("'loss'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("log_loss"), std::string::npos) << "the valid names are listed: " << e.what();
   }
 }
 
@@ -432,7 +439,7 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   TempDir dir;
   const std::string steps = "agent.bc_steps=5\nagent.cql_steps=5\n";
   const Config blind = tiny_config(steps);
-  const Config sees = tiny_config(steps + "agent.actor_sees_weights=1\nagent.actor_sees_levels=1");
+  const Config sees = tiny_config(steps + "agent.actor_features=all");
   const auto [sp, h, store] = sim_run(6, blind.eval, 6, 2);
   const int D = h.num_domains();
   train_agent_offline(blind, {store}, dir.file("blind.pt"));
@@ -460,16 +467,16 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   policy->begin_episode(1, 5);
   policy->begin_episode(2, 5);
   EXPECT_EQ(act_once(*policy, moved_weights, 2, 3), act_once(*policy, o, 1, 3));
-  // agent.actor_sees_weights=1, actor_sees_levels=1: the previous weights and levels move the actor.
+  // agent.actor_features=all: the previous weights and levels move the actor.
   const auto s = AgentModel::load(dir.file("sees.pt"));
   EXPECT_GT(max_abs_diff(s.mean_logits(moved_weights, 1, D), s.mean_logits(o, 1, D)), 1e-5);
   EXPECT_GT(max_abs_diff(s.mean_logits(moved_level, 1, D), s.mean_logits(o, 1, D)), 1e-5);
   // The mask is read from the file, not rebuilt from the defaults ...
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask, agent::actor_input_mask(1, {})));
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees.pt")).actor_mask, agent::actor_input_mask(1, {.weights = true, .levels = true})));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask, agent::actor_input_mask(1, blind.agent.actor_features)));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees.pt")).actor_mask, agent::actor_input_mask(1, "all")));
   // ... and a checkpoint continued under a config without the key keeps its own.
   train_agent_offline(blind, {store}, dir.file("sees2.pt"), dir.file("sees.pt"), 0);
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees2.pt")).actor_mask, agent::actor_input_mask(1, {.weights = true, .levels = true})));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees2.pt")).actor_mask, agent::actor_input_mask(1, "all")));
   EXPECT_EQ(AgentModel::load(dir.file("sees2.pt")).mean_logits(moved_weights, 1, D), s.mean_logits(moved_weights, 1, D));
   // A hand-made mask with three history steps survives save and load bit for bit.
   auto state = agent::AgentState::create(16, 1, 2, 3);
@@ -477,7 +484,7 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   agent::save_agent(dir.file("h3.pt"), state);
   const auto loaded = agent::load_agent(dir.file("h3.pt"));
   EXPECT_TRUE(torch::equal(loaded.actor_mask, state.actor_mask));
-  EXPECT_FALSE(torch::equal(loaded.actor_mask, agent::actor_input_mask(3, {})));
+  EXPECT_FALSE(torch::equal(loaded.actor_mask, agent::actor_input_mask(3, Config{}.agent.actor_features)));
 }
 
 // --- the token normaliser -----------------------------------------------------------------

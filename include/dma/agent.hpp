@@ -15,7 +15,7 @@
 namespace dma {
 
 inline constexpr const char* kAgentFormat = "dma-agent";
-inline constexpr int kAgentFormatVersion = 3;  // 2: actor_mask; 3: field_offset (2 still reads)
+inline constexpr int kAgentFormatVersion = 3;  // 2: actor_mask; 3: field_balanced (2 still reads)
 
 /// Summary of an offline training run.
 struct AgentTrainReport {

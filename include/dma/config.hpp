@@ -109,14 +109,15 @@ struct AgentConfig {
   int n_sampled_actions = 10;     ///< per proposal (uniform logits, policy at o, policy at o')
   double discount = 0.99;
   int n_step = 1;                 ///< rewards summed before a backup bootstraps
-  /// Step features the actor reads (the critics read all). Not the previous weights: the
-  /// collected random walks are smooth, so "the next weight is about the last one" explains
-  /// their actions best, and an actor that reads them learns to copy them and drifts wherever
-  /// its first steps point (target shares 0.2..0.9 across training seeds). Not the absolute
-  /// levels (log_loss, log_share_rel): properties of one corpus and one model, out of range
-  /// on another space.
-  std::string actor_features = "delta_base,delta_last,is_target,progress,source_score,target_score";
-  int field_offset = 1;           ///< 1: logits minus log(domains in the field): field shares ignore counts
+  /// Step features the actor reads (the critics read all): the field-level state, i.e. the
+  /// time and the source score that the budget constrains. The collected random walks are
+  /// smooth, so whatever reveals an episode's past target share predicts its next one, and
+  /// an actor that reads it learns to copy it (issue 5): its previous weights (target shares
+  /// 0.2..0.9 across training seeds), and the target score and per-domain loss changes (on a
+  /// space whose target learns faster it read "my share was high" and went to 0.93). The
+  /// absolute levels (log_loss, log_share_rel) are out of range on another corpus.
+  std::string actor_features = "is_target,progress,source_score";
+  int field_balanced = 1;         ///< 1: the actor weighs fields, not domains (features.hpp field_log_counts)
   int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
   int selection_seeds = 3;        ///< rollouts per candidate
   std::uint64_t selection_seed_offset = 2000000;  ///< their seed ids: never the evaluation seeds

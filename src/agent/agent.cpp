@@ -29,7 +29,7 @@ AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
   const auto saved = gen.get_state();
   gen.set_current_seed(mix64(seed ^ 0x1a17ULL));
   AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history, c.actor_features);
-  s.field_offset = c.field_offset != 0;
+  s.field_balanced = c.field_balanced != 0;
   gen.set_state(saved);
   return s;
 }

@@ -100,7 +100,7 @@ void save_agent(const std::string& path, const AgentState& s) {
   ar.write("norm_mean", s.norm.mean);
   ar.write("norm_std", s.norm.std);
   ar.write("actor_mask", s.actor_mask);
-  ar.write("field_offset", c10::IValue(static_cast<int64_t>(s.field_offset)));
+  ar.write("field_balanced", c10::IValue(static_cast<int64_t>(s.field_balanced)));
   ar.write("log_alpha", s.log_alpha);
   if (s.rng_state.defined()) ar.write("rng_state", s.rng_state);
   write_module(ar, "actor", *s.actor);
@@ -162,7 +162,7 @@ AgentState load_agent(const std::string& path) {
   s.norm.mean = read_tensor(ar, "norm_mean", path);
   s.norm.std = read_tensor(ar, "norm_std", path);
   s.actor_mask = read_tensor(ar, "actor_mask", path);
-  s.field_offset = version >= 3 && read_double(ar, "field_offset", path) != 0;  // 2: no offset
+  s.field_balanced = version >= 3 && read_double(ar, "field_balanced", path) != 0;  // 2: per domain
   if (s.norm.mean.numel() != s.shape.in_features || s.norm.std.numel() != s.shape.in_features ||
       s.actor_mask.numel() != s.shape.in_features)
     throw CheckpointError(fmt::format("agent checkpoint '{}': feature statistics do not match its layout", path));

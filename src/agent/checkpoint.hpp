@@ -14,7 +14,7 @@ struct AgentState {
   int history = 1;
   Actor actor{nullptr};
   torch::Tensor actor_mask;      // (F) token columns the actor reads (features.hpp actor_input_mask)
-  bool field_offset = false;     // logits minus log(domains in the field) (features.hpp field_log_counts)
+  bool field_balanced = false;   // the actor weighs fields, not domains (features.hpp field_log_counts)
   Critic q1{nullptr}, q2{nullptr}, q1_target{nullptr}, q2_target{nullptr};
   torch::Tensor log_alpha;       // SAC entropy temperature (log)
   Normalizer norm;               // token standardisation fitted on the first training data
@@ -33,8 +33,11 @@ struct AgentState {
   /// The actor's mean logits (B, D) for normalised tokens (B, D, F) and is_target (B, D),
   /// through actor_mask.
   torch::Tensor actor_logits(const torch::Tensor& tokens, const torch::Tensor& is_target) {
-    auto logits = actor->forward(tokens * actor_mask);
-    return field_offset ? logits - field_log_counts(is_target) : logits;
+    if (!field_balanced) return actor->forward(tokens * actor_mask);
+    // Attention gives each field, and the softmax gives each field's logits, a total weight
+    // that does not grow with the field's number of domains.
+    const auto log_counts = field_log_counts(is_target);
+    return actor->forward(tokens * actor_mask, -log_counts) - log_counts;
   }
 };
 

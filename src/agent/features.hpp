@@ -31,9 +31,11 @@ void step_features(std::span<const float> observation, int num_domains, std::spa
 torch::Tensor episode_tokens(std::span<const float> observations, int steps, int num_domains, int history);
 
 /// log of the number of domains in each domain's field, (B, D) from is_target (B, D) 0/1.
-/// Subtracted from the actor's logits, it makes a field's total weight depend on the level of
-/// its logits, not on how many domains the field has: the same logits give the same target
-/// share on a space with 6 source domains as on one with 10.
+/// The field-balanced actor subtracts it from its attention logits (keys) and its output
+/// logits, so a field's total attention and total weight do not grow with its number of
+/// domains: where the domains of a field look alike, the actor gives the same target share on
+/// a space with 6 source domains as on one with 10 (an unbalanced one measured 0.66 against
+/// 0.51 at the first step).
 torch::Tensor field_log_counts(const torch::Tensor& is_target);
 
 /// is_target (D) from an observation row, as 0/1 floats.

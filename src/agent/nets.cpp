@@ -25,11 +25,12 @@ BlockImpl::BlockImpl(int d, int heads) : heads_(heads) {
   fc2_ = register_module("fc2", nn::Linear(2 * d, d));
 }
 
-torch::Tensor BlockImpl::forward(torch::Tensor x) {
+torch::Tensor BlockImpl::forward(torch::Tensor x, const torch::Tensor& key_bias) {
   const auto B = x.size(0), D = x.size(1), d = x.size(2), dh = d / heads_;
   auto qkv = qkv_(ln1_(x)).view({B, D, 3, heads_, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, D, dh)
-  auto att = torch::softmax(torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(dh)),
-                            /*dim=*/-1);                                                  // (B, h, D, D)
+  auto scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));  // (B, h, D, D)
+  if (key_bias.defined()) scores = scores + key_bias.view({B, 1, 1, D});
+  auto att = torch::softmax(scores, /*dim=*/-1);
   auto mixed = torch::matmul(att, qkv[2]).transpose(1, 2).reshape({B, D, d});             // (B, D, d)
   x = x + proj_(mixed);
   return x + fc2_(torch::gelu(fc1_(ln2_(x))));
@@ -42,9 +43,9 @@ EncoderImpl::EncoderImpl(const NetShape& shape) {
   ln_ = register_module("ln", nn::LayerNorm(nn::LayerNormOptions({shape.d_token})));
 }
 
-torch::Tensor EncoderImpl::forward(torch::Tensor tokens) {
+torch::Tensor EncoderImpl::forward(torch::Tensor tokens, const torch::Tensor& key_bias) {
   auto x = in_(tokens);
-  for (const auto& b : *blocks_) x = b->as<Block>()->forward(x);
+  for (const auto& b : *blocks_) x = b->as<Block>()->forward(x, key_bias);
   return ln_(x);
 }
 
@@ -58,7 +59,9 @@ ActorImpl::ActorImpl(const NetShape& shape) {
   log_std_ = register_parameter("log_std", torch::full({1}, std::log(0.3)));
 }
 
-torch::Tensor ActorImpl::forward(torch::Tensor tokens) { return head_(encoder_(tokens)).squeeze(-1); }
+torch::Tensor ActorImpl::forward(torch::Tensor tokens, const torch::Tensor& key_bias) {
+  return head_(encoder_(tokens, key_bias)).squeeze(-1);
+}
 
 torch::Tensor ActorImpl::log_std() const { return log_std_.clamp(kLogStdMin, kLogStdMax); }
 

@@ -18,7 +18,8 @@ struct NetShape {
 class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(int d, int heads);
-  torch::Tensor forward(torch::Tensor x);  // (B, D, d) -> (B, D, d)
+  /// key_bias (B, D), if defined, is added to every query's attention logit for that key.
+  torch::Tensor forward(torch::Tensor x, const torch::Tensor& key_bias = {});  // (B, D, d) -> (B, D, d)
 
  private:
   int heads_;
@@ -31,7 +32,7 @@ TORCH_MODULE(Block);
 class EncoderImpl : public torch::nn::Module {
  public:
   explicit EncoderImpl(const NetShape& shape);
-  torch::Tensor forward(torch::Tensor tokens);
+  torch::Tensor forward(torch::Tensor tokens, const torch::Tensor& key_bias = {});
 
  private:
   torch::nn::Linear in_{nullptr};
@@ -45,7 +46,7 @@ TORCH_MODULE(Encoder);
 class ActorImpl : public torch::nn::Module {
  public:
   explicit ActorImpl(const NetShape& shape);
-  torch::Tensor forward(torch::Tensor tokens);  // mean logits (B, D)
+  torch::Tensor forward(torch::Tensor tokens, const torch::Tensor& key_bias = {});  // mean logits (B, D)
   torch::Tensor log_std() const;                // scalar, clamped
   /// K reparameterised logit samples (B, K, D) and their Gaussian log-density (B, K).
   std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& mean, int k, at::Generator& gen) const;

@@ -153,8 +153,8 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.n_step", c.agent.n_step, 1, 1000, "n-step backups: rewards summed before bootstrapping");
   t.str("agent.actor_features", c.agent.actor_features, {},
         "step features the actor reads: comma-separated names of the agent's features, or 'all'");
-  t.num("agent.field_offset", c.agent.field_offset, 0, 1,
-        "1: the actor's logits minus log(domains in their field), so a field's share ignores its domain count");
+  t.num("agent.field_balanced", c.agent.field_balanced, 0, 1,
+        "1: the actor's attention and output weigh each field as a whole, whatever its number of domains");
   t.num("agent.candidates", c.agent.candidates, 1, 1000, "agents trained on seeds run.seed+k; the best by rollouts is kept");
   t.num("agent.selection_seeds", c.agent.selection_seeds, 1, 100000, "rollouts per candidate agent");
   t.num<std::uint64_t>("agent.selection_seed_offset", c.agent.selection_seed_offset, 0,

@@ -419,10 +419,9 @@ TEST(Agent, ActorInputMaskOpensTheNamedColumnsAtEveryHistoryStep) {
     for (int h = 0; h < H; ++h)
       for (int f = 0; f < K; ++f) {
         const auto& n = names[static_cast<size_t>(f)];
-        // The default hides the previous weights and the absolute levels.
-        const bool hidden = n == "weight_rel" || n == "log_weight_rel" || n == "prev_target_share" ||
-                            n == "log_loss" || n == "log_share_rel";
-        EXPECT_EQ(mask[h * K + f].item<float>(), hidden ? 0.0f : 1.0f) << n << " at history step " << h;
+        // The default reads the field-level state only.
+        const bool seen = n == "is_target" || n == "progress" || n == "source_score";
+        EXPECT_EQ(mask[h * K + f].item<float>(), seen ? 1.0f : 0.0f) << n << " at history step " << h;
         EXPECT_EQ(two[h * K + f].item<float>(), n == "progress" || n == "source_score" ? 1.0f : 0.0f) << n;
       }
   }
@@ -449,8 +448,8 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   std::vector<float> all_target(static_cast<size_t>(D), 0.0f);
   for (int d = sp.sources; d < D; ++d) all_target[static_cast<size_t>(d)] = 1.0f / static_cast<float>(sp.targets);
   const auto moved_weights = with_prev_weights(o, all_target);
-  auto moved_loss = o;  // a relative loss feature
-  moved_loss[static_cast<size_t>(obs::index(0, obs::kDeltaBase))] -= 0.3f;
+  auto moved_loss = o;  // the source score
+  moved_loss[static_cast<size_t>(obs::kSourceScore)] -= 0.05f;
   auto moved_level = o;  // an absolute loss level and token share, as on another corpus
   moved_level[static_cast<size_t>(obs::index(0, obs::kLoss))] *= 1.3f;
   moved_level[static_cast<size_t>(obs::index(1, obs::kLogShare))] -= 1.0f;
@@ -489,31 +488,39 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
 
 // --- the token normaliser -----------------------------------------------------------------
 
-TEST(Agent, FieldOffsetSubtractsTheLogOfEachFieldsDomainCountAndIsKeptInTheCheckpoint) {
+TEST(Agent, AFieldBalancedActorGivesTheSameFieldSharesWhateverTheDomainCounts) {
   const auto m = torch::tensor({0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 1.0f, 1.0f}).view({1, 8});
   const auto c = agent::field_log_counts(m);
   EXPECT_NEAR(c[0][0].item<float>(), std::log(5.0f), 1e-6);  // 5 source domains
   EXPECT_NEAR(c[0][7].item<float>(), std::log(3.0f), 1e-6);  // 3 target domains
+  // Tokens alike within each field (the actor reads field-level features only): 10 sources
+  // and 4 targets, or 6 and 4, or 3 and 7, give one target share when balanced.
+  torch::manual_seed(3);
+  auto s = agent::AgentState::create(16, 2, 2, 1);
+  const int F = s.shape.in_features;
+  const auto source_token = torch::randn({F}), target_token = torch::randn({F});
+  auto target_share = [&](int sources, int targets) {
+    auto is_target = torch::cat({torch::zeros({sources}), torch::ones({targets})}).view({1, -1});
+    auto tokens = torch::cat({source_token.expand({sources, F}), target_token.expand({targets, F})}).unsqueeze(0);
+    torch::NoGradGuard no_grad;
+    return (torch::softmax(s.actor_logits(tokens, is_target), -1) * is_target).sum().item<double>();
+  };
+  s.field_balanced = true;
+  const double share = target_share(10, 4);
+  EXPECT_GT(share, 0.01);
+  EXPECT_LT(share, 0.99);
+  EXPECT_NEAR(target_share(6, 4), share, 1e-5);
+  EXPECT_NEAR(target_share(3, 7), share, 1e-5);
+  s.field_balanced = false;  // per domain: more target domains, more target weight
+  EXPECT_GT(target_share(3, 7), target_share(10, 4) + 0.05);
+  // The flag is kept in the checkpoint and trained by default.
   TempDir dir;
-  const Config off = tiny_config("agent.bc_steps=5\nagent.cql_steps=5\nagent.field_offset=0\n");
-  const auto [sp, h, store] = sim_run(6, off.eval, 6, 2);
-  const int D = h.num_domains();
-  train_agent_offline(off, {store}, dir.file("off.pt"));
-  auto state = agent::load_agent(dir.file("off.pt"));
-  EXPECT_FALSE(state.field_offset);
-  state.field_offset = true;  // the same networks, with the offset
-  agent::save_agent(dir.file("on.pt"), state);
-  EXPECT_TRUE(agent::load_agent(dir.file("on.pt")).field_offset);
-  const auto& o = store.rows[1][3].observation;
-  const auto a = AgentModel::load(dir.file("off.pt")).mean_logits(o, 1, D);
-  const auto b = AgentModel::load(dir.file("on.pt")).mean_logits(o, 1, D);
-  for (int d = 0; d < D; ++d) {
-    const float n = static_cast<float>(d < sp.sources ? sp.sources : sp.targets);
-    EXPECT_NEAR(b[static_cast<size_t>(d)], a[static_cast<size_t>(d)] - std::log(n), 1e-5) << "domain " << d;
-  }
-  // The default trains with it.
-  train_agent_offline(tiny_config("agent.bc_steps=5\nagent.cql_steps=5\n"), {store}, dir.file("default.pt"));
-  EXPECT_TRUE(agent::load_agent(dir.file("default.pt")).field_offset);
+  const auto [sp, h, store] = sim_run(6, tiny_config().eval, 6, 2);
+  train_agent_offline(tiny_config("agent.bc_steps=5\nagent.cql_steps=5\nagent.field_balanced=0\n"), {store},
+                      dir.file("off.pt"));
+  train_agent_offline(tiny_config("agent.bc_steps=5\nagent.cql_steps=5\n"), {store}, dir.file("on.pt"));
+  EXPECT_FALSE(agent::load_agent(dir.file("off.pt")).field_balanced);
+  EXPECT_TRUE(agent::load_agent(dir.file("on.pt")).field_balanced);
 }
 
 TEST(Agent, NormalizerScalesByTheInterquartileRangeOfTheBulkAndClipsOutliers) {

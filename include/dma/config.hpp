@@ -81,6 +81,10 @@ struct RandomPolicyConfig {
   double within_alpha = 1.0;      ///< Dirichlet concentration within a field
   double smoothness = 0.7;        ///< 0: a new draw each step; near 1: slow drift
   int knots = 4;                  ///< control points of a field-share curve over the horizon
+  /// Chance per step that the target share jumps to a fresh uniform level (the curve's shape
+  /// continues from there). Smooth walks let an episode's past share predict its next one,
+  /// which an offline actor learns to copy; jumps break that link.
+  double jump_prob = 0.0;
 };
 
 struct OnlineEgConfig {

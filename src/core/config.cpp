@@ -129,6 +129,7 @@ void register_orchestration(Table& t, Config& c) {
   t.num("random.within_alpha", c.random.within_alpha, 1e-3, 1e3, "Dirichlet alpha within a field");
   t.num("random.smoothness", c.random.smoothness, 0.0, 0.999, "step-to-step smoothing");
   t.num("random.knots", c.random.knots, 1, 1000, "control points of the field-share curve");
+  t.num("random.jump_prob", c.random.jump_prob, 0.0, 1.0, "chance per step that the target share jumps to a new level");
   t.num("online_eg.step_size", c.online_eg.step_size, 0.0, 1e3, "exponentiated-gradient step");
   t.num("online_eg.smoothing", c.online_eg.smoothing, 0.0, 1.0, "mix with uniform");
   t.str("evaluate.policies", c.evaluate.policies, {}, "comma-separated policies to evaluate");

@@ -14,6 +14,8 @@
 //    E_t ~ Gamma((1-s) a): every step is an exact Dirichlet(a) draw with lag-one
 //    correlation s (smoothness), so smoothing never shrinks the mixtures toward uniform
 //    as an exponential average of draws would. s = 0 draws afresh each step.
+// With probability jump_prob at each later step, the target share moves to a fresh uniform
+// level and the curve's shape continues from there.
 // 3. With probability concentrate_prob a field sits on one or two random domains: they
 //    hold 1 - leak of its weight (leak ~ U(0, 0.1)), the rest shares the leak.
 #include <algorithm>
@@ -118,8 +120,13 @@ std::vector<double> share_curve(int T, const RandomPolicyConfig& cfg, Rng& rng) 
   if (down > 1e-12) room = std::min(room, level / down);
   const double scale = room < 1e300 ? amplitude * room : 0.0;
   std::vector<double> curve(static_cast<size_t>(T));
-  for (int t = 0; t < T; ++t)
-    curve[static_cast<size_t>(t)] = std::clamp(level + scale * (shape[static_cast<size_t>(t)] - mean), 0.0, 1.0);
+  double shift = 0;  // after a jump: the fresh level minus the curve's value there
+  for (int t = 0; t < T; ++t) {
+    const double value = level + scale * (shape[static_cast<size_t>(t)] - mean);
+    // No draw without jumps, so jump_prob = 0 gives the same episodes as before it existed.
+    if (cfg.jump_prob > 0 && t > 0 && rng.uniform() < cfg.jump_prob) shift = rng.uniform() - value;
+    curve[static_cast<size_t>(t)] = std::clamp(value + shift, 0.0, 1.0);
+  }
   return curve;
 }
 
@@ -191,9 +198,9 @@ class RandomWalkPolicy final : public Policy {
 std::unique_ptr<Policy> make_random_policy(const std::string& spec, const DomainContext& ctx,
                                            const RandomPolicyConfig& cfg) {
   if (!(cfg.within_alpha > 0) || cfg.smoothness < 0 || cfg.smoothness >= 1 || cfg.concentrate_prob < 0 ||
-      cfg.concentrate_prob > 1 || cfg.knots < 1)
+      cfg.concentrate_prob > 1 || cfg.knots < 1 || cfg.jump_prob < 0 || cfg.jump_prob > 1)
     throw PolicyError(fmt::format("policy '{}': random.within_alpha must be > 0, random.smoothness in [0, 1), "
-                                  "random.concentrate_prob in [0, 1] and random.knots >= 1",
+                                  "random.concentrate_prob and random.jump_prob in [0, 1] and random.knots >= 1",
                                   spec));
   return std::make_unique<RandomWalkPolicy>(spec, ctx, cfg);
 }

@@ -116,14 +116,7 @@ TEST(RandomWalk, WithinFieldWeightsStayDirichletUnderSmoothing) {
   }
 }
 
-double lag_one_correlation(const DomainContext& ctx, const Actions& actions) {
-  std::vector<double> a, b;
-  for (size_t t = 0; t + 1 < actions[0].size(); ++t) {
-    const auto x = within_source(ctx, actions, t), y = within_source(ctx, actions, t + 1);
-    if (x.size() != y.size()) continue;
-    a.insert(a.end(), x.begin(), x.end());
-    b.insert(b.end(), y.begin(), y.end());
-  }
+double correlation(const std::vector<double>& a, const std::vector<double>& b) {
   const double ma = std::accumulate(a.begin(), a.end(), 0.0) / static_cast<double>(a.size());
   const double mb = std::accumulate(b.begin(), b.end(), 0.0) / static_cast<double>(b.size());
   double sab = 0, saa = 0, sbb = 0;
@@ -133,6 +126,28 @@ double lag_one_correlation(const DomainContext& ctx, const Actions& actions) {
     sbb += (b[i] - mb) * (b[i] - mb);
   }
   return sab / std::sqrt(saa * sbb);
+}
+
+double lag_one_correlation(const DomainContext& ctx, const Actions& actions) {
+  std::vector<double> a, b;
+  for (size_t t = 0; t + 1 < actions[0].size(); ++t) {
+    const auto x = within_source(ctx, actions, t), y = within_source(ctx, actions, t + 1);
+    if (x.size() != y.size()) continue;
+    a.insert(a.end(), x.begin(), x.end());
+    b.insert(b.end(), y.begin(), y.end());
+  }
+  return correlation(a, b);
+}
+
+// Correlation of the target share at step t with the share at t+1, over episodes and steps.
+double target_share_lag_one(const DomainContext& ctx, const Actions& actions) {
+  std::vector<double> a, b;
+  for (const auto& episode : actions)
+    for (size_t t = 0; t + 1 < episode.size(); ++t) {
+      a.push_back(target_share(ctx, episode[t]));
+      b.push_back(target_share(ctx, episode[t + 1]));
+    }
+  return correlation(a, b);
 }
 
 TEST(RandomWalk, SmoothnessSetsStepToStepCorrelation) {
@@ -148,6 +163,30 @@ TEST(RandomWalk, SmoothnessSetsStepToStepCorrelation) {
   EXPECT_NEAR(corr[0], 0.0, 0.08);
   EXPECT_NEAR(corr[1], 0.5, 0.1);
   EXPECT_NEAR(corr[2], 0.9, 0.08);
+}
+
+TEST(RandomWalk, JumpsBreakTheLinkBetweenPastAndNextTargetShare) {
+  const auto ctx = make_context(8, 4, 16);
+  Config config;
+  auto smooth = make_policy("random", ctx, config);
+  const auto before = run_episodes(*smooth, ctx, ids(150));
+  config.random.jump_prob = 0.5;
+  auto jumpy = make_policy("random", ctx, config);
+  const auto jumped = run_episodes(*jumpy, ctx, ids(150));
+  const double c0 = target_share_lag_one(ctx, before), c1 = target_share_lag_one(ctx, jumped);
+  EXPECT_GT(c0, 0.9) << "smooth walks: the last share predicts the next";
+  EXPECT_LT(c1, 0.75) << "half the steps jump to a fresh level";
+  EXPECT_GT(c1, 0.2) << "between jumps the curve is still smooth";
+  // Every share stays a share, and the first step is the smooth walk's own.
+  for (size_t e = 0; e < jumped.size(); ++e) {
+    EXPECT_NEAR(target_share(ctx, jumped[e][0]), target_share(ctx, before[e][0]), 1e-6);
+    for (const auto& row : jumped[e]) {
+      EXPECT_GE(target_share(ctx, row), 0.0);
+      EXPECT_LE(target_share(ctx, row), 1.0 + 1e-12);
+    }
+  }
+  config.random.jump_prob = 1.5;
+  EXPECT_THROW(make_policy("random", ctx, config), PolicyError);
 }
 
 TEST(RandomWalk, SometimesConcentratesOnOneOrTwoDomains) {

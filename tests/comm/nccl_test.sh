@@ -14,7 +14,8 @@ if [[ $check == "nccl: available" ]]; then
   exec "$here/expect.sh" --exit zero --match 'comm_probe: ok backend=nccl' --max-seconds 120 -- \
     "$mpiexec" "$np_flag" "$n" --oversubscribe "$probe" --backend nccl --timeout 60
 fi
+# Any rank may be first to print: mpirun stops the others when one exits (seen: rank 1).
 exec "$here/expect.sh" --exit nonzero --max-seconds 60 \
-  --match 'rank 0: comm\.backend=nccl (needs a CUDA device: cudaGetDeviceCount says|is unavailable: built without NCCL \(DMA_WITH_NCCL=OFF or NCCL not found\))' \
+  --match 'rank [0-9]+: comm\.backend=nccl (needs a CUDA device: cudaGetDeviceCount says|is unavailable: built without NCCL \(DMA_WITH_NCCL=OFF or NCCL not found\))' \
   --match 'use comm\.backend=mpi or auto' -- \
   "$mpiexec" "$np_flag" 2 --oversubscribe "$probe" --backend nccl --timeout 30

@@ -248,7 +248,7 @@ std::int64_t Generation::round() {
 }  // namespace
 
 std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store,
-                                       const std::string& store_path) {
+                                       const std::string& store_path, std::uint64_t run_seed) {
   std::map<std::int64_t, const EpisodeRecord*> finished;
   for (const auto& e : store.episodes())
     if (e.status == EpisodeStatus::kComplete || e.status == EpisodeStatus::kFailed) finished[e.id] = &e;
@@ -257,12 +257,14 @@ std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, co
     const auto it = finished.find(p.id);
     if (it == finished.end()) {
       out.push_back(p);
-    } else if (it->second->policy != p.policy) {
-      // Episode ids number (policy, seed) pairs: another policy list would file new
-      // trajectories under old ones' results.
-      throw ConfigError(fmt::format("'{}' holds episode {} of policy '{}', but this run plans '{}' for it: resume "
-                                    "with the policy list that wrote the file, or write to a new run.dir",
-                                    store_path, p.id, it->second->policy, p.policy));
+    } else if (const EpisodeRecord& e = *it->second;
+               e.policy != p.policy || e.seed != trajectory_seed(run_seed, p.seed_id)) {
+      // Episode ids number (policy, seed) pairs: another policy list or other seeds would
+      // count old trajectories as this run's.
+      throw ConfigError(fmt::format("'{}' holds episode {} of policy '{}' (seed {}), but this run plans '{}' (seed {}) "
+                                    "for it: resume with the policies and seeds (run.seed, *.seed_offset) that wrote "
+                                    "the file, or write to a new run.dir",
+                                    store_path, p.id, e.policy, e.seed, p.policy, trajectory_seed(run_seed, p.seed_id)));
     }
   }
   return out;

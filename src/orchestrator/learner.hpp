@@ -19,9 +19,9 @@ struct EpisodePlan {
 };
 
 /// Drops plans whose id is already complete or failed in the store (never redone); throws
-/// ConfigError when such an episode was run under another policy than the plan's.
+/// ConfigError when such an episode ran under another policy or trajectory seed than the plan's.
 std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store,
-                                       const std::string& store_path);
+                                       const std::string& store_path, std::uint64_t run_seed);
 
 /// The store's fixed header for this run (domain space, base losses, horizon, config).
 StoreHeader make_store_header(const RunContext& ctx);

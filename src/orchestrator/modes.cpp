@@ -106,7 +106,7 @@ int collect(RunContext& ctx, bool resume) {
   bool finished = false;
   {  // the writer closes before the summary reads the store
     auto store = open_store(ctx, ctx.store_path(), resume);
-    const auto pending = pending_plans(plans, store, ctx.store_path());
+    const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
     log_line(fmt::format("collect: {} of {} trajectories to run on {} workers x {} slots into {}", pending.size(),
                          plans.size(), ctx.workers(), ctx.config.orchestrator.slots, ctx.store_path()));
     finished = run_episodes(ctx, store, pending, "collect");
@@ -128,7 +128,7 @@ bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::s
     for (int k = 0; k < seeds; ++k)
       plans.push_back({static_cast<std::int64_t>(p) * seeds + k, static_cast<std::int64_t>(seed_offset) + k, specs[p]});
   auto store = open_store(ctx, ctx.path(stem + ".h5"), resume);
-  const auto pending = pending_plans(plans, store, ctx.path(stem + ".h5"));
+  const auto pending = pending_plans(plans, store, ctx.path(stem + ".h5"), ctx.config.run.seed);
   log_line(fmt::format("{}: {} policies x {} seeds, {} trajectories to run", stem, specs.size(), seeds, pending.size()));
   if (run_episodes(ctx, store, pending, stem)) return true;
   log_line(fmt::format("{}: stopped by a signal; run again with --resume to finish", stem));
@@ -246,7 +246,8 @@ int iterate(RunContext& ctx, bool resume) {
       const std::int64_t id = kIterateIds + g * per_gen + b;
       plans.push_back({id, id, spec});
     }
-    if (!run_episodes(ctx, store, pending_plans(plans, store, ctx.store_path()), fmt::format("iterate gen {}", g + 1))) return 0;
+    const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
+    if (!run_episodes(ctx, store, pending, fmt::format("iterate gen {}", g + 1))) return 0;
     store.flush();
     train_agent(ctx.config, stores, ctx.agent_path(), ctx.agent_path(),
                 ctx.config.iterate.updates_per_generation);

@@ -287,6 +287,10 @@ class TestBadInput(unittest.TestCase):
         rc, out = run(3, d, "--mode", "evaluate", "--resume", "--evaluate.policies=fixed:0.5,uniform",
                       "--evaluate.seeds=1")
         self.assert_fails(rc, out, "episode 0 of policy 'uniform'", "new run.dir")
+        # The same list on other seeds: the stored trajectories are not this run's either.
+        rc, out = run(3, d, "--mode", "evaluate", "--resume", "--evaluate.policies=uniform,fixed:0.5",
+                      "--evaluate.seeds=1", "--evaluate.seed_offset=7")
+        self.assert_fails(rc, out, "episode 0 of policy 'uniform'", "seed_offset", "new run.dir")
         e = episodes(os.path.join(d, "eval.h5"))
         self.assertEqual(sorted(p.decode() if isinstance(p, bytes) else p for p in e["policy"]), ["fixed:0.5", "uniform"])
         # A policy appended to the list runs; the finished ones are kept.

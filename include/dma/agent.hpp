@@ -15,7 +15,8 @@
 namespace dma {
 
 inline constexpr const char* kAgentFormat = "dma-agent";
-inline constexpr int kAgentFormatVersion = 3;  // 2: actor_mask; 3: field_balanced (2 still reads)
+inline constexpr int kAgentFormatVersion = 3;        // 2: actor_mask; 3: field_balanced
+inline constexpr int kAgentOldestFormatVersion = 2;  // read as per-domain (not field-balanced) actors
 
 /// Summary of an offline training run.
 struct AgentTrainReport {

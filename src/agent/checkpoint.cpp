@@ -138,9 +138,10 @@ AgentState load_agent(const std::string& path) {
     throw CheckpointError(fmt::format("'{}' is a '{}' file, not a '{}' checkpoint: pass an agent checkpoint (agent.pt)",
                                       path, format, kAgentFormat));
   const auto version = static_cast<int>(read_double(ar, "format_version", path));
-  if (version != kAgentFormatVersion && version != 2)
-    throw CheckpointError(fmt::format("agent checkpoint '{}' has format version {}, this build reads {}: retrain the agent",
-                                      path, version, kAgentFormatVersion));
+  if (version < kAgentOldestFormatVersion || version > kAgentFormatVersion)
+    throw CheckpointError(fmt::format("agent checkpoint '{}' has format version {}, this build reads {}..{}: retrain the "
+                                      "agent",
+                                      path, version, kAgentOldestFormatVersion, kAgentFormatVersion));
   const int history = static_cast<int>(read_double(ar, "history", path));
   const auto layout = read_string(ar, "feature_layout", path);
   if (history < 1 || layout != feature_layout(history))
@@ -162,7 +163,7 @@ AgentState load_agent(const std::string& path) {
   s.norm.mean = read_tensor(ar, "norm_mean", path);
   s.norm.std = read_tensor(ar, "norm_std", path);
   s.actor_mask = read_tensor(ar, "actor_mask", path);
-  s.field_balanced = version >= 3 && read_double(ar, "field_balanced", path) != 0;  // 2: per domain
+  s.field_balanced = version >= 3 && read_double(ar, "field_balanced", path) != 0;
   if (s.norm.mean.numel() != s.shape.in_features || s.norm.std.numel() != s.shape.in_features ||
       s.actor_mask.numel() != s.shape.in_features)
     throw CheckpointError(fmt::format("agent checkpoint '{}': feature statistics do not match its layout", path));

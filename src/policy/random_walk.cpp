@@ -8,14 +8,13 @@
 //    and its mean is the level. Interpolated uniform knots alone would average out (4
 //    knots: episode means with std 0.15 around 0.5), the flat Dirichlet's failure at a
 //    smaller scale; the level makes the episode mean uniform over 0..1 while the shape
-//    still varies the timing.
+//    still varies the timing. With probability jump_prob at each later step, the share
+//    moves to a fresh uniform level and the curve's shape continues from there.
 // 2. Weights within each field: Dirichlet(within_alpha) at every step, smoothed with the
 //    beta-gamma AR(1) process G_t = B_t G_{t-1} + E_t, B_t ~ Beta(s a, (1-s) a),
 //    E_t ~ Gamma((1-s) a): every step is an exact Dirichlet(a) draw with lag-one
 //    correlation s (smoothness), so smoothing never shrinks the mixtures toward uniform
 //    as an exponential average of draws would. s = 0 draws afresh each step.
-// With probability jump_prob at each later step, the target share moves to a fresh uniform
-// level and the curve's shape continues from there.
 // 3. With probability concentrate_prob a field sits on one or two random domains: they
 //    hold 1 - leak of its weight (leak ~ U(0, 0.1)), the rest shares the leak.
 #include <algorithm>

@@ -313,6 +313,8 @@ TEST(Agent, CorruptOrMismatchedCheckpointsAreRefusedWithOneLine) {
   expect_refused(dir.file("foreign.pt"), "not a 'dma-agent' checkpoint");
   write_archive(dir.file("future.pt"), kAgentFormat, kAgentFormatVersion + 1, "");
   expect_refused(dir.file("future.pt"), "format version");
+  write_archive(dir.file("old.pt"), kAgentFormat, kAgentOldestFormatVersion - 1, "");
+  expect_refused(dir.file("old.pt"), "format version");
   write_archive(dir.file("layout.pt"), kAgentFormat, kAgentFormatVersion, "history=1;weight_rel,loss");
   expect_refused(dir.file("layout.pt"), "reads features");
   // The policy and continued training refuse them the same way.

@@ -17,7 +17,14 @@ namespace dma {
 
 inline constexpr const char* kStoreFormat = "dma-trajectory-store";
 inline constexpr int kStoreFormatVersion = 1;
-inline constexpr int kPolicyNameBytes = 96;  ///< fixed-length policy strings (SWMR)
+/// Fixed-length policy strings (SWMR appends cannot grow a variable-length heap). Wide
+/// enough for `fixed:` weights over ~60 domains; a longer name is refused, never cut, since
+/// two cut names could merge two policies' episodes. Files written with a narrower column
+/// (96 before) read the same.
+inline constexpr int kPolicyNameBytes = 512;
+
+/// Throws StoreError (one line, with the fix) when `policy` does not fit the policy column.
+void require_storable_policy_name(const std::string& policy);
 
 /// What a store is about; fixed at creation, checked on resume.
 struct StoreHeader {

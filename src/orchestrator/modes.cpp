@@ -54,7 +54,10 @@ std::string resolve_spec(const RunContext& ctx, const std::string& spec) {
 
 void check_policies(const RunContext& ctx, const std::vector<std::string>& specs) {
   const auto domains = domain_context(ctx);
-  for (const auto& s : std::set<std::string>(specs.begin(), specs.end())) make_policy(s, domains, ctx.config);
+  for (const auto& s : std::set<std::string>(specs.begin(), specs.end())) {
+    require_storable_policy_name(s);  // before any rollout, not when its episodes begin
+    make_policy(s, domains, ctx.config);
+  }
 }
 
 /// Prints the table of a store (and writes <stem>.csv/.md unless stem is empty); returns its rows.

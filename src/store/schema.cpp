@@ -221,3 +221,14 @@ hid_t make_fapl(bool clear_flags) {
 }
 
 }  // namespace dma::store_detail
+
+namespace dma {
+
+void require_storable_policy_name(const std::string& policy) {
+  if (policy.size() <= static_cast<std::size_t>(kPolicyNameBytes)) return;
+  throw StoreError(fmt::format("policy '{}...' is {} characters, but a store keeps policy names of at most {}: write "
+                               "fixed weights with fewer digits, or use a shorter checkpoint path",
+                               policy.substr(0, 40), policy.size(), kPolicyNameBytes));
+}
+
+}  // namespace dma

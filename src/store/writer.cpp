@@ -223,7 +223,7 @@ std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRe
     e.status = EpisodeStatus::kRunning;
     e.return_ = 0;
     e.checksum = 0;
-    if (e.policy.size() > static_cast<std::size_t>(kPolicyNameBytes)) e.policy.resize(kPolicyNameBytes);
+    require_storable_policy_name(e.policy);
     const std::size_t index = s.episodes.size();
     write_episode(s.ds, index, e);
     s.episodes.push_back(e);

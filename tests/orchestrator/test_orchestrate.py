@@ -299,6 +299,15 @@ class TestBadInput(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("1 trajectories to run", out)
 
+    def test_policy_name_too_long(self):
+        # A name the store's policy column cannot hold is refused before any rollout, not cut
+        # (two cut names would merge two policies' episodes).
+        d = fresh_run_dir("long-policy")
+        rc, out = run(3, d, "--mode", "evaluate", "--evaluate.policies=uniform,fixed:0.5" + "0" * 600,
+                      "--evaluate.seeds=1")
+        self.assert_fails(rc, out, "at most 512", "fewer digits")
+        self.assertFalse(os.path.exists(os.path.join(d, "eval.h5")), "a store was started")
+
     def test_unwritable_run_dir(self):
         blocker = os.path.join(WORK, "a-file")
         with open(blocker, "w") as f:

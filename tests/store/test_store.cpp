@@ -107,6 +107,18 @@ TEST(StoreRoundTrip, HeaderAndEveryFieldSurvive) {
   EXPECT_FALSE(rows.front().timeout);
 }
 
+TEST(StoreRoundTrip, AFullWidthPolicyNameSurvives) {
+  TempDir dir;
+  const auto path = dir.file("store.h5");
+  const auto header = synthetic_header({});
+  const std::string full(kPolicyNameBytes, 'w');
+  { auto w = StoreWriter::create(path, header); write_generation(w, {1, 2}, {full, "uniform"}, header.horizon); }
+  auto r = StoreReader::open(path);
+  ASSERT_EQ(r.episodes().size(), 2u);
+  EXPECT_EQ(r.episodes()[0].policy, full);
+  EXPECT_EQ(r.episodes()[1].policy, "uniform");
+}
+
 TEST(StoreLayout, BlocksAreContiguousAndHolesKeepFill) {
   TempDir dir;
   const auto path = dir.file("store.h5");
@@ -151,8 +163,11 @@ TEST(StoreWriterInput, BadCallsAreOneLineErrors) {
   EXPECT_THROW(StoreWriter::create(path, header), StoreError);
   const auto t0 = synthetic_transition(header, 7, 0);
   EXPECT_THROW(w.write(std::vector<Transition>{t0}), StoreError);  // episode 7 not begun
-  w.begin_episodes({EpisodeRecord{.id = 7, .policy = std::string(200, 'p')}});
-  EXPECT_EQ(w.episodes()[0].policy.size(), static_cast<std::size_t>(kPolicyNameBytes));
+  // A name that does not fit is refused, not cut: two cut names could merge two policies.
+  EXPECT_THROW(w.begin_episodes({EpisodeRecord{.id = 7, .policy = std::string(kPolicyNameBytes + 1, 'p')}}),
+               StoreError);
+  w.begin_episodes({EpisodeRecord{.id = 7, .policy = std::string(kPolicyNameBytes, 'p')}});
+  EXPECT_EQ(w.episodes()[0].policy, std::string(kPolicyNameBytes, 'p'));
   EXPECT_THROW(w.begin_episodes({EpisodeRecord{.id = 7, .policy = "p"}}), StoreError);  // already running
   auto bad = t0;
   bad.action.pop_back();

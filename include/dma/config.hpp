@@ -145,6 +145,7 @@ struct IterateConfig {
   int trajectories = 0;  ///< rollouts per generation; 0: one per worker slot
   double exploration_std = 0.3;
   int updates_per_generation = 300;
+  int select = 1;  ///< 1: agent.pt is the generation (offline agent included) best on the selection seeds
 };
 
 struct RegmixConfig {

@@ -173,10 +173,12 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.cql_calibrate", c.agent.cql_calibrate, 0, 1, "Cal-QL: keep sampled actions' Q above the data's return");
   t.num("agent.target_noise", c.agent.target_noise, 0.0, 10.0, "logit noise on the backup's action (TD3 smoothing)");
   t.num("agent.threads", c.agent.threads, 0, 1024, "LibTorch threads while training the agent (0: unchanged)");
-  t.num("iterate.generations", c.iterate.generations, 1, 100000, "online generations");
+  t.num("iterate.generations", c.iterate.generations, 0, 100000, "online generations (0: the pipeline keeps the offline agent)");
   t.num("iterate.trajectories", c.iterate.trajectories, 0, kIntMax, "rollouts per generation (0: one per worker slot)");
   t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");
+  t.num("iterate.select", c.iterate.select, 0, 1,
+        "1: keep the generation (offline agent included) that scores best on the selection seeds; 0: the last");
   t.num("regmix.samples", c.regmix.samples, 1, 1 << 26, "simplex samples for the best mixture");
 }
 

@@ -161,6 +161,38 @@ std::vector<std::string> agent_stores(const RunContext& ctx) {
   return stores;
 }
 
+/// Before any training: the selection rollouts must not use an evaluation seed.
+void check_selection_seeds(const RunContext& ctx) {
+  const AgentConfig& ac = ctx.config.agent;
+  const auto& ev = ctx.config.evaluate;
+  if (ac.selection_seed_offset < ev.seed_offset + static_cast<std::uint64_t>(ev.seeds) &&
+      ev.seed_offset < ac.selection_seed_offset + static_cast<std::uint64_t>(ac.selection_seeds))
+    throw ConfigError(fmt::format("agent.selection_seed_offset = {} makes the selection seeds overlap the evaluation "
+                                  "seeds ({}..{}): no evaluation seed may choose the agent; move one offset",
+                                  ac.selection_seed_offset, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
+}
+
+/// Rolls every agent checkpoint out on the selection seeds (never evaluation seeds) into
+/// <stem>.h5 and copies the one with the best mean balanced score to agent.pt. False when a
+/// signal stopped the rollouts (they resume).
+bool keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::vector<std::string>& checkpoints,
+                           const std::string& mode) {
+  const AgentConfig& ac = ctx.config.agent;
+  std::vector<std::string> specs;
+  for (const auto& c : checkpoints) specs.push_back("agent:" + c);
+  const bool resume = fs::exists(ctx.path(stem + ".h5"));
+  if (!roll_out(ctx, stem, specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return false;
+  const auto rows = print_results(ctx, ctx.path(stem + ".h5"), specs, {}, {}, stem);
+  const auto best = std::max_element(rows.begin(), rows.end(), [](const PolicyResult& a, const PolicyResult& b) {
+    return a.balanced_mean < b.balanced_mean;
+  });
+  const std::string chosen = best->policy.substr(std::string("agent:").size());
+  fs::copy_file(chosen, ctx.agent_path(), fs::copy_options::overwrite_existing);
+  log_line(fmt::format("{}: kept {} ({:+.4f} on {} selection seeds), wrote {}", mode, chosen, best->balanced_mean,
+                       ac.selection_seeds, ctx.agent_path()));
+  return true;
+}
+
 /// agent.candidates agents trained on seeds run.seed + k, each rolled out on the selection
 /// seeds (never the evaluation seeds); the best mean balanced score becomes agent.pt. Offline
 /// RL on this scale varies a lot between training seeds (issue 5's note): selection by
@@ -171,14 +203,9 @@ int train_and_select(RunContext& ctx) {
     throw ConfigError(fmt::format("agent.candidates = {} rolls the candidates out on workers: run train-agent under "
                                   "`mpirun -n 3`, or set agent.candidates=1",
                                   ac.candidates));
-  const auto& ev = ctx.config.evaluate;
-  if (ac.selection_seed_offset < ev.seed_offset + static_cast<std::uint64_t>(ev.seeds) &&
-      ev.seed_offset < ac.selection_seed_offset + static_cast<std::uint64_t>(ac.selection_seeds))
-    throw ConfigError(fmt::format("agent.selection_seed_offset = {} makes the selection seeds overlap the evaluation "
-                                  "seeds ({}..{}): no evaluation seed may choose the agent; move one offset",
-                                  ac.selection_seed_offset, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
+  check_selection_seeds(ctx);
   require_base(ctx);
-  std::vector<std::string> specs;
+  std::vector<std::string> checkpoints;
   std::vector<OfflineStore> stores;  // read once, for every candidate still to train
   for (int k = 0; k < ac.candidates; ++k) {
     const auto path = ctx.path(fmt::format("agent-candidate-{}.pt", k));
@@ -193,19 +220,10 @@ int train_and_select(RunContext& ctx) {
       log_line(fmt::format("train-agent: candidate {}/{} in {}, wrote {}", k + 1, ac.candidates,
                            format_duration(report.seconds), path));
     }
-    specs.push_back("agent:" + path);
+    checkpoints.push_back(path);
     if (stop_requested()) return 0;
   }
-  const bool resume = fs::exists(ctx.path("selection.h5"));
-  if (!roll_out(ctx, "selection", specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return 0;
-  const auto rows = print_results(ctx, ctx.path("selection.h5"), specs, {}, {}, "selection");
-  const auto best = std::max_element(rows.begin(), rows.end(), [](const PolicyResult& a, const PolicyResult& b) {
-    return a.balanced_mean < b.balanced_mean;
-  });
-  const std::string chosen = best->policy.substr(std::string("agent:").size());
-  fs::copy_file(chosen, ctx.agent_path(), fs::copy_options::overwrite_existing);
-  log_line(fmt::format("train-agent: kept {} ({:+.4f} on {} selection seeds), wrote {}", chosen, best->balanced_mean,
-                       ac.selection_seeds, ctx.agent_path()));
+  keep_best_by_rollouts(ctx, "selection", checkpoints, "train-agent");
   return 0;
 }
 
@@ -224,39 +242,60 @@ int train_agent_mode(RunContext& ctx, bool skip_existing) {
   return 0;
 }
 
+/// Online generations (DESIGN §3): each rolls out the latest agent with exploration noise,
+/// appends the episodes to this run's store and updates the agent on every store, writing
+/// agent-gen-<g>.pt. Updates on an agent's own data can overshoot as well as improve (issue
+/// 5's note), so with iterate.select the generation that scores best on the selection seeds
+/// (the offline agent included) becomes agent.pt; otherwise the last one does.
 int iterate(RunContext& ctx, bool resume) {
   require_base(ctx);
-  if (!fs::exists(ctx.agent_path()))
-    throw CheckpointError(fmt::format("agent '{}' not found: run --mode train-agent first", ctx.agent_path()));
-  auto store = open_store(ctx, ctx.store_path(), resume || fs::exists(ctx.store_path()));
+  const auto& it = ctx.config.iterate;
+  if (it.select) check_selection_seeds(ctx);
+  const std::string offline = ctx.path("agent-offline.pt");
+  const auto generation = [&](int g) { return g == 0 ? offline : ctx.path(fmt::format("agent-gen-{}.pt", g)); };
   const std::string state_path = ctx.path("iterate.state");
   int first = 0;
   if (resume && fs::exists(state_path)) std::ifstream(state_path) >> first;
-  if (first >= ctx.config.iterate.generations) {
-    log_line(fmt::format("iterate: {} generations done ({}), skipped", first, state_path));
-    return 0;
+  first = std::min(first, it.generations);
+  if (first == 0) {
+    if (!fs::exists(ctx.agent_path()))
+      throw CheckpointError(fmt::format("agent '{}' not found: run --mode train-agent first", ctx.agent_path()));
+    // What the generations start from, kept to compare (agent.pt becomes a generation).
+    fs::copy_file(ctx.agent_path(), offline, fs::copy_options::overwrite_existing);
   }
-  // Updates see the offline stores as well as the rollouts appended to this run's store.
-  auto stores = agent_stores(ctx);
-  if (std::find(stores.begin(), stores.end(), ctx.store_path()) == stores.end()) stores.push_back(ctx.store_path());
-  const std::int64_t slots = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
-  const std::int64_t per_gen = ctx.config.iterate.trajectories > 0 ? ctx.config.iterate.trajectories : slots;
-  const std::string spec = fmt::format("agent:{}?noise={}", ctx.agent_path(), ctx.config.iterate.exploration_std);
-  constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
-  for (int g = first; g < ctx.config.iterate.generations; ++g) {
-    std::vector<EpisodePlan> plans;
-    for (std::int64_t b = 0; b < per_gen; ++b) {
-      const std::int64_t id = kIterateIds + g * per_gen + b;
-      plans.push_back({id, id, spec});
+  if (first > 0 && !fs::exists(generation(first)))
+    throw CheckpointError(fmt::format("{} says {} generations are done, but {} is missing: delete {} to start the "
+                                      "generations again",
+                                      state_path, first, generation(first), state_path));
+  if (first == it.generations) log_line(fmt::format("iterate: {} generations done ({}), skipped", first, state_path));
+  {  // the writer closes before the selection reads the store
+    auto store = open_store(ctx, ctx.store_path(), resume || fs::exists(ctx.store_path()));
+    // Updates see the offline stores as well as the rollouts appended to this run's store.
+    auto stores = agent_stores(ctx);
+    if (std::find(stores.begin(), stores.end(), ctx.store_path()) == stores.end()) stores.push_back(ctx.store_path());
+    const std::int64_t slots = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
+    const std::int64_t per_gen = it.trajectories > 0 ? it.trajectories : slots;
+    constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
+    for (int g = first; g < it.generations; ++g) {
+      const std::string spec = fmt::format("agent:{}?noise={}", generation(g), it.exploration_std);
+      std::vector<EpisodePlan> plans;
+      for (std::int64_t b = 0; b < per_gen; ++b) {
+        const std::int64_t id = kIterateIds + g * per_gen + b;
+        plans.push_back({id, id, spec});
+      }
+      const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
+      if (!run_episodes(ctx, store, pending, fmt::format("iterate gen {}", g + 1))) return 0;
+      store.flush();
+      train_agent(ctx.config, stores, generation(g + 1), generation(g), it.updates_per_generation);
+      fs::copy_file(generation(g + 1), ctx.agent_path(), fs::copy_options::overwrite_existing);
+      std::ofstream(state_path) << g + 1;
+      log_line(fmt::format("iterate: generation {}/{} done, wrote {}", g + 1, it.generations, generation(g + 1)));
     }
-    const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
-    if (!run_episodes(ctx, store, pending, fmt::format("iterate gen {}", g + 1))) return 0;
-    store.flush();
-    train_agent(ctx.config, stores, ctx.agent_path(), ctx.agent_path(),
-                ctx.config.iterate.updates_per_generation);
-    std::ofstream(state_path) << g + 1;
-    log_line(fmt::format("iterate: generation {}/{} done, agent updated", g + 1, ctx.config.iterate.generations));
   }
+  if (!it.select || it.generations == 0) return 0;
+  std::vector<std::string> checkpoints;
+  for (int g = 0; g <= it.generations; ++g) checkpoints.push_back(generation(g));
+  keep_best_by_rollouts(ctx, "iterate-selection", checkpoints, "iterate");
   return 0;
 }
 
@@ -267,6 +306,10 @@ int pipeline(RunContext& ctx) {
   if (stop_requested()) return 0;
   train_agent_mode(ctx, true);
   if (stop_requested()) return 0;
+  if (ctx.config.iterate.generations > 0) {
+    iterate(ctx, true);
+    if (stop_requested()) return 0;
+  }
   return evaluate(ctx, fs::exists(ctx.path("eval.h5")));
 }
 

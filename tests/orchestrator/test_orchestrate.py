@@ -5,6 +5,7 @@ LibTorch training on configs/test-tiny.ini. Each test is one ctest case:
 A fixture (Fixture.test_setup) prepares a tiny domain space and pre-trains its base once."""
 import csv
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -367,9 +368,21 @@ class TestModes(unittest.TestCase):
         e = episodes(os.path.join(d, "store.h5"))
         agent_eps = [p for p in e["policy"] if (p.decode() if isinstance(p, bytes) else p).startswith("agent:")]
         self.assertEqual(len(agent_eps), 2 * 3)  # 2 generations x 3 rollouts
+        # Generation g rolls out the agent of generation g-1 (the offline agent first).
+        names = sorted({p.decode() if isinstance(p, bytes) else p for p in agent_eps})
+        self.assertEqual([n.split("?")[0].split("/")[-1] for n in names], ["agent-gen-1.pt", "agent-offline.pt"])
+        # The offline agent and both generations were rolled out on the selection seeds, and
+        # agent.pt is the one that scored best there.
+        sel = episodes(os.path.join(d, "iterate-selection.h5"))
+        chosen = re.search(r"iterate: kept (\S+) ", out).group(1)
+        self.assertEqual(len(set(sel["policy"])), 3)
+        self.assertIn(os.path.basename(chosen), ["agent-offline.pt", "agent-gen-1.pt", "agent-gen-2.pt"])
+        with open(os.path.join(d, "agent.pt"), "rb") as a, open(chosen, "rb") as b:
+            self.assertEqual(a.read(), b.read())
         rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=2", "--iterate.trajectories=3", "--resume")
         self.assertEqual(rc, 0, out)
         self.assertIn("skipped", out)  # both generations are done
+        self.assertIn("0 trajectories to run", out)  # and their selection rollouts
 
     def test_train_agent_keeps_the_best_candidate_by_rollouts_on_selection_seeds(self):
         d = fresh_run_dir("candidates")
@@ -406,11 +419,23 @@ class TestModes(unittest.TestCase):
                 "--evaluate.seeds=1"]
         rc, out = run(3, d, *args)
         self.assertEqual(rc, 0, out)
-        for name in ["base.pt", "store.h5", "agent.pt", "eval.csv"]:
+        for name in ["base.pt", "store.h5", "agent.pt", "agent-offline.pt", "eval.csv"]:
             self.assertTrue(os.path.exists(os.path.join(d, name)), name)
+        # The online generations ran between train-agent and evaluate, on the agent's own
+        # episodes (ids from 1e9), and the evaluated agent is the iterated one.
+        self.assertIn("iterate: generation 2/2 done", out)
+        e = episodes(os.path.join(d, "store.h5"))
+        self.assertEqual(sum(1 for i in e["id"] if i >= 10**9), 2 * 2, "2 generations x 2 worker slots")
+        self.assertIn("iterate: kept", out)  # agent.pt is the best generation on the selection seeds
         rc, out = run(3, d, *args)
         self.assertEqual(rc, 0, out)
-        self.assertIn("skipped", out)
+        for stage in ["pretrain", "train-agent", "iterate: 2 generations done"]:
+            self.assertRegex(out, stage + ".*skipped")
+        # iterate.generations=0: the pipeline keeps the offline agent.
+        d0 = fresh_run_dir("pipeline-offline", with_base=False)
+        rc, out = run(3, d0, *args, "--iterate.generations=0")
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn("iterate", out)
 
 
 if __name__ == "__main__":

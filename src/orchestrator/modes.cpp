@@ -242,6 +242,59 @@ int train_agent_mode(RunContext& ctx, bool skip_existing) {
   return 0;
 }
 
+/// Generation g's checkpoint; generation 0 is the offline agent the generations start from.
+std::string generation_checkpoint(const RunContext& ctx, int g) {
+  return g == 0 ? ctx.path("agent-offline.pt") : ctx.path(fmt::format("agent-gen-{}.pt", g));
+}
+
+/// The number of generations already done (iterate.state, with --resume); at 0 the offline
+/// agent is agent.pt, copied to generation 0's file (agent.pt becomes a generation later).
+int generations_done(const RunContext& ctx, bool resume) {
+  const std::string state_path = ctx.path("iterate.state");
+  int done = 0;
+  if (resume && fs::exists(state_path)) std::ifstream(state_path) >> done;
+  done = std::min(done, ctx.config.iterate.generations);
+  if (done == 0) {
+    if (!fs::exists(ctx.agent_path()))
+      throw CheckpointError(fmt::format("agent '{}' not found: run --mode train-agent first", ctx.agent_path()));
+    fs::copy_file(ctx.agent_path(), generation_checkpoint(ctx, 0), fs::copy_options::overwrite_existing);
+  } else if (!fs::exists(generation_checkpoint(ctx, done))) {
+    throw CheckpointError(fmt::format("{} says {} generations are done, but {} is missing: delete {} to start the "
+                                      "generations again",
+                                      state_path, done, generation_checkpoint(ctx, done), state_path));
+  }
+  return done;
+}
+
+/// Generations first..iterate.generations-1; false when a signal stopped them (they resume).
+bool run_generations(RunContext& ctx, int first, bool resume) {
+  const auto& it = ctx.config.iterate;
+  auto store = open_store(ctx, ctx.store_path(), resume || fs::exists(ctx.store_path()));
+  // Updates see the offline stores as well as the rollouts appended to this run's store.
+  auto stores = agent_stores(ctx);
+  if (std::find(stores.begin(), stores.end(), ctx.store_path()) == stores.end()) stores.push_back(ctx.store_path());
+  const std::int64_t slots = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
+  const std::int64_t per_gen = it.trajectories > 0 ? it.trajectories : slots;
+  constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
+  for (int g = first; g < it.generations; ++g) {
+    const std::string spec = fmt::format("agent:{}?noise={}", generation_checkpoint(ctx, g), it.exploration_std);
+    std::vector<EpisodePlan> plans;
+    for (std::int64_t b = 0; b < per_gen; ++b) {
+      const std::int64_t id = kIterateIds + g * per_gen + b;
+      plans.push_back({id, id, spec});
+    }
+    const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
+    if (!run_episodes(ctx, store, pending, fmt::format("iterate gen {}", g + 1))) return false;
+    store.flush();
+    const std::string next = generation_checkpoint(ctx, g + 1);
+    train_agent(ctx.config, stores, next, generation_checkpoint(ctx, g), it.updates_per_generation);
+    fs::copy_file(next, ctx.agent_path(), fs::copy_options::overwrite_existing);
+    std::ofstream(ctx.path("iterate.state")) << g + 1;
+    log_line(fmt::format("iterate: generation {}/{} done, wrote {}", g + 1, it.generations, next));
+  }
+  return true;
+}
+
 /// Online generations (DESIGN §3): each rolls out the latest agent with exploration noise,
 /// appends the episodes to this run's store and updates the agent on every store, writing
 /// agent-gen-<g>.pt. Updates on an agent's own data can overshoot as well as improve (issue
@@ -251,50 +304,12 @@ int iterate(RunContext& ctx, bool resume) {
   require_base(ctx);
   const auto& it = ctx.config.iterate;
   if (it.select) check_selection_seeds(ctx);
-  const std::string offline = ctx.path("agent-offline.pt");
-  const auto generation = [&](int g) { return g == 0 ? offline : ctx.path(fmt::format("agent-gen-{}.pt", g)); };
-  const std::string state_path = ctx.path("iterate.state");
-  int first = 0;
-  if (resume && fs::exists(state_path)) std::ifstream(state_path) >> first;
-  first = std::min(first, it.generations);
-  if (first == 0) {
-    if (!fs::exists(ctx.agent_path()))
-      throw CheckpointError(fmt::format("agent '{}' not found: run --mode train-agent first", ctx.agent_path()));
-    // What the generations start from, kept to compare (agent.pt becomes a generation).
-    fs::copy_file(ctx.agent_path(), offline, fs::copy_options::overwrite_existing);
-  }
-  if (first > 0 && !fs::exists(generation(first)))
-    throw CheckpointError(fmt::format("{} says {} generations are done, but {} is missing: delete {} to start the "
-                                      "generations again",
-                                      state_path, first, generation(first), state_path));
-  if (first == it.generations) log_line(fmt::format("iterate: {} generations done ({}), skipped", first, state_path));
-  {  // the writer closes before the selection reads the store
-    auto store = open_store(ctx, ctx.store_path(), resume || fs::exists(ctx.store_path()));
-    // Updates see the offline stores as well as the rollouts appended to this run's store.
-    auto stores = agent_stores(ctx);
-    if (std::find(stores.begin(), stores.end(), ctx.store_path()) == stores.end()) stores.push_back(ctx.store_path());
-    const std::int64_t slots = static_cast<std::int64_t>(ctx.workers()) * ctx.config.orchestrator.slots;
-    const std::int64_t per_gen = it.trajectories > 0 ? it.trajectories : slots;
-    constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
-    for (int g = first; g < it.generations; ++g) {
-      const std::string spec = fmt::format("agent:{}?noise={}", generation(g), it.exploration_std);
-      std::vector<EpisodePlan> plans;
-      for (std::int64_t b = 0; b < per_gen; ++b) {
-        const std::int64_t id = kIterateIds + g * per_gen + b;
-        plans.push_back({id, id, spec});
-      }
-      const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
-      if (!run_episodes(ctx, store, pending, fmt::format("iterate gen {}", g + 1))) return 0;
-      store.flush();
-      train_agent(ctx.config, stores, generation(g + 1), generation(g), it.updates_per_generation);
-      fs::copy_file(generation(g + 1), ctx.agent_path(), fs::copy_options::overwrite_existing);
-      std::ofstream(state_path) << g + 1;
-      log_line(fmt::format("iterate: generation {}/{} done, wrote {}", g + 1, it.generations, generation(g + 1)));
-    }
-  }
+  const int first = generations_done(ctx, resume);
+  if (first == it.generations) log_line(fmt::format("iterate: {} generations done, skipped", first));
+  if (!run_generations(ctx, first, resume)) return 0;  // the store closes before the selection reads it
   if (!it.select || it.generations == 0) return 0;
   std::vector<std::string> checkpoints;
-  for (int g = 0; g <= it.generations; ++g) checkpoints.push_back(generation(g));
+  for (int g = 0; g <= it.generations; ++g) checkpoints.push_back(generation_checkpoint(ctx, g));
   keep_best_by_rollouts(ctx, "iterate-selection", checkpoints, "iterate");
   return 0;
 }

@@ -173,15 +173,15 @@ void check_selection_seeds(const RunContext& ctx) {
 }
 
 /// Rolls every agent checkpoint out on the selection seeds (never evaluation seeds) into
-/// <stem>.h5 and copies the one with the best mean balanced score to agent.pt. False when a
-/// signal stopped the rollouts (they resume).
-bool keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::vector<std::string>& checkpoints,
+/// <stem>.h5 and copies the one with the best mean balanced score to agent.pt. A signal stops
+/// the rollouts before any copy (they resume).
+void keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::vector<std::string>& checkpoints,
                            const std::string& mode) {
   const AgentConfig& ac = ctx.config.agent;
   std::vector<std::string> specs;
   for (const auto& c : checkpoints) specs.push_back("agent:" + c);
   const bool resume = fs::exists(ctx.path(stem + ".h5"));
-  if (!roll_out(ctx, stem, specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return false;
+  if (!roll_out(ctx, stem, specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return;
   const auto rows = print_results(ctx, ctx.path(stem + ".h5"), specs, {}, {}, stem);
   const auto best = std::max_element(rows.begin(), rows.end(), [](const PolicyResult& a, const PolicyResult& b) {
     return a.balanced_mean < b.balanced_mean;
@@ -190,7 +190,6 @@ bool keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::
   fs::copy_file(chosen, ctx.agent_path(), fs::copy_options::overwrite_existing);
   log_line(fmt::format("{}: kept {} ({:+.4f} on {} selection seeds), wrote {}", mode, chosen, best->balanced_mean,
                        ac.selection_seeds, ctx.agent_path()));
-  return true;
 }
 
 /// agent.candidates agents trained on seeds run.seed + k, each rolled out on the selection

@@ -207,10 +207,13 @@ std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRe
   auto& s = *impl_;
   const std::int64_t h = s.header.horizon;
   std::vector<std::size_t> indices;
-  for (const auto& e : episodes)
+  // Every refusal comes before the file grows, so a refused call leaves the store as it was.
+  for (const auto& e : episodes) {
     if (s.running.count(e.id))
       throw StoreError(fmt::format("store '{}': episode {} is already running: end it before starting it again", s.path,
                                    e.id));
+    require_storable_policy_name(e.policy);
+  }
   const std::int64_t first_row = s.num_rows;
   s.num_rows += h * static_cast<std::int64_t>(episodes.size());
   // Rows before episodes: a reader that sees an episode can then always see its block.
@@ -223,7 +226,6 @@ std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRe
     e.status = EpisodeStatus::kRunning;
     e.return_ = 0;
     e.checksum = 0;
-    require_storable_policy_name(e.policy);
     const std::size_t index = s.episodes.size();
     write_episode(s.ds, index, e);
     s.episodes.push_back(e);

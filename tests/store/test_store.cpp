@@ -164,10 +164,18 @@ TEST(StoreWriterInput, BadCallsAreOneLineErrors) {
   const auto t0 = synthetic_transition(header, 7, 0);
   EXPECT_THROW(w.write(std::vector<Transition>{t0}), StoreError);  // episode 7 not begun
   // A name that does not fit is refused, not cut: two cut names could merge two policies.
-  EXPECT_THROW(w.begin_episodes({EpisodeRecord{.id = 7, .policy = std::string(kPolicyNameBytes + 1, 'p')}}),
+  // It is refused before the file grows: the refused call leaves no rows and no episode,
+  // not even for the call's other, storable episode.
+  EXPECT_THROW(w.begin_episodes({EpisodeRecord{.id = 6, .policy = "uniform"},
+                                 EpisodeRecord{.id = 7, .policy = std::string(kPolicyNameBytes + 1, 'p')}}),
                StoreError);
+  EXPECT_TRUE(w.episodes().empty());
+  w.flush();
+  EXPECT_EQ(StoreReader::open(path).num_rows(), 0);
   w.begin_episodes({EpisodeRecord{.id = 7, .policy = std::string(kPolicyNameBytes, 'p')}});
+  ASSERT_EQ(w.episodes().size(), 1u);
   EXPECT_EQ(w.episodes()[0].policy, std::string(kPolicyNameBytes, 'p'));
+  EXPECT_EQ(w.episodes()[0].start, 0);  // the refused call reserved no block before it
   EXPECT_THROW(w.begin_episodes({EpisodeRecord{.id = 7, .policy = "p"}}), StoreError);  // already running
   auto bad = t0;
   bad.action.pop_back();

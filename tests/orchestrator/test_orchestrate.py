@@ -383,6 +383,11 @@ class TestModes(unittest.TestCase):
         self.assertEqual(rc, 0, out)
         self.assertIn("skipped", out)  # both generations are done
         self.assertIn("0 trajectories to run", out)  # and their selection rollouts
+        # The state says 2 generations are done, but the file to continue from is gone.
+        os.remove(os.path.join(d, "agent-gen-2.pt"))
+        rc, out = run(3, d, "--mode", "iterate", "--iterate.generations=3", "--iterate.trajectories=3", "--resume")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("agent-gen-2.pt is missing: delete", out)
 
     def test_train_agent_keeps_the_best_candidate_by_rollouts_on_selection_seeds(self):
         d = fresh_run_dir("candidates")

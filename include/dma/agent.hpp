@@ -93,6 +93,19 @@ class AgentModel {
   std::unique_ptr<Impl> impl_;
 };
 
+/// How an agent answers the source score at one step of an episode: the observed history with
+/// its source score moved by each shift, the actor's target share there, and the target share
+/// (uniform within each field, on a grid 0.05..0.95) that the critics value most.
+struct SourceResponse {
+  int step = 0;
+  double progress = 0, source_score = 0;  ///< as observed
+  std::vector<double> shifts, actor_share, critic_best_share;
+};
+/// `episode` holds an episode's rows (Transition::observation) in step order; throws Error
+/// for a step outside it.
+SourceResponse probe_source_response(const AgentModel& model, const std::vector<Transition>& episode, int step,
+                                     const std::vector<double>& shifts);
+
 /// The `agent:<checkpoint>[?noise=<std>]` policy: the deterministic mean action, or the mean
 /// logits plus Gaussian noise of that std (default agent.exploration_std; iterate passes
 /// ?noise=<iterate.exploration_std>). Noise derives from the episode seed only.

@@ -134,6 +134,17 @@ struct AgentConfig {
   double exploration_std = 0.0;
   double bc_lr = 1e-3;            ///< learning rate of the behaviour-cloning warm start
   double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
+  /// 1: a cloned row reads another cloned row's episode state at the same step, so cloning
+  /// copies the best episodes' schedule, not how their state tracks their past (trainer.cpp).
+  /// Off by default: alone it left the actor's answer to the source score as it was (README,
+  /// "Does the agent work?"), and the embedded default's result was measured without it.
+  int bc_decorrelate = 0;
+  /// The states the actor learns to act on: "all" training states, or "agent" (the rollouts
+  /// of agents, iterate's, where the stores hold any; else all). The actor reads only part of
+  /// the state, so its best answer to a source score depends on the states behind it: in
+  /// random walks a low one means a long target-heavy past. "agent" flattened the actor's
+  /// wrong-way answer but did not turn it round (README, "Does the agent work?").
+  std::string actor_states = "all";
   int bootstrap_timeouts = 0;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
   int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return
   double target_noise = 0.3;      ///< TD3 target smoothing: logit noise std on the backup's action
@@ -144,6 +155,10 @@ struct IterateConfig {
   int generations = 2;
   int trajectories = 0;  ///< rollouts per generation; 0: one per worker slot
   double exploration_std = 0.3;
+  /// Rollouts start with a detour: the target field's logits shifted by N(0, detour_std) for
+  /// a random number of steps (0..horizon-1), so the updates also see states off the agent's
+  /// own schedule and what recovering from them is worth. 0: no detour.
+  double detour_std = 0.0;
   int updates_per_generation = 300;
   int select = 1;  ///< 1: agent.pt is the generation (offline agent included) best on the selection seeds
 };

@@ -1,10 +1,12 @@
 // train-agent (offline BC + CQL on stores), the loaded agent, and the `agent:` policy.
 #include "dma/agent.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -106,8 +108,8 @@ AgentTrainReport train_agent_offline(const Config& config, const std::vector<Off
     state.source_scale = eval.source_scale;
     state.target_scale = eval.target_scale;
   }
-  agent::DatasetOptions opt{state.history, eval, ac.bootstrap_timeouts != 0, ac.val_fraction, ac.bc_top_q,
-                            config.run.seed};
+  agent::DatasetOptions opt{state.history,   eval, ac.bootstrap_timeouts != 0, ac.val_fraction, ac.bc_top_q,
+                            ac.actor_states == "agent", config.run.seed};
   const auto ds = agent::build_dataset(stores, opt);
   if (!resume) fit_scales(state, ds);
   state.config_ini = to_ini(config);
@@ -204,6 +206,51 @@ std::vector<float> AgentModel::q_values(std::span<const float> history_rows, std
   return {q.data_ptr<float>(), q.data_ptr<float>() + q.numel()};
 }
 
+SourceResponse probe_source_response(const AgentModel& model, const std::vector<Transition>& episode, int step,
+                                     const std::vector<double>& shifts) {
+  if (step < 0 || step >= static_cast<int>(episode.size()) || episode.empty())
+    throw Error(fmt::format("agent probe: step {} is outside the episode's {} rows", step, episode.size()));
+  const auto& now = episode[static_cast<size_t>(step)].observation;
+  const int D = (static_cast<int>(now.size()) - obs::kNumGlobal) / obs::kNumPerDomain;
+  if (D < 1 || obs::dim(D) != static_cast<int>(now.size()))
+    throw Error(fmt::format("agent probe: an observation of {} floats fits no domain count", now.size()));
+  const int H = model.history();
+  std::vector<bool> target(static_cast<size_t>(D));
+  int targets = 0;
+  for (int d = 0; d < D; ++d) targets += (target[static_cast<size_t>(d)] = now[obs::index(d, obs::kIsTarget)] > 0.5f);
+  // The grid of field-level actions the critics rank.
+  std::vector<double> grid;
+  std::vector<float> actions;
+  for (int k = 1; k < 20; ++k) {
+    const double share = 0.05 * k;
+    grid.push_back(share);
+    for (int d = 0; d < D; ++d)
+      actions.push_back(static_cast<float>(target[static_cast<size_t>(d)] ? share / std::max(targets, 1)
+                                                                          : (1 - share) / std::max(D - targets, 1)));
+  }
+  SourceResponse out{step, now[obs::kProgress], now[obs::kSourceScore], shifts, {}, {}};
+  for (const double shift : shifts) {
+    std::vector<float> history;  // H rows, oldest first; before step 0, step 0 again
+    for (int h = H - 1; h >= 0; --h) {
+      auto row = episode[static_cast<size_t>(std::max(0, step - h))].observation;
+      row[obs::kSourceScore] += static_cast<float>(shift);
+      history.insert(history.end(), row.begin(), row.end());
+    }
+    const auto logits = model.mean_logits(history, 1, D);
+    const float top = *std::max_element(logits.begin(), logits.end());
+    double sum = 0, on_target = 0;
+    for (int d = 0; d < D; ++d) {
+      const double e = std::exp(logits[static_cast<size_t>(d)] - top);
+      sum += e;
+      on_target += target[static_cast<size_t>(d)] ? e : 0.0;
+    }
+    out.actor_share.push_back(on_target / sum);
+    const auto q = model.q_values(history, actions, static_cast<int>(grid.size()), D);
+    out.critic_best_share.push_back(grid[static_cast<size_t>(std::max_element(q.begin(), q.end()) - q.begin())]);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------
 // The `agent:` policy
 
@@ -213,8 +260,15 @@ constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
 
 class AgentPolicy : public Policy {
  public:
-  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, const DomainContext& domains)
-      : spec_(std::move(spec)), members_(std::move(members)), noise_(noise), domains_(domains.num_domains()) {
+  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, double detour,
+              const DomainContext& domains)
+      : spec_(std::move(spec)),
+        members_(std::move(members)),
+        noise_(noise),
+        detour_(detour),
+        domains_(domains.num_domains()),
+        horizon_(std::max(1, domains.horizon)) {
+    for (const Field f : domains.fields) is_target_.push_back(f == Field::kTarget);
     for (const auto& m : members_)
       if (m.history() != members_.front().history())
         throw PolicyError(fmt::format("policy '{}': ensemble members read different histories ({} and {} steps)", spec_,
@@ -224,7 +278,7 @@ class AgentPolicy : public Policy {
   std::string name() const override { return spec_; }
 
   void begin_episode(std::int64_t episode_id, std::uint64_t seed) override {
-    episodes_[episode_id] = Episode{{}, std::mt19937_64(mix64(seed ^ kStreamAgentNoise))};
+    episodes_.insert_or_assign(episode_id, start_episode(seed));
   }
   void end_episode(std::int64_t episode_id) override { episodes_.erase(episode_id); }
 
@@ -251,6 +305,7 @@ class AgentPolicy : public Policy {
       double top = -INFINITY;
       for (int d = 0; d < D; ++d) {
         z[d] = logits[static_cast<size_t>(b) * D + d] + (noise_ > 0 ? noise_ * normal(ep.rng) : 0.0);
+        if (is_target_[d] && batch.steps[b] < ep.detour_steps) z[d] += ep.detour_shift;
         top = std::max(top, z[d]);
       }
       double sum = 0;
@@ -263,13 +318,24 @@ class AgentPolicy : public Policy {
   struct Episode {
     std::vector<std::pair<std::int32_t, std::vector<float>>> history;  // (step, observation), oldest first
     std::mt19937_64 rng;
+    double detour_shift = 0;  // added to the target domains' logits ...
+    int detour_steps = 0;     // ... at steps before this one
   };
+
+  // The detour is drawn before any noise, so it depends on the episode seed alone.
+  Episode start_episode(std::uint64_t seed) const {
+    Episode ep{{}, std::mt19937_64(mix64(seed ^ kStreamAgentNoise))};
+    if (detour_ > 0) {
+      ep.detour_shift = std::normal_distribution<double>(0.0, detour_)(ep.rng);
+      ep.detour_steps = std::uniform_int_distribution<int>(0, horizon_ - 1)(ep.rng);
+    }
+    return ep;
+  }
 
   Episode& episode(std::int64_t id) {
     auto it = episodes_.find(id);
     if (it == episodes_.end())  // resumed mid-episode: no begin_episode call
-      it = episodes_.emplace(id, Episode{{}, std::mt19937_64(mix64(static_cast<std::uint64_t>(id) ^ kStreamAgentNoise))})
-               .first;
+      it = episodes_.emplace(id, start_episode(static_cast<std::uint64_t>(id))).first;
     return it->second;
   }
 
@@ -304,7 +370,10 @@ class AgentPolicy : public Policy {
   std::string spec_;
   std::vector<AgentModel> members_;
   double noise_;
+  double detour_;
   int domains_;
+  int horizon_;
+  std::vector<bool> is_target_;  // (D)
   std::map<std::int64_t, Episode> episodes_;
 };
 
@@ -326,39 +395,57 @@ std::vector<std::string> agent_ensemble_paths(const std::string& paths) {
 
 namespace {
 
-// "agent:<checkpoint>[+<checkpoint>...][?noise=<std>]" -> (checkpoints, noise or -1).
-std::pair<std::string, double> parse_agent_spec(const std::string& spec) {
-  const std::string prefix = "agent:";
-  if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size())
-    throw PolicyError(fmt::format("policy '{}': write agent:<checkpoint>[?noise=<std>]", spec));
-  std::string path = spec.substr(prefix.size());
+// "agent:<checkpoint>[+<checkpoint>...][?noise=<std>][&detour=<std>]" (either option may
+// come first); an option left out is -1.
+struct AgentSpec {
+  std::string paths;
   double noise = -1;
-  const auto q = path.rfind("?noise=");
-  if (q != std::string::npos) {
-    const std::string value = path.substr(q + 7);
-    path = path.substr(0, q);
+  double detour = -1;
+};
+
+AgentSpec parse_agent_spec(const std::string& spec) {
+  const std::string prefix = "agent:";
+  const auto usage = [&](const std::string& why) {
+    return PolicyError(fmt::format("policy '{}': {}: write agent:<checkpoint>[?noise=<std>][&detour=<std>], as in "
+                                   "agent:runs/demo/agent.pt?noise=0.3&detour=0.5",
+                                   spec, why));
+  };
+  if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size()) throw usage("no checkpoint");
+  AgentSpec out;
+  const auto q = spec.find('?', prefix.size());
+  out.paths = spec.substr(prefix.size(), q == std::string::npos ? std::string::npos : q - prefix.size());
+  if (out.paths.empty()) throw usage("no checkpoint");
+  if (q == std::string::npos) return out;
+  std::stringstream options(spec.substr(q + 1));
+  for (std::string option; std::getline(options, option, '&');) {
+    const auto eq = option.find('=');
+    const std::string key = option.substr(0, eq);
+    double* slot = key == "noise" ? &out.noise : key == "detour" ? &out.detour : nullptr;
+    if (slot == nullptr || eq == std::string::npos) throw usage(fmt::format("unknown option '{}'", option));
+    const std::string value = option.substr(eq + 1);
+    double x = -1;
     try {
       size_t used = 0;
-      noise = std::stod(value, &used);
-      if (used != value.size()) throw std::invalid_argument(value);
+      x = std::stod(value, &used);
+      if (used != value.size()) x = -1;
     } catch (const std::exception&) {
-      noise = -2;
     }
-    if (!(noise >= 0) || !std::isfinite(noise) || path.empty())
-      throw PolicyError(fmt::format("policy '{}': noise must be a number >= 0, as in agent:<checkpoint>?noise=0.3", spec));
+    if (!(x >= 0) || !std::isfinite(x)) throw usage(fmt::format("{} must be a number >= 0, not '{}'", key, value));
+    *slot = x;
   }
-  return {path, noise};
+  return out;
 }
 
 }  // namespace
 
 std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config) {
-  auto [path, noise] = parse_agent_spec(spec);
-  if (noise < 0) noise = config.agent.exploration_std;
+  const AgentSpec parsed = parse_agent_spec(spec);
+  const double noise = parsed.noise < 0 ? config.agent.exploration_std : parsed.noise;
+  const double detour = std::max(parsed.detour, 0.0);
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
   std::vector<AgentModel> members;
-  for (const auto& member : agent_ensemble_paths(path)) members.push_back(AgentModel::load(member));
-  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, domains);
+  for (const auto& member : agent_ensemble_paths(parsed.paths)) members.push_back(AgentModel::load(member));
+  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, detour, domains);
 }
 
 void register_agent_policy() { register_policy("agent", &make_agent_policy); }

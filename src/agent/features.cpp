@@ -37,6 +37,13 @@ const std::vector<std::string>& step_feature_names() {
   return names;
 }
 
+int step_feature_column(const std::string& name) {
+  const auto& names = step_feature_names();
+  const auto it = std::find(names.begin(), names.end(), name);
+  if (it == names.end()) throw Error(fmt::format("agent: no step feature is called '{}'", name));
+  return static_cast<int>(it - names.begin());
+}
+
 std::string feature_layout(int history) {
   std::string s = fmt::format("history={};", history);
   for (size_t i = 0; i < step_feature_names().size(); ++i) s += (i ? "," : "") + step_feature_names()[i];

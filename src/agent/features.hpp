@@ -15,6 +15,8 @@ inline constexpr int kStepFeatures = 11;
 
 /// Names of the kStepFeatures features, in token order (the checkpoint's feature layout).
 const std::vector<std::string>& step_feature_names();
+/// The token column of the newest step's feature `name` (one of step_feature_names()).
+int step_feature_column(const std::string& name);
 /// "history=H;name,name,..." — compared on load, so a checkpoint never runs on other features.
 std::string feature_layout(int history);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -92,13 +93,19 @@ class Trainer {
   AgentTrainReport run(const TrainPlan& plan);
 
  private:
-  enum class Split { kTrain, kBc };
-  const torch::Tensor& rows(const Group& g, Split split) const { return split == Split::kBc ? g.bc_rows : g.train_rows; }
+  enum class Split { kTrain, kBc, kActor };
+  const torch::Tensor& rows(const Group& g, Split split) const {
+    return split == Split::kBc ? g.bc_rows : split == Split::kActor ? g.actor_rows : g.train_rows;
+  }
   Batch sample(Split split);
   Batch gather(size_t group, const torch::Tensor& idx) const;
   torch::Tensor bc_kl(const torch::Tensor& s, const torch::Tensor& m, const torch::Tensor& a);
+  std::pair<size_t, torch::Tensor> sample_rows(Split split);  // (group, row indices)
+  Batch sample_clone();
+  void index_clone_rows_by_step(const Group& g);
   void critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2);
   void actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
+  void actor_update(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
   void bc_step();
   void soft_update();
   void validate(AgentTrainReport& report);
@@ -114,6 +121,10 @@ class Trainer {
   std::vector<NStep> n_step_;                        // per group, see n_step_backups
   std::unique_ptr<torch::optim::Adam> actor_opt_, bc_opt_, critic_opt_, alpha_opt_;
   Meter bc_, td_, cql_, actor_, q_;
+  bool separate_actor_rows_ = false;  // some group's actor rows are not its training rows
+  torch::Tensor episode_state_cols_;  // (F) 1 for the actor's inputs that an episode's past moves
+  std::vector<std::vector<std::int64_t>> step_of_row_;                // per group: (N) step index
+  std::vector<std::vector<std::vector<std::int64_t>>> clone_rows_by_step_;  // per group, per step: bc rows
 };
 
 Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& config, std::uint64_t seed)
@@ -135,6 +146,29 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
                                                     torch::optim::AdamOptions(kAlphaLr));
   for (auto* m : {s_.q1_target.ptr().get(), s_.q2_target.ptr().get()})
     for (auto& p : m->parameters()) p.set_requires_grad(false);
+  episode_state_cols_ = s_.actor_mask * (1 - actor_input_mask(s_.history, "is_target,progress"));
+  for (const auto& g : ds_.groups) {
+    index_clone_rows_by_step(g);
+    separate_actor_rows_ = separate_actor_rows_ || !g.actor_rows.equal(g.train_rows);
+  }
+}
+
+// Steps are told apart by the raw progress feature t/T (the same float for the same step).
+void Trainer::index_clone_rows_by_step(const Group& g) {
+  const auto progress = g.tokens.select(/*dim=*/1, 0).select(/*dim=*/1, step_feature_column("progress")).contiguous();
+  const float* p = progress.data_ptr<float>();
+  std::map<float, std::int64_t> step_ids;
+  for (std::int64_t i = 0; i < progress.numel(); ++i) step_ids.emplace(p[i], 0);
+  std::int64_t next = 0;
+  for (auto& [value, id] : step_ids) id = next++;
+  auto& step_of = step_of_row_.emplace_back(static_cast<size_t>(progress.numel()));
+  for (std::int64_t i = 0; i < progress.numel(); ++i) step_of[static_cast<size_t>(i)] = step_ids[p[i]];
+  auto& by_step = clone_rows_by_step_.emplace_back(step_ids.size());
+  const auto bc = g.bc_rows.contiguous();
+  for (std::int64_t i = 0; i < bc.numel(); ++i) {
+    const auto row = bc.data_ptr<std::int64_t>()[i];
+    by_step[static_cast<size_t>(step_of[static_cast<size_t>(row)])].push_back(row);
+  }
 }
 
 Batch Trainer::gather(size_t group, const torch::Tensor& idx) const {
@@ -148,7 +182,7 @@ Batch Trainer::gather(size_t group, const torch::Tensor& idx) const {
 }
 
 // A batch from one group (domain count), the group drawn in proportion to its rows.
-Batch Trainer::sample(Split split) {
+std::pair<size_t, torch::Tensor> Trainer::sample_rows(Split split) {
   std::int64_t total = 0;
   for (const auto& g : ds_.groups) total += rows(g, split).size(0);
   auto pick = static_cast<std::int64_t>(torch::rand({1}, gen_).item<double>() * static_cast<double>(total));
@@ -156,7 +190,11 @@ Batch Trainer::sample(Split split) {
   while (gi + 1 < ds_.groups.size() && pick >= rows(ds_.groups[gi], split).size(0))
     pick -= rows(ds_.groups[gi++], split).size(0);
   const auto& r = rows(ds_.groups[gi], split);
-  auto idx = r.index_select(0, torch::randint(r.size(0), {c_.batch_size}, gen_, torch::kLong));
+  return {gi, r.index_select(0, torch::randint(r.size(0), {c_.batch_size}, gen_, torch::kLong))};
+}
+
+Batch Trainer::sample(Split split) {
+  const auto [gi, idx] = sample_rows(split);
   return gather(gi, idx);
 }
 
@@ -167,8 +205,35 @@ torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& m, con
   return (torch::xlogy(a, a) - a * logq).sum(/*dim=*/-1).mean();
 }
 
+// The best episodes' rows to clone. With agent.bc_decorrelate, each row's episode state
+// (the actor's inputs other than time and field) comes from another cloned row at the same
+// step: the collected walks are smooth, so within one episode a low source score means a high
+// past target share, which predicts a high next one; cloned as is, that teaches "the more
+// the source has lost, the more target" (issue 5: slope -2..-4 in the best quarter of the
+// random walks, and in every agent trained on them). Decorrelated, cloning teaches the best
+// episodes' schedule over time, and how to answer the source score is left to the critics.
+Batch Trainer::sample_clone() {
+  const auto [gi, idx] = sample_rows(Split::kBc);
+  auto b = gather(gi, idx);
+  if (!c_.bc_decorrelate) return b;
+  // A random cloned row of the same step for each row (itself only by chance, 1 in the
+  // number of cloned episodes).
+  const auto& by_step = clone_rows_by_step_[gi];
+  const auto& step_of = step_of_row_[gi];
+  const auto u = torch::rand({idx.size(0)}, gen_).contiguous();
+  const auto rows = idx.contiguous();
+  auto donors = torch::empty_like(rows);
+  for (std::int64_t i = 0; i < rows.size(0); ++i) {
+    const auto& pool = by_step[static_cast<size_t>(step_of[static_cast<size_t>(rows.data_ptr<std::int64_t>()[i])])];
+    const auto k = static_cast<size_t>(static_cast<double>(u.data_ptr<float>()[i]) * static_cast<double>(pool.size()));
+    donors.data_ptr<std::int64_t>()[i] = pool[std::min(k, pool.size() - 1)];
+  }
+  b.s = b.s * (1 - episode_state_cols_) + tokens_[gi].index_select(0, donors) * episode_state_cols_;
+  return b;
+}
+
 void Trainer::bc_step() {
-  auto b = sample(Split::kBc);
+  auto b = sample_clone();
   auto loss = bc_kl(b.s, b.m, b.a);
   bc_opt_->zero_grad();
   loss.backward();
@@ -242,7 +307,7 @@ void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::T
   auto logp_d = logp.squeeze(1) / D;
   auto loss = -lam * q.mean() + s_.log_alpha.exp().detach() * logp_d.mean();
   if (c_.actor_bc_weight > 0) {
-    auto bb = sample(Split::kBc);
+    auto bb = sample_clone();
     loss = loss + c_.actor_bc_weight * bc_kl(bb.s, bb.m, bb.a);
   }
   actor_opt_->zero_grad();
@@ -254,6 +319,19 @@ void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::T
   alpha_loss.backward();
   alpha_opt_->step();
   actor_.add(item(loss));
+}
+
+// The actor learns on its own states (Split::kActor) when they are not the critics' batch.
+void Trainer::actor_update(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2) {
+  if (!separate_actor_rows_) return actor_step(b, e1, e2);
+  auto ab = sample(Split::kActor);
+  torch::Tensor a1, a2;
+  {
+    torch::NoGradGuard no_grad;
+    a1 = s_.q1->encode(ab.s);
+    a2 = s_.q2->encode(ab.s);
+  }
+  actor_step(ab, a1, a2);
 }
 
 void Trainer::soft_update() {
@@ -332,7 +410,7 @@ AgentTrainReport Trainer::run(const TrainPlan& plan) {
     auto b = sample(Split::kTrain);
     torch::Tensor e1, e2;
     critic_step(b, e1, e2);
-    if (!cloning) actor_step(b, e1, e2);
+    if (!cloning) actor_update(b, e1, e2);
     soft_update();
     if ((step + 1) % val_every == 0) validate(report);
     progress.update(step + 1, fmt::format("{} | val bc {:.4f} td {:.4f}", line(), report.val_bc_loss, report.val_td_loss));

@@ -8,6 +8,7 @@
 #include <map>
 #include <sstream>
 #include <numeric>
+#include <set>
 
 #include "dma/agent.hpp"
 #include "dma/error.hpp"
@@ -70,11 +71,28 @@ std::vector<double> act_once(Policy& p, const std::vector<float>& o, std::int64_
   return w;
 }
 
-double target_share(const StoreHeader& h, std::span<const float> w) {
+template <class Weights>  // float or double
+double target_share(const StoreHeader& h, const Weights& w) {
   double s = 0;
   for (size_t d = 0; d < w.size(); ++d) s += h.domain_fields[d] == Field::kTarget ? w[d] : 0.0;
   return s;
 }
+
+// An agent trained briefly on a 4-step simulated store, registered as a policy.
+struct TinyAgent {
+  TempDir dir;
+  Config c;
+  SimRun run;
+  std::string path;
+  explicit TinyAgent(const std::string& steps = "agent.bc_steps=2\nagent.cql_steps=2")
+      : c(tiny_config(steps)), run(sim_run(4, c.eval, 4, 1)), path(dir.file("agent.pt")) {
+    train_agent_offline(c, {run.store}, path);
+    register_agent_policy();
+  }
+  std::unique_ptr<Policy> policy(const std::string& options = "") const {
+    return make_policy("agent:" + path + options, context(run.h), c);
+  }
+};
 
 // --- equivariance -----------------------------------------------------------------------
 
@@ -156,6 +174,41 @@ TEST(Agent, BehaviourCloningReproducesAFixedScheduleFromAStoreFile) {
     EXPECT_LT(l1, 0.08) << "step " << t;
     EXPECT_NEAR(target_share(h, got), target_share(h, want), 0.03) << "step " << t;
   }
+}
+
+// Each episode holds one target share (0.2 .. 0.8), so its source score tells which share it
+// held. Cloned as is, the actor reads the share back from the source score; decorrelated
+// (the default), it learns the episodes' common schedule and answers every source score alike.
+TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
+  SimSpace sp;
+  sp.horizon = 8;
+  const auto h = sim_header(sp);
+  std::vector<double> within(h.token_shares.begin(), h.token_shares.end());
+  OfflineStore store;
+  store.header = h;
+  for (int i = 0; i < 14; ++i) {
+    const double share = 0.2 + 0.6 * (i % 7) / 6.0;
+    auto constant = [&](int, const std::vector<std::vector<float>>&) { return mix(h, share, within); };
+    auto ep = run_sim_episode(sp, h, EvalConfig{}, i, 300 + i, constant, "fixed");
+    store.episodes.push_back(ep.record);
+    store.rows.push_back(ep.rows);
+  }
+  const auto& low = store.rows[0][4].observation;   // share 0.2: the source has lost least
+  const auto& high = store.rows[6][4].observation;  // share 0.8: most
+  ASSERT_GT(low[obs::kSourceScore], high[obs::kSourceScore] + 0.01);
+  auto shares_after_cloning = [&](int decorrelate) {
+    TempDir dir;
+    const Config c = tiny_config("agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
+                                 "agent.val_fraction=0\nagent.bc_decorrelate=" + std::to_string(decorrelate));
+    train_agent_offline(c, {store}, dir.file("agent.pt"));
+    auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
+    return std::pair{target_share(h, act_once(*policy, low, 1, 4)), target_share(h, act_once(*policy, high, 2, 4))};
+  };
+  const auto [copy_low, copy_high] = shares_after_cloning(0);
+  EXPECT_GT(copy_high - copy_low, 0.25) << "the plain clone copies the episode's share back from its state";
+  const auto [sched_low, sched_high] = shares_after_cloning(1);
+  EXPECT_LT(std::abs(sched_high - sched_low), 0.1) << sched_low << " " << sched_high << " plain " << copy_low << " " << copy_high;
+  EXPECT_NEAR(sched_low, 0.5, 0.1) << "the common schedule: the mean share";
 }
 
 // --- CQL --------------------------------------------------------------------------------
@@ -244,6 +297,99 @@ TEST(Agent, CqlRanksDataActionsAboveRandomOnesAndTheActorMovesToTheBetterAction)
   EXPECT_GT(end_share / (n - 24), 0.62);
 }
 
+// Two settings the actor cannot tell apart (it reads time and the source score; only the
+// target losses differ): in the collected one (`random`, 2 episodes in 3) target weight
+// hurts, in the agent's own rollouts it helps. The critics see the difference. Learning on
+// every state, the actor follows the majority; on its own states (agent.actor_states=agent),
+// it follows the rollouts. Without agent episodes the option changes nothing.
+OfflineStore two_setting_store(int episodes, int horizon, bool with_agent) {
+  OfflineStore s = two_action_store(episodes, horizon);
+  for (size_t e = 0; e < s.episodes.size(); ++e) {
+    const bool agent = with_agent && e % 3 == 0;
+    s.episodes[e].policy = agent ? "agent:rollout.pt" : "random";
+    if (agent) continue;
+    // The collected setting: target weight raises the target losses instead (and starts them
+    // higher, which the critics read). Rebuild the target losses, observations and rewards.
+    auto& rows = s.rows[e];
+    std::vector<float> losses = s.header.base_eval_loss;
+    for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= 2.0f;
+    std::vector<float> prev_losses = losses;
+    const auto observe = [&](int t, const std::vector<float>& w) {
+      std::vector<float> o(static_cast<size_t>(obs::dim(4)));
+      obs::build({t, horizon, w, losses, prev_losses, s.header.base_eval_loss, s.header.domain_fields,
+                  s.header.token_shares},
+                 o);
+      return o;
+    };
+    double before = balanced_score(field_scores(losses, s.header.base_eval_loss, s.header.domain_fields), EvalConfig{});
+    std::vector<float> prev_w = obs::base_mixture(s.header.domain_fields, s.header.token_shares);
+    for (auto& tr : rows) {
+      tr.observation = observe(tr.step, prev_w);
+      prev_losses = losses;
+      for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= 1.0f + 0.05f * tr.action[static_cast<size_t>(d)];
+      prev_w = tr.action;
+      tr.next_observation = observe(tr.step + 1, prev_w);
+      tr.eval_loss = losses;
+      const double b = balanced_score(field_scores(losses, s.header.base_eval_loss, s.header.domain_fields), EvalConfig{});
+      tr.reward = static_cast<float>(b - before);
+      before = b;
+    }
+  }
+  return s;
+}
+
+TEST(Agent, TheActorLearnsOnTheAgentsOwnStatesWhenTheStoresHoldThem) {
+  TempDir dir;
+  const std::string base = "agent.bc_steps=0\nagent.cql_steps=800\nagent.actor_bc_weight=0\nagent.actor_lr=0.003\n"
+                           "agent.critic_lr=0.003\nagent.tau=0.05\nagent.val_fraction=0\n";
+  const auto mean_target_share = [&](const std::string& states, const OfflineStore& store) {
+    const Config c = tiny_config(base + "agent.actor_states=" + states);
+    const std::string path = dir.file(states + std::to_string(store.episodes.front().policy.size()) + ".pt");
+    train_agent_offline(c, {store}, path);
+    const auto model = AgentModel::load(path);
+    double share = 0;
+    int n = 0;
+    for (const auto& rows : store.rows)
+      for (const auto& t : rows) {
+        const auto w = torch::softmax(torch::tensor(model.mean_logits(t.observation, 1, 4)), 0);
+        share += (w[2] + w[3]).item<double>();
+        ++n;
+      }
+    return share / n;
+  };
+  const auto mixed = two_setting_store(32, 6, true);
+  const double own = mean_target_share("agent", mixed), every = mean_target_share("all", mixed);
+  EXPECT_GT(own, 0.6) << "on its own states, target weight helps (every state: " << every << ")";
+  EXPECT_LT(every, 0.4) << "on every state, the collected majority wins (own states: " << own << ")";
+  const auto collected = two_setting_store(32, 6, false);
+  EXPECT_NEAR(mean_target_share("agent", collected), mean_target_share("all", collected), 1e-6)
+      << "no agent episodes: every state";
+}
+
+// The probe (tools/analysis/agent_probe) reads the actor as the policy acts, and the critics'
+// best share moves with the state as Q does.
+TEST(Agent, ProbeOfTheSourceResponseMatchesThePolicyAndTheCritics) {
+  const TinyAgent agent("agent.bc_steps=20\nagent.cql_steps=20");
+  const auto& h = agent.run.h;
+  const auto model = AgentModel::load(agent.path);
+  const auto& episode = agent.run.store.rows[1];
+  const auto r = probe_source_response(model, episode, 3, {-0.05, 0.0, 0.05});
+  EXPECT_EQ(r.step, 3);
+  EXPECT_FLOAT_EQ(r.source_score, episode[3].observation[obs::kSourceScore]);
+  auto policy = agent.policy();
+  policy->begin_episode(1, 1);
+  EXPECT_NEAR(r.actor_share[1], target_share(h, act_once(*policy, episode[3].observation, 1, 3)), 1e-6);
+  ASSERT_EQ(r.critic_best_share.size(), 3u);
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_GT(r.actor_share[k], 0.0);
+    EXPECT_LT(r.actor_share[k], 1.0);
+    EXPECT_GE(r.critic_best_share[k], 0.05 - 1e-9);
+    EXPECT_LE(r.critic_best_share[k], 0.95 + 1e-9);
+  }
+  EXPECT_NE(r.actor_share[0], r.actor_share[2]) << "the actor reads the source score";
+  EXPECT_THROW(probe_source_response(model, episode, static_cast<int>(episode.size()), {0.0}), Error);
+}
+
 // --- checkpoints ------------------------------------------------------------------------
 
 TEST(Agent, CheckpointRoundTripKeepsOutputsAndContinuesDeterministically) {
@@ -327,16 +473,13 @@ TEST(Agent, CorruptOrMismatchedCheckpointsAreRefusedWithOneLine) {
 // --- policy spec, rewards, store contents -----------------------------------------------
 
 TEST(Agent, PolicySpecNoiseIsOptionalAndSeededPerEpisode) {
-  TempDir dir;
-  const Config c = tiny_config("agent.bc_steps=2\nagent.cql_steps=2");
-  const auto [sp, h, store] = sim_run(4, c.eval, 4, 1);
-  train_agent_offline(c, {store}, dir.file("agent.pt"));
-  register_agent_policy();
+  const TinyAgent agent;
+  const auto& [c, h, store, dir] = std::tie(agent.c, agent.run.h, agent.run.store, agent.dir);
   const auto& o = store.rows[0][0].observation;
-  auto plain = make_policy("agent:" + dir.file("agent.pt"), context(h), c);
+  auto plain = agent.policy();
   EXPECT_EQ(plain->name(), "agent:" + dir.file("agent.pt"));
-  auto noisy1 = make_policy("agent:" + dir.file("agent.pt") + "?noise=0.5", context(h), c);
-  auto noisy2 = make_policy("agent:" + dir.file("agent.pt") + "?noise=0.5", context(h), c);
+  auto noisy1 = agent.policy("?noise=0.5");
+  auto noisy2 = agent.policy("?noise=0.5");
   plain->begin_episode(1, 42);
   noisy1->begin_episode(1, 42);
   noisy2->begin_episode(1, 42);
@@ -358,6 +501,55 @@ TEST(Agent, PolicySpecNoiseIsOptionalAndSeededPerEpisode) {
   // Observations of another domain count are refused, not misread.
   std::vector<float> short_obs(static_cast<size_t>(obs::dim(5)), 0.0f);
   EXPECT_THROW(act_once(*plain, short_obs, 1, 1), PolicyError);
+}
+
+// A detour shifts the target field's share for a prefix of the episode (its length and shift
+// drawn from the episode seed), leaves the weights within each field alone, and then hands
+// back to the agent.
+TEST(Agent, PolicySpecDetourShiftsTheTargetShareForARandomPrefix) {
+  const TinyAgent agent;
+  const auto& [c, h, store, dir] = std::tie(agent.c, agent.run.h, agent.run.store, agent.dir);
+  const auto& o = store.rows[0][0].observation;
+  const auto ctx = context(h);
+  const size_t first_source =
+      static_cast<size_t>(std::find(ctx.fields.begin(), ctx.fields.end(), Field::kSource) - ctx.fields.begin());
+  ASSERT_LT(first_source + 1, ctx.fields.size());
+  auto plain = agent.policy();
+  plain->begin_episode(1, 1);
+  const auto w_plain = act_once(*plain, o, 1, 0);
+  auto detour = agent.policy("?noise=0&detour=1.5");
+  EXPECT_EQ(detour->name(), "agent:" + agent.path + "?noise=0&detour=1.5");
+  std::set<int> prefix_lengths;
+  for (std::int64_t id = 1; id <= 24; ++id) {
+    detour->begin_episode(id, 1000 + static_cast<std::uint64_t>(id));
+    int shifted = 0;
+    for (int step = 0; step < h.horizon; ++step) {
+      const auto w = act_once(*detour, o, id, step);
+      const bool moved = std::abs(target_share(h, w) - target_share(h, w_plain)) > 1e-6;
+      if (moved) {
+        EXPECT_EQ(shifted, step) << "episode " << id << ": only a prefix is shifted";
+        shifted = step + 1;
+        // Within the source field, the ratios stay the agent's.
+        for (size_t d = first_source + 1; d < w.size(); ++d) {
+          if (ctx.fields[d] == Field::kSource) {
+            EXPECT_NEAR(w[d] / w[first_source], w_plain[d] / w_plain[first_source], 1e-9);
+          }
+        }
+      } else {
+        EXPECT_EQ(w, w_plain) << "episode " << id << " step " << step;
+      }
+    }
+    EXPECT_LT(shifted, h.horizon);
+    prefix_lengths.insert(shifted);
+  }
+  EXPECT_GE(prefix_lengths.size(), 3u) << "prefix lengths vary between episodes";
+  // The same seed gives the same detour.
+  auto again = agent.policy("?noise=0&detour=1.5");
+  again->begin_episode(7, 1007);
+  detour->begin_episode(7, 1007);
+  EXPECT_EQ(act_once(*again, o, 7, 0), act_once(*detour, o, 7, 0));
+  for (const char* bad : {"?detour=-1", "?detour=x", "?noise=0.1&speed=2", "?noise=0.1&detour"})
+    EXPECT_THROW(make_agent_policy("agent:" + dir.file("agent.pt") + bad, ctx, c), PolicyError) << bad;
 }
 
 TEST(Agent, RewardsAreRecomputedUnderTheConfiguredScoreWithNormalizedScalesSaved) {

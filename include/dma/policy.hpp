@@ -5,8 +5,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "dma/config.hpp"
@@ -70,6 +72,10 @@ std::vector<std::string> parse_policy_list(const std::string& text);
 inline constexpr std::uint64_t kStreamAssign = 0x61737367ULL;
 /// Which spec of the mix trajectory `id` uses: a function of (run seed, id) only.
 std::size_t assign_policy(const PolicyMix& mix, std::uint64_t run_seed, std::int64_t id);
+
+/// A number in a policy spec: the whole string as a finite double, or nothing ("0.3" yes,
+/// "0.3x", "", "nan" no). Shared by the specs make_policy builds and registered ones (agent:).
+std::optional<double> parse_number(std::string_view text);
 
 /// Field-share helpers: spread a target share over domains by natural shares within fields.
 std::vector<double> mixture_from_target_share(const DomainContext& domains, double target_share);

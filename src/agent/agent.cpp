@@ -6,6 +6,7 @@
 #include <cmath>
 #include <map>
 #include <random>
+#include <span>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -206,6 +207,16 @@ std::vector<float> AgentModel::q_values(std::span<const float> history_rows, std
   return {q.data_ptr<float>(), q.data_ptr<float>() + q.numel()};
 }
 
+namespace {
+// out = softmax(z), each exponent taken relative to the largest z (no overflow).
+void softmax_into(std::span<const double> z, std::span<double> out) {
+  const double top = *std::max_element(z.begin(), z.end());
+  double sum = 0;
+  for (size_t d = 0; d < z.size(); ++d) sum += (out[d] = std::exp(z[d] - top));
+  for (double& x : out) x /= sum;
+}
+}  // namespace
+
 SourceResponse probe_source_response(const AgentModel& model, const std::vector<Transition>& episode, int step,
                                      const std::vector<double>& shifts) {
   if (step < 0 || step >= static_cast<int>(episode.size()) || episode.empty())
@@ -237,14 +248,11 @@ SourceResponse probe_source_response(const AgentModel& model, const std::vector<
       history.insert(history.end(), row.begin(), row.end());
     }
     const auto logits = model.mean_logits(history, 1, D);
-    const float top = *std::max_element(logits.begin(), logits.end());
-    double sum = 0, on_target = 0;
-    for (int d = 0; d < D; ++d) {
-      const double e = std::exp(logits[static_cast<size_t>(d)] - top);
-      sum += e;
-      on_target += target[static_cast<size_t>(d)] ? e : 0.0;
-    }
-    out.actor_share.push_back(on_target / sum);
+    std::vector<double> weights(static_cast<size_t>(D));
+    softmax_into(std::vector<double>(logits.begin(), logits.end()), weights);
+    double on_target = 0;
+    for (int d = 0; d < D; ++d) on_target += target[static_cast<size_t>(d)] ? weights[static_cast<size_t>(d)] : 0.0;
+    out.actor_share.push_back(on_target);
     const auto q = model.q_values(history, actions, static_cast<int>(grid.size()), D);
     out.critic_best_share.push_back(grid[static_cast<size_t>(std::max_element(q.begin(), q.end()) - q.begin())]);
   }
@@ -302,15 +310,11 @@ class AgentPolicy : public Policy {
       auto& ep = episode(batch.episode_ids[b]);
       std::normal_distribution<double> normal(0.0, 1.0);
       std::vector<double> z(static_cast<size_t>(D));
-      double top = -INFINITY;
       for (int d = 0; d < D; ++d) {
         z[d] = logits[static_cast<size_t>(b) * D + d] + (noise_ > 0 ? noise_ * normal(ep.rng) : 0.0);
         if (is_target_[d] && batch.steps[b] < ep.detour_steps) z[d] += ep.detour_shift;
-        top = std::max(top, z[d]);
       }
-      double sum = 0;
-      for (double& x : z) sum += (x = std::exp(x - top));
-      for (int d = 0; d < D; ++d) weights[static_cast<size_t>(b) * D + d] = z[d] / sum;
+      softmax_into(z, weights.subspan(static_cast<size_t>(b) * D, static_cast<size_t>(D)));
     }
   }
 
@@ -423,15 +427,9 @@ AgentSpec parse_agent_spec(const std::string& spec) {
     double* slot = key == "noise" ? &out.noise : key == "detour" ? &out.detour : nullptr;
     if (slot == nullptr || eq == std::string::npos) throw usage(fmt::format("unknown option '{}'", option));
     const std::string value = option.substr(eq + 1);
-    double x = -1;
-    try {
-      size_t used = 0;
-      x = std::stod(value, &used);
-      if (used != value.size()) x = -1;
-    } catch (const std::exception&) {
-    }
-    if (!(x >= 0) || !std::isfinite(x)) throw usage(fmt::format("{} must be a number >= 0, not '{}'", key, value));
-    *slot = x;
+    const auto x = parse_number(value);
+    if (!x || *x < 0) throw usage(fmt::format("{} must be a number >= 0, not '{}'", key, value));
+    *slot = *x;
   }
   return out;
 }

@@ -148,7 +148,7 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
     for (auto& p : m->parameters()) p.set_requires_grad(false);
   episode_state_cols_ = s_.actor_mask * (1 - actor_input_mask(s_.history, "is_target,progress"));
   for (const auto& g : ds_.groups) {
-    index_clone_rows_by_step(g);
+    if (c_.bc_decorrelate) index_clone_rows_by_step(g);
     separate_actor_rows_ = separate_actor_rows_ || !g.actor_rows.equal(g.train_rows);
   }
 }

@@ -53,14 +53,6 @@ void finish_row(std::span<double> row) {
   for (auto& x : row) x /= total;
 }
 
-std::optional<double> parse_number(std::string_view text) {
-  double value = 0;
-  const char* end = text.data() + text.size();
-  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
-  if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(value)) return std::nullopt;
-  return value;
-}
-
 std::vector<double> natural_within(const DomainContext& ctx, Field field) {
   const size_t D = ctx.names.size();
   std::vector<double> w(D, 0.0);
@@ -151,6 +143,14 @@ std::vector<int> map_store_domains(const std::string& spec, const std::string& s
 }
 
 }  // namespace policy_detail
+
+std::optional<double> parse_number(std::string_view text) {
+  double value = 0;
+  const char* end = text.data() + text.size();
+  const auto [ptr, ec] = std::from_chars(text.data(), end, value);
+  if (text.empty() || ec != std::errc() || ptr != end || !std::isfinite(value)) return std::nullopt;
+  return value;
+}
 
 std::vector<double> mixture_from_target_share(const DomainContext& domains, double target_share) {
   policy_detail::check_context(domains);

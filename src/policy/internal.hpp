@@ -26,9 +26,6 @@ void check_batch(const std::string& name, const ActBatch& batch, std::span<doubl
 /// is divided by its sum (uniform if nothing is left). Sums to 1 within a few ulps.
 void finish_row(std::span<double> row);
 
-/// A whole string as a finite double, or nothing ("0.3" yes, "0.3x", "", "nan" no).
-std::optional<double> parse_number(std::string_view text);
-
 /// Checks a DomainContext (sizes agree, at least one domain, horizon >= 1).
 void check_context(const DomainContext& ctx);
 

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <sstream>
 #include <numeric>
@@ -213,9 +214,17 @@ TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
 
 // --- CQL --------------------------------------------------------------------------------
 
+// How an episode's target losses behave: they start at `start` times the base losses and
+// change by a factor (1 + per_weight * w) per step of target weight w.
+struct TargetResponse {
+  float start = 1.0f;
+  float per_weight = -0.05f;  // < 0: target weight lowers the target losses
+};
+
 // Four domains; each step takes G (target share 0.8) or B (0.2) at random. Only target
-// losses move, by the target weight, so G is clearly better under the budget score.
-OfflineStore two_action_store(int episodes, int horizon) {
+// losses move, by the target weight, so by default G is clearly better under the budget score.
+OfflineStore two_action_store(int episodes, int horizon,
+                              const std::function<TargetResponse(int episode)>& response = {}) {
   SimSpace sp;
   sp.sources = 2;
   sp.targets = 2;
@@ -227,7 +236,9 @@ OfflineStore two_action_store(int episodes, int horizon) {
   const std::vector<float> good = {0.1f, 0.1f, 0.4f, 0.4f}, bad = {0.4f, 0.4f, 0.1f, 0.1f};
   std::mt19937_64 rng(5);
   for (int e = 0; e < episodes; ++e) {
+    const TargetResponse target = response ? response(e) : TargetResponse{};
     std::vector<float> losses(h.base_eval_loss), prev_w = obs::base_mixture(h.domain_fields, h.token_shares);
+    for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= target.start;
     auto prev_losses = losses;
     auto observe = [&](int t) {
       std::vector<float> o(static_cast<size_t>(obs::dim(4)));
@@ -235,7 +246,7 @@ OfflineStore two_action_store(int episodes, int horizon) {
       return o;
     };
     std::vector<Transition> rows;
-    double before = 0, ret = 0;
+    double before = balanced_score(field_scores(losses, h.base_eval_loss, h.domain_fields), eval), ret = 0;
     for (int t = 0; t < horizon; ++t) {
       Transition tr;
       tr.episode_id = e;
@@ -243,7 +254,8 @@ OfflineStore two_action_store(int episodes, int horizon) {
       tr.observation = observe(t);
       tr.action = rng() % 2 ? good : bad;
       prev_losses = losses;
-      for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= 1.0f - 0.05f * tr.action[static_cast<size_t>(d)];
+      for (int d = 2; d < 4; ++d)
+        losses[static_cast<size_t>(d)] *= 1.0f + target.per_weight * tr.action[static_cast<size_t>(d)];
       prev_w = tr.action;
       tr.next_observation = observe(t + 1);
       tr.eval_loss = losses;
@@ -303,38 +315,14 @@ TEST(Agent, CqlRanksDataActionsAboveRandomOnesAndTheActorMovesToTheBetterAction)
 // every state, the actor follows the majority; on its own states (agent.actor_states=agent),
 // it follows the rollouts. Without agent episodes the option changes nothing.
 OfflineStore two_setting_store(int episodes, int horizon, bool with_agent) {
-  OfflineStore s = two_action_store(episodes, horizon);
-  for (size_t e = 0; e < s.episodes.size(); ++e) {
-    const bool agent = with_agent && e % 3 == 0;
-    s.episodes[e].policy = agent ? "agent:rollout.pt" : "random";
-    if (agent) continue;
-    // The collected setting: target weight raises the target losses instead (and starts them
-    // higher, which the critics read). Rebuild the target losses, observations and rewards.
-    auto& rows = s.rows[e];
-    std::vector<float> losses = s.header.base_eval_loss;
-    for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= 2.0f;
-    std::vector<float> prev_losses = losses;
-    const auto observe = [&](int t, const std::vector<float>& w) {
-      std::vector<float> o(static_cast<size_t>(obs::dim(4)));
-      obs::build({t, horizon, w, losses, prev_losses, s.header.base_eval_loss, s.header.domain_fields,
-                  s.header.token_shares},
-                 o);
-      return o;
-    };
-    double before = balanced_score(field_scores(losses, s.header.base_eval_loss, s.header.domain_fields), EvalConfig{});
-    std::vector<float> prev_w = obs::base_mixture(s.header.domain_fields, s.header.token_shares);
-    for (auto& tr : rows) {
-      tr.observation = observe(tr.step, prev_w);
-      prev_losses = losses;
-      for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= 1.0f + 0.05f * tr.action[static_cast<size_t>(d)];
-      prev_w = tr.action;
-      tr.next_observation = observe(tr.step + 1, prev_w);
-      tr.eval_loss = losses;
-      const double b = balanced_score(field_scores(losses, s.header.base_eval_loss, s.header.domain_fields), EvalConfig{});
-      tr.reward = static_cast<float>(b - before);
-      before = b;
-    }
-  }
+  const auto is_agent = [with_agent](int e) { return with_agent && e % 3 == 0; };
+  // The collected setting: target weight raises the target losses instead, and they start
+  // higher, which the critics read.
+  OfflineStore s = two_action_store(episodes, horizon, [&](int e) {
+    return is_agent(e) ? TargetResponse{} : TargetResponse{2.0f, 0.05f};
+  });
+  for (size_t e = 0; e < s.episodes.size(); ++e)
+    s.episodes[e].policy = is_agent(static_cast<int>(e)) ? "agent:rollout.pt" : "random";
   return s;
 }
 

@@ -121,6 +121,9 @@ struct AgentConfig {
   /// space whose target learns faster it read "my share was high" and went to 0.93). The
   /// absolute levels (log_loss, log_share_rel) are out of range on another corpus.
   std::string actor_features = "is_target,progress,source_score";
+  /// > 0: the actor's d(target share)/d(source score) is held at or above this (a squared
+  /// shortfall in its losses): a lower source score never asks for more target (issue 5).
+  double source_gain = 0;
   int field_balanced = 1;         ///< 1: the actor weighs fields, not domains (features.hpp field_log_counts)
   int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
   int selection_seeds = 3;        ///< rollouts per candidate

@@ -17,6 +17,7 @@ namespace {
 // the critics are indifferent.
 constexpr double kTargetEntropyPerDomain = -1.0;
 constexpr double kGradClip = 10.0;
+constexpr double kSourceNudge = 0.01;  // source-score step of source_gain_shortfall's finite difference
 constexpr double kAlphaLr = 3e-3;  // the temperature must settle within a few hundred steps
 
 struct Batch {
@@ -107,6 +108,7 @@ class Trainer {
   void actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
   void actor_update(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
   void bc_step();
+  torch::Tensor source_gain_shortfall(const Batch& b);
   void soft_update();
   void validate(AgentTrainReport& report);
   double q_gap();
@@ -120,9 +122,10 @@ class Trainer {
   std::vector<torch::Tensor> returns_;               // (N) per group, see returns_to_go
   std::vector<NStep> n_step_;                        // per group, see n_step_backups
   std::unique_ptr<torch::optim::Adam> actor_opt_, bc_opt_, critic_opt_, alpha_opt_;
-  Meter bc_, td_, cql_, actor_, q_;
+  Meter bc_, td_, cql_, actor_, q_, gain_;
   bool separate_actor_rows_ = false;  // some group's actor rows are not its training rows
   torch::Tensor episode_state_cols_;  // (F) 1 for the actor's inputs that an episode's past moves
+  torch::Tensor source_nudge_;        // (F) a kSourceNudge rise of the newest source score, normalised
   std::vector<std::vector<std::int64_t>> step_of_row_;                // per group: (N) step index
   std::vector<std::vector<std::vector<std::int64_t>>> clone_rows_by_step_;  // per group, per step: bc rows
 };
@@ -147,6 +150,9 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
   for (auto* m : {s_.q1_target.ptr().get(), s_.q2_target.ptr().get()})
     for (auto& p : m->parameters()) p.set_requires_grad(false);
   episode_state_cols_ = s_.actor_mask * (1 - actor_input_mask(s_.history, "is_target,progress"));
+  source_nudge_ = torch::zeros({s_.shape.in_features});
+  const auto source_col = step_feature_column("source_score");  // the newest step's block comes first
+  source_nudge_[source_col] = kSourceNudge / s_.norm.std[source_col].item<double>();
   for (const auto& g : ds_.groups) {
     if (c_.bc_decorrelate) index_clone_rows_by_step(g);
     separate_actor_rows_ = separate_actor_rows_ || !g.actor_rows.equal(g.train_rows);
@@ -232,14 +238,28 @@ Batch Trainer::sample_clone() {
   return b;
 }
 
+// With agent.source_gain = k > 0, the squared shortfall of the actor's d(target share)/d(source
+// score) below k, by a finite difference at each state of the batch. Under the budget score
+// more source left never calls for less target, but the collected walks say the opposite (a
+// walk that has spent more keeps spending; issue 5), and an actor that learns that from one
+// space overspends on a space that forgets faster. k is a prior: the controller's least gain.
+torch::Tensor Trainer::source_gain_shortfall(const Batch& b) {
+  auto share = [&](const torch::Tensor& s) { return (torch::softmax(s_.actor_logits(s, b.m), -1) * b.m).sum(-1); };
+  const auto slope = (share(b.s + source_nudge_) - share(b.s)) / kSourceNudge;
+  const auto shortfall = torch::relu(c_.source_gain - slope).pow(2).mean();
+  gain_.add(item(shortfall));
+  return shortfall;
+}
+
 void Trainer::bc_step() {
   auto b = sample_clone();
-  auto loss = bc_kl(b.s, b.m, b.a);
+  auto kl = bc_kl(b.s, b.m, b.a);
+  auto loss = c_.source_gain > 0 ? kl + source_gain_shortfall(b) : kl;
   bc_opt_->zero_grad();
   loss.backward();
   torch::nn::utils::clip_grad_norm_(s_.actor->parameters(), kGradClip);
   bc_opt_->step();
-  bc_.add(item(loss));
+  bc_.add(item(kl));
 }
 
 void Trainer::critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2) {
@@ -310,6 +330,7 @@ void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::T
     auto bb = sample_clone();
     loss = loss + c_.actor_bc_weight * bc_kl(bb.s, bb.m, bb.a);
   }
+  if (c_.source_gain > 0) loss = loss + source_gain_shortfall(b);
   actor_opt_->zero_grad();
   loss.backward();
   torch::nn::utils::clip_grad_norm_(s_.actor->parameters(), kGradClip);
@@ -393,8 +414,9 @@ double Trainer::q_gap() {
 }
 
 std::string Trainer::line() const {
-  return fmt::format("bc {:.4f} td {:.4f} cql {:.3f} actor {:.3f} Q {:.2f} std {:.3f}", bc_.value, td_.value,
-                     cql_.value, actor_.value, q_.value, std::exp(item(s_.actor->log_std())));
+  return fmt::format("bc {:.4f} td {:.4f} cql {:.3f} actor {:.3f} Q {:.2f} std {:.3f}{}", bc_.value, td_.value,
+                     cql_.value, actor_.value, q_.value, std::exp(item(s_.actor->log_std())),
+                     c_.source_gain > 0 ? fmt::format(" gain shortfall {:.3f}", gain_.value) : "");
 }
 
 AgentTrainReport Trainer::run(const TrainPlan& plan) {

@@ -154,6 +154,8 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.n_step", c.agent.n_step, 1, 1000, "n-step backups: rewards summed before bootstrapping");
   t.str("agent.actor_features", c.agent.actor_features, {},
         "step features the actor reads: comma-separated names of the agent's features, or 'all'");
+  t.num("agent.source_gain", c.agent.source_gain, 0.0, 1e3,
+        "least d(target share)/d(source score) of the actor (0: unconstrained)");
   t.str("agent.actor_states", c.agent.actor_states, {"agent", "all"},
         "states the actor learns on: agent (iterate's rollouts, where there are any) or all");
   t.num("agent.field_balanced", c.agent.field_balanced, 0, 1,

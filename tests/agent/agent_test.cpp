@@ -180,7 +180,9 @@ TEST(Agent, BehaviourCloningReproducesAFixedScheduleFromAStoreFile) {
 // Each episode holds one target share (0.2 .. 0.8), so its source score tells which share it
 // held. Cloned as is, the actor reads the share back from the source score; decorrelated
 // (the default), it learns the episodes' common schedule and answers every source score alike.
-TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
+// 14 episodes of 8 steps, each at one target share from 0.2 (episodes 0 and 7) to 0.8 (6
+// and 13): within an episode a lower source score comes with a higher share.
+OfflineStore constant_share_store() {
   SimSpace sp;
   sp.horizon = 8;
   const auto h = sim_header(sp);
@@ -194,6 +196,12 @@ TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
     store.episodes.push_back(ep.record);
     store.rows.push_back(ep.rows);
   }
+  return store;
+}
+
+TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
+  const auto store = constant_share_store();
+  const auto& h = store.header;
   const auto& low = store.rows[0][4].observation;   // share 0.2: the source has lost least
   const auto& high = store.rows[6][4].observation;  // share 0.8: most
   ASSERT_GT(low[obs::kSourceScore], high[obs::kSourceScore] + 0.01);
@@ -210,6 +218,38 @@ TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
   const auto [sched_low, sched_high] = shares_after_cloning(1);
   EXPECT_LT(std::abs(sched_high - sched_low), 0.1) << sched_low << " " << sched_high << " plain " << copy_low << " " << copy_high;
   EXPECT_NEAR(sched_low, 0.5, 0.1) << "the common schedule: the mean share";
+}
+
+// Cloned as they are, the constant-share episodes teach "lower source, more target"; with
+// agent.source_gain = k the actor's d(share)/d(source) is held near or above k instead, in
+// the cloning steps and the actor's CQL steps alike.
+TEST(Agent, ASourceGainMakesALowerSourceScoreAskForLessTarget) {
+  const auto store = constant_share_store();
+  const auto& h = store.header;
+  auto slopes = [&](const std::string& gain) {
+    TempDir dir;
+    const Config c = tiny_config("agent.bc_steps=300\nagent.cql_steps=60\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
+                                 "agent.val_fraction=0\nagent.source_gain=" + gain);
+    train_agent_offline(c, {store}, dir.file("agent.pt"));
+    auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
+    std::vector<double> out;
+    std::int64_t id = 0;
+    for (int e : {0, 3, 6})
+      for (int step : {2, 4, 6}) {
+        auto up = store.rows[static_cast<size_t>(e)][static_cast<size_t>(step)].observation, down = up;
+        up[obs::kSourceScore] += 0.01f;
+        down[obs::kSourceScore] -= 0.01f;
+        out.push_back((target_share(h, act_once(*policy, up, ++id, step)) -
+                       target_share(h, act_once(*policy, down, ++id, step))) / 0.02);
+      }
+    return out;
+  };
+  const auto plain = slopes("0");
+  EXPECT_LT(std::accumulate(plain.begin(), plain.end(), 0.0) / static_cast<double>(plain.size()), 0.0)
+      << "the plain clone answers a lower source score with more target";
+  const auto held = slopes("4");
+  EXPECT_GT(*std::min_element(held.begin(), held.end()), 2.0)
+      << "every state's gain is near 4 or above: " << ::testing::PrintToString(held);
 }
 
 // --- CQL --------------------------------------------------------------------------------

@@ -215,6 +215,12 @@ void check_all(const Table& t, const Config& c) {
   if (c.agent.d_token % c.agent.n_heads != 0)
     throw ConfigError(fmt::format("config key 'agent.n_heads' = {} does not divide agent.d_token = {}", c.agent.n_heads,
                                   c.agent.d_token));
+  // The gain is a slope in the source score: an actor that does not read it has none to hold.
+  const auto& read = c.agent.actor_features;
+  if (c.agent.source_gain > 0 && read != "all" && ("," + read + ",").find(",source_score,") == std::string::npos)
+    throw ConfigError(fmt::format("config key 'agent.source_gain' = {} needs an actor that reads the source score: add "
+                                  "source_score to agent.actor_features ('{}') or set the gain to 0",
+                                  c.agent.source_gain, read));
 }
 
 [[noreturn]] void rethrow_unknown(const std::string& raw) {

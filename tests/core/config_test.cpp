@@ -74,6 +74,12 @@ TEST(Config, OutOfRangeOrMalformedValuesNameTheKey) {
   expect_config_error([] { parse({"--mode", "collect", "--proxy.d_model=abc"}); }, {"proxy.d_model"});
   expect_config_error([] { parse_ini_text("[proxy]\nn_layers = two\n"); }, {"proxy.n_layers"});
   expect_config_error([] { parse({"--mode", "collect", "--proxy.d_model=64", "--proxy.n_heads=3"}); }, {"'proxy.n_heads'"});
+  // A source gain needs an actor that reads the source score.
+  expect_config_error(
+      [] { parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=progress,is_target"}); },
+      {"'agent.source_gain'", "source_score"});
+  EXPECT_EQ(parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=all"}).config.agent.source_gain,
+            8.0);
   expect_config_error([] { parse({"--mode", "fly"}); }, {"--mode 'fly'", "pipeline"});
   expect_config_error([] { parse({"--mode", "collect", "--config", "/nonexistent/dma.ini"}); }, {"/nonexistent/dma.ini"});
 }

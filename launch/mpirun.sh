@@ -33,6 +33,8 @@ fi
 # Idle OpenMP threads must sleep, not spin: ranks share cores, and a spinning team made a
 # 2-thread proxy step 5-25x slower on a busy 2-core machine (measured).
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
+# shellcheck source=launch/blas-env.sh
+. "$root/launch/blas-env.sh"
 # shellcheck disable=SC2206  # DMA_MPIRUN_ARGS is a list of words on purpose
 extra=(${DMA_MPIRUN_ARGS:-})
 exec mpirun "${args[@]}" "${extra[@]}" "$bin" "$@"

@@ -12,6 +12,8 @@ cmake --build "$BUILD_DIR" -j "$(nproc)"
 built=$(date +%s)
 echo "test.sh: build took $((built - start)) s"
 
+# shellcheck source=launch/blas-env.sh
+. launch/blas-env.sh  # tests train real models: OpenBLAS on its fast kernels
 cd "$BUILD_DIR"
 status=0
 ctest --output-on-failure -j "$(nproc)" "$@" || status=$?

@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
+#include "dma/error.hpp"
 #include "dma/progress.hpp"
 #include "dma/seed.hpp"
 
@@ -152,6 +153,11 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
   episode_state_cols_ = s_.actor_mask * (1 - actor_input_mask(s_.history, "is_target,progress"));
   source_nudge_ = torch::zeros({s_.shape.in_features});
   const auto source_col = step_feature_column("source_score");  // the newest step's block comes first
+  // config.cpp checks agent.actor_features, but continued training acts on the checkpoint's mask.
+  if (c_.source_gain > 0 && s_.actor_mask[source_col].item<float>() == 0)
+    throw ConfigError(fmt::format("agent.source_gain = {} needs an actor that reads source_score, and this checkpoint's "
+                                  "actor does not: set agent.source_gain=0 to continue it, or train a new agent",
+                                  c_.source_gain));
   source_nudge_[source_col] = kSourceNudge / s_.norm.std[source_col].item<double>();
   for (const auto& g : ds_.groups) {
     if (c_.bc_decorrelate) index_clone_rows_by_step(g);

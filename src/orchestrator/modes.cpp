@@ -1,4 +1,6 @@
 // dma_orchestrate's modes. The learner drives; workers serve episode phases until done.
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -340,6 +342,18 @@ int run_learner(RunContext& ctx) {
   throw ConfigError(fmt::format("--mode '{}' is not valid: use pretrain|collect|train-agent|iterate|evaluate|pipeline", mode));
 }
 
+/// Debian 12's OpenBLAS takes some newer CPUs for generic ones and runs its Prescott kernels,
+/// 3-4x slower here (launch/blas-env.sh, which launch/mpirun.sh sources, fixes that).
+void warn_if_generic_blas() {
+  using CoreName = char* (*)();
+  const auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (!corename || std::string(corename()) != "Prescott" || !__builtin_cpu_supports("avx2")) return;
+  log_line(fmt::format("warning: OpenBLAS runs its generic Prescott kernels on this CPU, which has {}: proxy steps "
+                       "are 3-4x slower; set OPENBLAS_CORETYPE={} (launch/mpirun.sh does)",
+                       __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2",
+                       __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell"));
+}
+
 }  // namespace
 
 int run_orchestrator(const Config& config, MpiSession& mpi) {
@@ -350,7 +364,10 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
                                   config.mode));
   Config effective = config;
   if (effective.proxy.threads == 0) effective.proxy.threads = cores_per_rank(mpi);
-  if (mpi.rank() == 0) prepare_run_dir(effective.run.dir);
+  if (mpi.rank() == 0) {
+    prepare_run_dir(effective.run.dir);
+    warn_if_generic_blas();
+  }
   RunContext ctx{effective, mpi, nullptr, DomainSpace::open(effective.data.space), config.proxy.threads == 0};
   if (mpi.size() > 1) ctx.collective = make_collective(effective.comm, mpi);
   register_agent_policy();

@@ -252,6 +252,22 @@ TEST(Agent, ASourceGainMakesALowerSourceScoreAskForLessTarget) {
       << "every state's gain is near 4 or above: " << ::testing::PrintToString(held);
 }
 
+// The config check sees agent.actor_features; continued training must check the checkpoint's.
+TEST(Agent, ContinuingAnActorBlindToTheSourceScoreWithAGainIsRefused) {
+  const auto store = constant_share_store();
+  TempDir dir;
+  const Config blind = tiny_config("agent.bc_steps=5\nagent.cql_steps=5\nagent.actor_features=is_target,progress");
+  train_agent_offline(blind, {store}, dir.file("blind.pt"));
+  const Config gain = tiny_config("agent.cql_steps=5\nagent.source_gain=4");
+  try {
+    train_agent_offline(gain, {store}, dir.file("more.pt"), dir.file("blind.pt"));
+    FAIL() << "continuing a source-blind actor with a gain was accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("agent.source_gain=0"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("more.pt")));
+}
+
 // --- CQL --------------------------------------------------------------------------------
 
 // How an episode's target losses behave: they start at `start` times the base losses and

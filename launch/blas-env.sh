@@ -3,15 +3,17 @@
 # AVX-512 FP16) and falls back to its generic "Prescott" kernels: matrix products 5x slower,
 # a proxy step 3-4x slower. When it does that on a CPU with AVX-512 or AVX2, name the kernel
 # family the CPU supports. An OPENBLAS_CORETYPE already set is kept; nothing changes where
-# OpenBLAS detects the CPU itself or where libblas.so.3 is not OpenBLAS.
+# OpenBLAS detects the CPU itself or where libblas.so.3 is not OpenBLAS. DMA_CPUINFO (default
+# /proc/cpuinfo) lets the test give it another CPU's flags.
 dma_blas_coretype() {
   [ -n "${OPENBLAS_CORETYPE:-}" ] && return 0
-  [ -r /proc/cpuinfo ] && command -v python3 > /dev/null || return 0
+  local cpuinfo=${DMA_CPUINFO:-/proc/cpuinfo}
+  [ -r "$cpuinfo" ] && command -v python3 > /dev/null || return 0
   local detected
   detected=$(OPENBLAS_VERBOSE=2 python3 -c "import ctypes; ctypes.CDLL('libblas.so.3')" 2>&1 | sed -n 's/^Core: //p') || return 0
   [ "$detected" = "Prescott" ] || return 0
   local flags
-  flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) " || return 0
+  flags=" $(grep -m1 '^flags' "$cpuinfo" | cut -d: -f2) " || return 0
   local want=""
   if [[ $flags == *" avx512f "* && $flags == *" avx512bw "* && $flags == *" avx512vl "* && $flags == *" avx512dq "* ]]; then
     want=SkylakeX

@@ -348,10 +348,12 @@ void warn_if_generic_blas() {
   using CoreName = char* (*)();
   const auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
   if (!corename || std::string(corename()) != "Prescott" || !__builtin_cpu_supports("avx2")) return;
+  // The same choice as launch/blas-env.sh: SkylakeX needs the AVX-512 subsets its kernels use.
+  const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
   log_line(fmt::format("warning: OpenBLAS runs its generic Prescott kernels on this CPU, which has {}: proxy steps "
                        "are 3-4x slower; set OPENBLAS_CORETYPE={} (launch/mpirun.sh does)",
-                       __builtin_cpu_supports("avx512f") ? "AVX-512" : "AVX2",
-                       __builtin_cpu_supports("avx512f") ? "SkylakeX" : "Haswell"));
+                       avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell"));
 }
 
 }  // namespace

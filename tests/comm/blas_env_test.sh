@@ -9,27 +9,28 @@ fake=$(mktemp -d /tmp/dma_blas_env_XXXXXX)
 trap 'rm -rf "$fake"' EXIT
 fail() { echo "blas_env_test: FAIL: $*"; exit 1; }
 
-# coretype REPORT [preset]: OPENBLAS_CORETYPE after sourcing, with python3 reporting REPORT
+# coretype REPORT FLAGS [preset]: OPENBLAS_CORETYPE after sourcing, with python3 reporting
+# REPORT on a CPU with FLAGS
 coretype() {
   printf '#!/bin/sh\n%s\n' "$1" > "$fake/python3"
   chmod +x "$fake/python3"
-  env -u OPENBLAS_CORETYPE ${2:+OPENBLAS_CORETYPE=$2} PATH="$fake:$PATH" \
+  printf 'flags\t\t: %s\n' "$2" > "$fake/cpuinfo"
+  env -u OPENBLAS_CORETYPE ${3:+OPENBLAS_CORETYPE=$3} PATH="$fake:$PATH" DMA_CPUINFO="$fake/cpuinfo" \
     bash -c 'set -euo pipefail; . "$1" 2>/dev/null; echo "${OPENBLAS_CORETYPE:-unset}"' _ "$blas_env"
 }
-
-flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
-expected=unset
-if [[ $flags == *" avx512f "* && $flags == *" avx512bw "* && $flags == *" avx512vl "* && $flags == *" avx512dq "* ]]; then
-  expected=SkylakeX
-elif [[ $flags == *" avx2 "* && $flags == *" fma "* ]]; then
-  expected=Haswell
-fi
-got=$(coretype 'echo "Core: Prescott" >&2')
-[ "$got" = "$expected" ] || fail "generic kernels on this CPU gave '$got', expected '$expected'"
-got=$(coretype 'echo "Core: Haswell" >&2')
-[ "$got" = unset ] || fail "OpenBLAS that knows the CPU was overridden with '$got'"
-got=$(coretype 'echo "Core: Prescott" >&2' Zen)
-[ "$got" = Zen ] || fail "a preset OPENBLAS_CORETYPE became '$got'"
-got=$(coretype 'exit 1')
-[ "$got" = unset ] || fail "a python3 that fails gave '$got'"
-echo "blas_env_test: PASS (this CPU: $expected)"
+generic='echo "Core: Prescott" >&2'
+avx512='fpu sse2 avx avx2 fma avx512f avx512dq avx512cd avx512bw avx512vl'
+avx2='fpu sse2 avx avx2 fma'
+expect() {  # expect WANT REPORT FLAGS [preset]
+  local got
+  got=$(coretype "$2" "$3" "${4:-}")
+  [ "$got" = "$1" ] || fail "report '$2', flags '$3', preset '${4:-}': got '$got', expected '$1'"
+}
+expect SkylakeX "$generic" "$avx512"
+expect Haswell "$generic" "$avx2"
+expect Haswell "$generic" "fpu sse2 avx avx2 fma avx512f"  # AVX-512 without bw/vl/dq
+expect unset "$generic" "fpu sse2 sse4_2 avx"              # nothing better than generic
+expect unset 'echo "Core: Haswell" >&2' "$avx512"          # OpenBLAS knew the CPU
+expect Zen "$generic" "$avx512" Zen                        # a preset value is kept
+expect unset 'exit 1' "$avx512"                            # python3 fails: nothing, no exit
+echo "blas_env_test: PASS"

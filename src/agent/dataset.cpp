@@ -113,28 +113,36 @@ bool is_val(size_t store_index, std::int64_t id, const DatasetOptions& o) {
   return static_cast<double>(h >> 11) * 0x1.0p-53 < o.val_fraction;
 }
 
-// Marks the top bc_top_q of complete training episodes (at least one); the validation
-// episodes at least as good as the worst cloned one form the validation BC set.
-void mark_top(Dataset& ds, double q) {
-  std::vector<size_t> train;
-  for (size_t i = 0; i < ds.episodes.size(); ++i)
-    if (ds.episodes[i].complete && !ds.episodes[i].val) train.push_back(i);
+// Marks the top bc_top_q of one store's complete training episodes (at least one); its
+// validation episodes at least as good as the worst cloned one form the validation BC set.
+// Each store is ranked on its own: stores of different domain spaces score on different
+// scales, and a pooled ranking would clone only the space that scores highest.
+void mark_top_of_store(std::vector<EpisodeInfo*>& store, double q) {
+  std::vector<EpisodeInfo*> train;
+  for (auto* e : store)
+    if (e->complete && !e->val) train.push_back(e);
   if (train.empty())
-    for (size_t i = 0; i < ds.episodes.size(); ++i)
-      if (!ds.episodes[i].val) train.push_back(i);  // only interrupted episodes: clone the best of them
-  std::sort(train.begin(), train.end(), [&](size_t a, size_t b) { return ds.episodes[a].ret > ds.episodes[b].ret; });
+    for (auto* e : store)
+      if (!e->val) train.push_back(e);  // only interrupted episodes: clone the best of them
+  if (train.empty()) return;            // a store of validation episodes only
+  std::sort(train.begin(), train.end(), [](const EpisodeInfo* a, const EpisodeInfo* b) { return a->ret > b->ret; });
   const size_t n = std::max<size_t>(1, static_cast<size_t>(std::ceil(q * static_cast<double>(train.size()))));
   double threshold = 0;
   for (size_t k = 0; k < std::min(n, train.size()); ++k) {
-    ds.episodes[train[k]].top = true;
-    threshold = ds.episodes[train[k]].ret;
+    train[k]->top = true;
+    threshold = train[k]->ret;
   }
-  bool any_val_top = false;
-  for (auto& e : ds.episodes)
-    if (e.val && e.complete && e.ret >= threshold) e.top = any_val_top = true;
-  if (!any_val_top)  // no validation episode is that good: validate BC on all of them
+  for (auto* e : store)
+    if (e->val && e->complete && e->ret >= threshold) e->top = true;
+}
+
+void mark_top(Dataset& ds, double q) {
+  std::map<std::string, std::vector<EpisodeInfo*>> by_store;
+  for (auto& e : ds.episodes) by_store[e.store].push_back(&e);
+  for (auto& [name, store] : by_store) mark_top_of_store(store, q);
+  if (std::none_of(ds.episodes.begin(), ds.episodes.end(), [](const EpisodeInfo& e) { return e.val && e.top; }))
     for (auto& e : ds.episodes)
-      if (e.val) e.top = true;
+      if (e.val) e.top = true;  // no validation episode is that good: validate BC on all of them
 }
 
 torch::Tensor rows_where(const torch::Tensor& mask) { return mask.nonzero().view(-1); }

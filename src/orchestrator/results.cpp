@@ -14,6 +14,7 @@ namespace {
 
 struct Acc {
   std::vector<double> source, target, balanced, math;
+  std::map<std::uint64_t, double> balanced_by_seed;
   int failed = 0;
 };
 
@@ -54,9 +55,21 @@ const PolicyResult* agent_row(const std::vector<PolicyResult>& rows) {
   return nullptr;
 }
 
-/// "agent - row" and the standard error of that difference (Welch), or "" without an agent.
+/// "agent - row" and the standard error of that difference, or "" without an agent. Paired by
+/// seed over the seeds both ran: the policies of one evaluation share seeds (the same data
+/// order and proxy noise), so the seed's effect cancels. Welch's unpaired error where fewer
+/// than two seeds are shared.
 std::string agent_minus(const PolicyResult* agent, const PolicyResult& r) {
   if (!agent || agent == &r || r.episodes == 0) return "";
+  std::vector<double> diffs;
+  for (const auto& [seed, score] : r.balanced_by_seed)
+    if (const auto it = agent->balanced_by_seed.find(seed); it != agent->balanced_by_seed.end())
+      diffs.push_back(it->second - score);
+  if (diffs.size() >= 2) {
+    double mean = 0, sd = 0;
+    mean_std(diffs, mean, sd);
+    return fmt::format("{:+.4f} ± {:.4f}", mean, sd / std::sqrt(static_cast<double>(diffs.size())));
+  }
   const double se = std::sqrt(agent->balanced_std * agent->balanced_std / agent->episodes +
                               r.balanced_std * r.balanced_std / r.episodes);
   return fmt::format("{:+.4f} ± {:.4f}", agent->balanced_mean - r.balanced_mean, se);
@@ -66,6 +79,8 @@ std::string agent_minus(const PolicyResult* agent, const PolicyResult& r) {
 std::string footer(const std::vector<PolicyResult>& rows) {
   std::string out = fmt::format("pooled standard error of the balanced score (all policies but random): {:.4f}\n",
                                 pooled_se(rows));
+  if (agent_row(rows))
+    out += "agent - policy: the mean difference over the seeds both ran, ± its standard error (paired by seed)\n";
   const PolicyResult* best = nullptr;
   for (const auto& r : rows)
     if (r.oracle && r.episodes > 0 && (!best || r.balanced_mean > best->balanced_mean)) best = &r;
@@ -91,6 +106,7 @@ std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalCon
     a.source.push_back(s.source);
     a.target.push_back(s.target);
     a.balanced.push_back(balanced_score(s, eval));
+    a.balanced_by_seed.emplace(e.seed, a.balanced.back());
     if (last.math_accuracy >= 0) a.math.push_back(last.math_accuracy);
   }
   std::vector<PolicyResult> out;
@@ -102,6 +118,7 @@ std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalCon
     r.listed = std::find(listed.begin(), listed.end(), p) != listed.end();
     r.episodes = static_cast<int>(a.balanced.size());
     r.failed = a.failed;
+    r.balanced_by_seed = a.balanced_by_seed;
     mean_std(a.source, r.source_mean, r.source_std);
     mean_std(a.target, r.target_mean, r.target_std);
     mean_std(a.balanced, r.balanced_mean, r.balanced_std);

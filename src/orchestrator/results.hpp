@@ -1,6 +1,8 @@
 #pragma once
 // Final scores per policy from a store, as the comparison table of `evaluate` and the
 // summary at the end of `collect`.
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,7 @@ struct PolicyResult {
   double target_mean = 0, target_std = 0;
   double balanced_mean = 0, balanced_std = 0;
   double math_mean = -1;      // -1: not measured
+  std::map<std::uint64_t, double> balanced_by_seed;  // complete episodes' balanced score by seed
 };
 
 /// Reads every complete episode's final row; policies in first-seen order (or `order`).

@@ -18,6 +18,7 @@
 // The agent's internals the tests below reach directly: the actor's input mask, the token
 // normaliser and the checkpoint state.
 #include "../../src/agent/checkpoint.hpp"
+#include "../../src/agent/dataset.hpp"
 #include "../../src/agent/features.hpp"
 #include "support/compare.hpp"
 
@@ -199,6 +200,51 @@ OfflineStore constant_share_store() {
   return store;
 }
 
+// Stores of different domain spaces score on different scales: cloning takes each store's
+// best bc_top_q, so a store whose every episode scores below the other's is cloned too.
+TEST(Agent, EachStoreClonesItsOwnBestEpisodes) {
+  SimSpace sp;
+  sp.horizon = 8;
+  const auto h = sim_header(sp);
+  const std::vector<double> within(h.token_shares.begin(), h.token_shares.end());
+  auto constant_shares = [&](const std::string& name, double low, double high, std::uint64_t seed) {
+    OfflineStore s;
+    s.name = name;
+    s.header = h;
+    for (int i = 0; i < 12; ++i) {
+      const double share = low + (high - low) * i / 11.0;
+      auto constant = [&](int, const std::vector<std::vector<float>>&) { return mix(h, share, within); };
+      auto ep = run_sim_episode(sp, h, EvalConfig{}, i, seed + static_cast<std::uint64_t>(i), constant, "fixed");
+      s.episodes.push_back(ep.record);
+      s.rows.push_back(ep.rows);
+    }
+    return s;
+  };
+  agent::DatasetOptions opt;
+  opt.val_fraction = 0;
+  opt.bc_top_q = 0.25;
+  // "spent" overspends the source budget in every episode.
+  const auto ds = agent::build_dataset({constant_shares("kept", 0.3, 0.6, 500), constant_shares("spent", 0.9, 0.99, 700)}, opt);
+  std::map<std::string, std::vector<const agent::EpisodeInfo*>> by_store;
+  for (const auto& e : ds.episodes) by_store[e.store].push_back(&e);
+  ASSERT_EQ(by_store.size(), 2u);
+  double kept_worst = 1e9, spent_best = -1e9;
+  for (const auto* e : by_store["kept"]) kept_worst = std::min(kept_worst, e->ret);
+  for (const auto* e : by_store["spent"]) spent_best = std::max(spent_best, e->ret);
+  ASSERT_LT(spent_best, kept_worst) << "premise: a pooled ranking would clone only the first store";
+  for (const auto& [name, episodes] : by_store) {
+    double worst_top = 1e9, best_other = -1e9;
+    int top = 0;
+    for (const auto* e : episodes) {
+      top += e->top;
+      if (e->top) worst_top = std::min(worst_top, e->ret);
+      else best_other = std::max(best_other, e->ret);
+    }
+    EXPECT_EQ(top, 3) << name << ": a quarter of its 12 episodes";
+    EXPECT_GE(worst_top, best_other) << name << ": its best episodes";
+  }
+}
+
 TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
   const auto store = constant_share_store();
   const auto& h = store.header;
@@ -239,8 +285,9 @@ TEST(Agent, ASourceGainMakesALowerSourceScoreAskForLessTarget) {
         auto up = store.rows[static_cast<size_t>(e)][static_cast<size_t>(step)].observation, down = up;
         up[obs::kSourceScore] += 0.01f;
         down[obs::kSourceScore] -= 0.01f;
-        out.push_back((target_share(h, act_once(*policy, up, ++id, step)) -
-                       target_share(h, act_once(*policy, down, ++id, step))) / 0.02);
+        const double share_up = target_share(h, act_once(*policy, up, ++id, step));
+        const double share_down = target_share(h, act_once(*policy, down, ++id, step));
+        out.push_back((share_up - share_down) / 0.02);
       }
     return out;
   };

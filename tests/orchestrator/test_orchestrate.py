@@ -417,6 +417,23 @@ class TestModes(unittest.TestCase):
         a, b = by_candidate.values()
         self.assertEqual(a, b, "both candidates are rolled out on the same seeds")
         self.assertEqual(len(a), 2)
+        # The table's "agent - policy" pairs the candidates by seed: recomputed here from each
+        # episode's last row under the budget score (test-tiny.ini keeps the default score).
+        final = {}
+        with h5py.File(os.path.join(d, "selection.h5"), "r", swmr=True) as f:
+            for policy, seed, start, n in zip(e["policy"], e["seed"], e["start"], e["length"]):
+                last = int(start) + int(n) - 1
+                source, target = float(f["infos/source_score"][last]), float(f["infos/target_score"][last])
+                final.setdefault(policy.decode(), {})[int(seed)] = target - 4.0 * max(0.0, -source - 0.02)
+        first, second = (final["agent:%s/agent-candidate-%d.pt" % (d, k)] for k in range(2))
+        diffs = [first[s] - second[s] for s in sorted(first)]
+        md = open(os.path.join(d, "selection.md")).read()
+        row = next(line for line in md.splitlines() if "agent-candidate-1.pt" in line)
+        shown = re.search(r"\| ([+-]\d+\.\d+) ± (\d+\.\d+) \|$", row)
+        self.assertIsNotNone(shown, row)
+        self.assertAlmostEqual(float(shown.group(1)), float(np.mean(diffs)), delta=1e-4)
+        self.assertAlmostEqual(float(shown.group(2)), float(np.std(diffs, ddof=1) / np.sqrt(2)), delta=1e-4)
+        self.assertIn("paired by seed", md)
 
     def test_pipeline_skips_finished_stages(self):
         d = fresh_run_dir("pipeline", with_base=False)

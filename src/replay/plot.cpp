@@ -3,6 +3,8 @@
 //   scores.svg            source, target and balanced score per step (3P series)
 //   target_share.svg      target-field share of the weights per step (P series; a fixed:
 //                         policy is a flat reference line, e.g. the oracle's best share)
+//   spending.svg          final balanced against final source score, one point per policy
+//                         (P series; the fixed: shares joined as the frontier of static mixes)
 //   rewards.svg           distribution of per-step rewards (P series)
 //   returns.svg           distribution of episode returns (P series)
 #include <algorithm>
@@ -235,6 +237,75 @@ std::string plot_target_share(const StoreData& d, const Groups& groups, const st
   return path;
 }
 
+/// `fixed:<share>` (one number, the target share) or -1.
+double fixed_share_of(const std::string& policy) {
+  if (policy.rfind("fixed:", 0) != 0) return -1;
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(policy.substr(6), &used);
+    return used == policy.size() - 6 ? v : -1;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+/// Final balanced score against final source score, a point (± one std bars) per policy. The
+/// fixed target shares are joined in order of share: a policy above that line scores more
+/// than a static mix spending the same source, one on it only spends differently. Under the
+/// budget score a dashed line marks the tolerance.
+std::string plot_spending(const StoreData& d, const Groups& groups, const std::string& dir) {
+  struct Point {
+    Stats source, balanced;
+  };
+  std::vector<Point> pts;
+  double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
+  for (const auto& [name, eps] : groups) {
+    std::vector<double> s, b;
+    for (const auto* e : eps) {
+      s.push_back(e->final_source());
+      b.push_back(e->final_balanced());
+    }
+    pts.push_back({stats(s), stats(b)});
+    xlo = std::min(xlo, pts.back().source.mean - pts.back().source.std);
+    xhi = std::max(xhi, pts.back().source.mean + pts.back().source.std);
+    ylo = std::min(ylo, pts.back().balanced.mean - pts.back().balanced.std);
+    yhi = std::max(yhi, pts.back().balanced.mean + pts.back().balanced.std);
+  }
+  const bool budget = d.eval.score == "budget";
+  if (budget) {  // the tolerance stays in view
+    xlo = std::min(xlo, -d.eval.budget_tolerance);
+    xhi = std::max(xhi, -d.eval.budget_tolerance);
+  }
+  const double px = 0.05 * (xhi - xlo + 1e-6), py = 0.05 * (yhi - ylo + 1e-6);
+  Canvas c(790 + legend_width(groups), 460, "final balanced score against final source score");
+  Axes ax(70, 40, 700, 350, xlo - px, xhi + px, ylo - py, yhi + py);
+  ax.draw(c, fmt::format("final balanced ({}) against final source score", d.eval.score), "final source score",
+          "final balanced score");
+  if (budget) {
+    const double x = ax.px(-d.eval.budget_tolerance);
+    c.line(x, ax.py(yhi + py), x, ax.py(ylo - py), "#888888", 1, "stroke-dasharray=\"5,4\" class=\"budget\"");
+  }
+  std::vector<std::pair<double, std::size_t>> fixed;
+  for (std::size_t i = 0; i < groups.size(); ++i)
+    if (const double share = fixed_share_of(groups[i].first); share >= 0) fixed.push_back({share, i});
+  std::sort(fixed.begin(), fixed.end());
+  Points frontier;
+  for (const auto& [share, i] : fixed) frontier.push_back({ax.px(pts[i].source.mean), ax.py(pts[i].balanced.mean)});
+  if (frontier.size() > 1) c.polyline(frontier, "#999999", 1.5, "class=\"frontier\"");
+  for (std::size_t i = 0; i < groups.size(); ++i) {
+    const auto& p = pts[i];
+    const std::string col = svg::colour(i, groups.size());
+    const double x = ax.px(p.source.mean), y = ax.py(p.balanced.mean);
+    c.line(ax.px(p.source.mean - p.source.std), y, ax.px(p.source.mean + p.source.std), y, col, 1);
+    c.line(x, ax.py(p.balanced.mean - p.balanced.std), x, ax.py(p.balanced.mean + p.balanced.std), col, 1);
+    c.circle(x, y, 5, col, series_attr(groups[i].first));
+  }
+  policy_legend(c, 790, 40, groups);
+  const std::string path = (fs::path(dir) / "spending.svg").string();
+  c.save(path);
+  return path;
+}
+
 /// Overlaid step histograms of `values` per policy (fraction of each policy's values).
 std::string plot_histograms(const std::vector<std::pair<std::string, std::vector<double>>>& values,
                             const std::string& title, const std::string& xlabel, const std::string& path) {
@@ -321,6 +392,7 @@ std::vector<std::string> plot(const std::string& store, const std::string& out_d
   for (const auto& [name, eps] : groups) files.push_back(plot_weights(d, name, eps, out_dir));
   files.push_back(plot_scores(d, groups, out_dir));
   files.push_back(plot_target_share(d, groups, out_dir));
+  files.push_back(plot_spending(d, groups, out_dir));
   std::vector<std::pair<std::string, std::vector<double>>> rewards, returns;
   for (const auto& [name, eps] : groups) {
     rewards.push_back({name, {}});

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
@@ -230,7 +231,7 @@ TEST(ReplayPlot, SvgsRenderWithTheExpectedSeries) {
   TempDir dir;
   const auto store = make_test_store(dir);
   const auto files = replay::plot(store, dir.file("plots"));
-  ASSERT_EQ(files.size(), 3u + 4u);  // 3 weight pictures, scores, target_share, rewards, returns
+  ASSERT_EQ(files.size(), 3u + 5u);  // 3 weight pictures, scores, target_share, spending, rewards, returns
   const int d = 4, p = 3;
   std::set<std::string> names;
   for (const auto& f : files) {
@@ -241,6 +242,7 @@ TEST(ReplayPlot, SvgsRenderWithTheExpectedSeries) {
     EXPECT_EQ(r.status, 0) << r.out;
   }
   EXPECT_EQ(names.count("target_share.svg"), 1u);
+  EXPECT_EQ(names.count("spending.svg"), 1u);
   // A 52-domain space (the paper's) still gets one distinct, rendered colour per domain.
   const auto big = dir.file("big.h5");
   {
@@ -279,18 +281,24 @@ std::string make_fixed_share_store(const TempDir& dir, const std::vector<double>
   return path;
 }
 
-TEST(ReplayPlot, TargetShareOfAFixedPolicyIsAFlatLineAtItsShare) {
-  TempDir dir;
-  const std::vector<double> shares{0.25, 0.7};
+/// Plots a store of `fixed:<share>` episodes and returns the text of picture `name`, after
+/// check_svg.py found one series per share in it.
+std::string fixed_share_picture(const TempDir& dir, const std::vector<double>& shares, const std::string& name) {
   const auto files = replay::plot(make_fixed_share_store(dir, shares), dir.file("plots"));
-  const auto it = std::find_if(files.begin(), files.end(), [](const std::string& f) {
-    return std::filesystem::path(f).filename() == "target_share.svg";
-  });
-  ASSERT_NE(it, files.end());
+  const auto it = std::find_if(files.begin(), files.end(),
+                               [&](const std::string& f) { return std::filesystem::path(f).filename() == name; });
+  if (it == files.end()) ADD_FAILURE() << name << " was not drawn";
+  if (it == files.end()) return "";
   const auto r = sh(fmt::format("/usr/bin/python3 {}/tests/replay/check_svg.py {} {}", kSrc, *it, shares.size()));
   EXPECT_EQ(r.status, 0) << r.out;
   std::ifstream in(*it);
-  const std::string text{std::istreambuf_iterator<char>(in), {}};
+  return {std::istreambuf_iterator<char>(in), {}};
+}
+
+TEST(ReplayPlot, TargetShareOfAFixedPolicyIsAFlatLineAtItsShare) {
+  TempDir dir;
+  const std::vector<double> shares{0.25, 0.7};
+  const std::string text = fixed_share_picture(dir, shares, "target_share.svg");
   // The axes frame gives the y of shares 0 (bottom) and 1 (top).
   std::smatch frame;
   const std::regex frame_re(R"re(<rect x="[0-9.]+" y="([0-9.]+)" width="[0-9.]+" height="([0-9.]+)" fill="none")re");
@@ -309,6 +317,28 @@ TEST(ReplayPlot, TargetShareOfAFixedPolicyIsAFlatLineAtItsShare) {
       EXPECT_NEAR(y, top + height * (1 - share), 0.11) << share << " point " << pt;
     }
     EXPECT_EQ(n, testing::synthetic_header({}).horizon) << share;
+  }
+}
+
+TEST(ReplayPlot, SpendingJoinsTheFixedSharesInOrderOfShareAndMarksTheBudget) {
+  TempDir dir;
+  const std::vector<double> shares{0.7, 0.25, 0.5};  // stored out of order
+  const std::string text = fixed_share_picture(dir, shares, "spending.svg");
+  EXPECT_NE(text.find("class=\"budget\""), std::string::npos) << "the budget score's tolerance is marked";
+  std::smatch frontier;
+  ASSERT_TRUE(std::regex_search(text, frontier, std::regex(R"re(<polyline points="([^"]*)"[^>]*class="frontier")re")))
+      << text;
+  std::istringstream pts(frontier[1].str());
+  std::vector<std::string> joined{std::istream_iterator<std::string>(pts), {}};
+  ASSERT_EQ(joined.size(), shares.size());
+  const std::vector<double> sorted{0.25, 0.5, 0.7};
+  for (std::size_t k = 0; k < sorted.size(); ++k) {
+    std::smatch point;
+    const std::regex circle(fmt::format(R"re(<circle cx="([0-9.]+)" cy="([0-9.]+)"[^>]*data-name="fixed:{}")re", sorted[k]));
+    ASSERT_TRUE(std::regex_search(text, point, circle)) << sorted[k];
+    const auto comma = joined[k].find(',');
+    EXPECT_NEAR(std::stod(joined[k].substr(0, comma)), std::stod(point[1]), 0.15) << "frontier point " << k;
+    EXPECT_NEAR(std::stod(joined[k].substr(comma + 1)), std::stod(point[2]), 0.15) << "frontier point " << k;
   }
 }
 

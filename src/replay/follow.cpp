@@ -1,4 +1,5 @@
 // `follow`: a live view of a store while a run writes it (SWMR reader, refreshed).
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -6,6 +7,7 @@
 #include <optional>
 #include <ostream>
 #include <thread>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -19,16 +21,32 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+constexpr unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+/// A store being created is empty, or holds a partial superblock, for a moment.
+constexpr double kCreationGrace_s = 2.0;
+
+/// The file's first bytes (fewer when it is shorter).
+std::vector<unsigned char> head(const std::string& path, std::size_t n) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<unsigned char> b(n);
+  in.read(reinterpret_cast<char*>(b.data()), static_cast<std::streamsize>(n));
+  b.resize(static_cast<std::size_t>(std::max<std::streamsize>(0, in.gcount())));
+  return b;
+}
+
 /// True while a writer holds the file: the superblock's (v2/v3) status flags, read directly,
 /// because HDF5 refuses a second open of a file this process already reads in SWMR mode.
 bool writer_active(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  unsigned char sb[12] = {};
-  if (!in.read(reinterpret_cast<char*>(sb), sizeof sb)) return false;
-  static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-  if (!std::equal(sb, sb + 8, kSignature) || sb[8] < 2) return false;
+  const auto sb = head(path, 12);
+  if (sb.size() < 12 || !std::equal(kSignature, kSignature + 8, sb.begin()) || sb[8] < 2) return false;
   constexpr unsigned char kWriteAccess = 0x01, kSwmrWriteAccess = 0x04;
   return (sb[11] & (kWriteAccess | kSwmrWriteAccess)) != 0;
+}
+
+/// True when the file's first 8 bytes are there and are not HDF5's signature.
+bool foreign_file(const std::string& path) {
+  const auto sig = head(path, 8);
+  return sig.size() == 8 && !std::equal(kSignature, kSignature + 8, sig.begin());
 }
 
 struct Status {
@@ -73,6 +91,7 @@ int follow(const std::string& store, const FollowOptions& o, std::ostream& out) 
   const auto interval = std::chrono::duration<double>(std::max(0.05, o.interval_s));
   auto elapsed = [&] { return std::chrono::duration<double>(Clock::now() - start).count(); };
   std::optional<StoreReader> reader;
+  std::optional<double> unreadable_since;
   std::string last_line;
   double last_print = -1e9, last_rows_t = 0;
   std::int64_t last_rows = 0;
@@ -81,7 +100,10 @@ int follow(const std::string& store, const FollowOptions& o, std::ostream& out) 
       try {
         reader.emplace(StoreReader::open(store));
       } catch (const StoreError&) {
-        if (!writer_active(store)) throw;  // a finished but unreadable file: report it
+        // Reported at once when it is another kind of file, and after a grace when no writer
+        // holds it: a run creating its store leaves it empty or partial for a moment.
+        if (!unreadable_since) unreadable_since = elapsed();
+        if (!writer_active(store) && (foreign_file(store) || elapsed() - *unreadable_since >= kCreationGrace_s)) throw;
       }
     }
     // Sample the flags before the refresh: rows the writer flushed before closing are then seen.

@@ -344,10 +344,14 @@ TEST(ReplayPlot, SpendingJoinsTheFixedSharesInOrderOfShareAndMarksTheBudget) {
 
 /// A writer child: one generation of 4 episodes, one flush every `ms` milliseconds; closes
 /// the store and exits when done, or pauses before closing when `hang` (to be killed).
-pid_t spawn_writer(const std::string& path, int ms, bool hang) {
+pid_t spawn_writer(const std::string& path, int ms, bool hang, int delay_ms = 0) {
   const pid_t pid = fork();
   if (pid != 0) return pid;
   try {
+    if (delay_ms > 0) {  // replaces what is at `path` after a while
+      usleep(static_cast<useconds_t>(delay_ms) * 1000);
+      std::filesystem::remove(path);
+    }
     auto w = StoreWriter::create(path, synthetic_header({}));
     std::vector<EpisodeRecord> recs;
     for (int k = 0; k < 4; ++k) recs.push_back({.id = k, .seed = 1, .rank = 1, .policy = "random"});
@@ -383,6 +387,26 @@ TEST(ReplayFollow, EndsWhenTheWriterClosesTheStore) {
   EXPECT_NE(text.find("the run has ended"), std::string::npos);
   // It saw the run in progress: some line shows running episodes with fewer rows.
   EXPECT_NE(text.find(", 4 running"), std::string::npos) << text;
+}
+
+// A run that is creating its store leaves the file empty for a moment: follow waits for it,
+// and reports an empty file only when no writer has come after a grace.
+TEST(ReplayFollow, WaitsForAStoreThatIsStillBeingCreated) {
+  TempDir dir;
+  const auto path = dir.file("new.h5");
+  { std::ofstream touch(path); }
+  const pid_t pid = spawn_writer(path, 20, false, 500);
+  std::ostringstream out;
+  const int rc = replay::follow(path, {.interval_s = 0.05, .timeout_s = 30}, out);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  EXPECT_EQ(rc, 0) << out.str();
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  EXPECT_NE(out.str().find("the run has ended"), std::string::npos) << out.str();
+  const auto empty = dir.file("empty.h5");
+  { std::ofstream touch(empty); }
+  std::ostringstream none;
+  EXPECT_THROW(replay::follow(empty, {.interval_s = 0.05, .timeout_s = 30}, none), StoreError);
 }
 
 TEST(ReplayFollow, TimesOutWhenTheWriterWasKilled) {

@@ -11,10 +11,13 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
+#include <string_view>
 
 #include <fmt/format.h>
 
 #include "dma/error.hpp"
+#include "dma/policy.hpp"
 #include "dma/replay.hpp"
 #include "replay_internal.hpp"
 #include "svg.hpp"
@@ -237,16 +240,11 @@ std::string plot_target_share(const StoreData& d, const Groups& groups, const st
   return path;
 }
 
-/// `fixed:<share>` (one number, the target share) or -1.
-double fixed_share_of(const std::string& policy) {
-  if (policy.rfind("fixed:", 0) != 0) return -1;
-  try {
-    std::size_t used = 0;
-    const double v = std::stod(policy.substr(6), &used);
-    return used == policy.size() - 6 ? v : -1;
-  } catch (const std::exception&) {
-    return -1;
-  }
+/// The target share of a `fixed:<share>` policy; nothing for other policies and for fixed
+/// per-domain mixtures. Numbers are read as the policy specs read them.
+std::optional<double> fixed_share_of(const std::string& policy) {
+  if (policy_kind(policy) != "fixed") return std::nullopt;
+  return parse_number(std::string_view(policy).substr(policy.find(':') + 1));
 }
 
 /// Final balanced score against final source score, a point (± one std bars) per policy. The
@@ -287,7 +285,7 @@ std::string plot_spending(const StoreData& d, const Groups& groups, const std::s
   }
   std::vector<std::pair<double, std::size_t>> fixed;
   for (std::size_t i = 0; i < groups.size(); ++i)
-    if (const double share = fixed_share_of(groups[i].first); share >= 0) fixed.push_back({share, i});
+    if (const auto share = fixed_share_of(groups[i].first)) fixed.push_back({*share, i});
   std::sort(fixed.begin(), fixed.end());
   Points frontier;
   for (const auto& [share, i] : fixed) frontier.push_back({ax.px(pts[i].source.mean), ax.py(pts[i].balanced.mean)});

@@ -76,12 +76,33 @@ def rows_by_episode(path):
     return out
 
 
-def ranks_of(mpirun_pid):
-    """{MPI rank: pid} of the application processes under an mpirun."""
-    found = {}
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
+def parent_pids():
+    """{pid: parent pid} of every process."""
+    parents = {}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
             continue
+        parents[int(pid)] = int(stat[stat.rindex(b")") + 2:].split()[1])  # after "(comm) state"
+    return parents
+
+
+def ranks_of(mpirun_pid):
+    """{MPI rank: pid} of the application processes under this mpirun. Only its descendants:
+    another MPI job on the machine (a user's run beside the tests) must never be touched."""
+    parents = parent_pids()
+
+    def under_mpirun(pid):
+        while pid > 1:
+            pid = parents.get(pid, 0)
+            if pid == mpirun_pid:
+                return True
+        return False
+
+    found = {}
+    for pid in filter(under_mpirun, parents):
         try:
             with open(f"/proc/{pid}/environ", "rb") as f:
                 env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
@@ -89,9 +110,8 @@ def ranks_of(mpirun_pid):
                 cmdline = f.read()
         except OSError:
             continue
-        if b"dma_orchestrate" in cmdline and b"OMPI_COMM_WORLD_RANK" in env and b"mpirun" not in cmdline.split(b"\0")[0]:
-            if int(pid) != mpirun_pid:
-                found[int(env[b"OMPI_COMM_WORLD_RANK"])] = int(pid)
+        if b"dma_orchestrate" in cmdline and b"OMPI_COMM_WORLD_RANK" in env:
+            found[int(env[b"OMPI_COMM_WORLD_RANK"])] = pid
     return found
 
 

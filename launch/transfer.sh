@@ -8,7 +8,7 @@
 # Usage: AGENT=runs/study/agent.pt RUN_DIR=runs/transfer-large launch/transfer.sh \
 #          [dma_orchestrate options for the new setting, e.g. --proxy.n_layers=3 --proxy.d_model=96]
 # Env: PREPARE_ARGS (extra `dma_prepare demo` options, e.g. "--categories art,linux,wisdom"),
-#      SEEDS (evaluation seeds, default 8), EVAL_SEED_OFFSET (default 15000000, as study.sh),
+#      SEEDS (evaluation seeds, default 8), EVAL_SEED_OFFSET (default 16000000, as study.sh),
 #      REGMIX_TRAJECTORIES (default 32), RANKS (default 3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +25,6 @@ COLLECT_POLICIES=random launch/space.sh "$RUN_DIR" "${REGMIX_TRAJECTORIES:-32}" 
 cp "$AGENT" "$RUN_DIR/agent.pt"  # the same weights: nothing is trained in this setting
 launch/mpirun.sh "$RANKS" --config configs/demo.ini --run.dir="$RUN_DIR" --data.space="$RUN_DIR/data.space" \
   --mode evaluate --resume --evaluate.policies="$policies" --evaluate.oracle="$oracle" \
-  --evaluate.seeds="$SEEDS" --evaluate.seed_offset="${EVAL_SEED_OFFSET:-15000000}" "$@"
+  --evaluate.seeds="$SEEDS" --evaluate.seed_offset="${EVAL_SEED_OFFSET:-16000000}" "$@"
 build/bin/dma_replay plot "$RUN_DIR/eval.h5" --out "$RUN_DIR/plots"
 echo "transfer: table $RUN_DIR/eval.md; plots $RUN_DIR/plots/*.svg; took $(( $(date +%s) - start )) s"

@@ -15,8 +15,8 @@
 # Seeds: the standard error pooled over all 16 policies (dominated by target-only's spread)
 # is about 0.0145 at 8 seeds, 0.006-0.007 at 32 and 0.0046 at 48. Seeds 5000000.. to
 # 8000000.. were looked at while the agent's method was chosen (issue 5's notes); 9000000..,
-# 10000000.., 12000000.., 13000000.., 14000000.. and 15000000.. gave the tables of issue 5's notes and
-# the README, 11000000.. served development spaces: 16000000.. are fresh.
+# 10000000.., 12000000.., 13000000.., 14000000.. and 15000000.. gave the tables of issue 5's
+# notes and the README, 11000000.. served development spaces: 16000000.. are fresh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 oracle=fixed:0.1,fixed:0.2,fixed:0.3,fixed:0.4,fixed:0.5,fixed:0.6,fixed:0.7,fixed:0.8,fixed:0.9

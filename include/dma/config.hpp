@@ -3,11 +3,19 @@
 /// key overridable on the command line as --section.key=value. Each section is a plain
 /// struct; defaults here are the embedded default's. Keys are registered, range-checked
 /// and printed in src/core/config.cpp (one register_* function per section).
+#include <array>
 #include <cstdint>
+#include <string_view>
 #include <string>
 #include <vector>
 
 namespace dma {
+
+/// dma_orchestrate's modes (DESIGN §3), in the order a run goes through them.
+inline constexpr std::array<std::string_view, 7> kModes = {"pretrain", "collect",  "train-agent", "iterate",
+                                                          "evaluate", "headroom", "pipeline"};
+/// "pretrain|collect|...": the modes for help texts and errors.
+std::string mode_list();
 
 struct RunConfig {
   std::string dir = "runs/demo";    ///< everything a run writes goes under here
@@ -99,6 +107,15 @@ struct EvaluateConfig {
   std::uint64_t seed_offset = 1000000;  ///< evaluation trajectory ids never overlap collection ids
 };
 
+/// Tuned baselines (`tuned-fixed`, `tuned-schedule`): a pattern search over a constant target
+/// share, or over the two ends of a linear schedule, scored by rollouts on the selection seeds
+/// (agent.selection_seed_offset..), never on evaluation seeds.
+struct TuneConfig {
+  int rollouts = 48;        ///< rollouts each family may spend (candidates x seeds)
+  int seeds = 4;            ///< selection seeds per candidate
+  double first_step = 0.2;  ///< the search's first step in target share; it halves down to 1/80
+};
+
 struct AgentConfig {
   // Defaults measured on the simulated CPT of tests/agent/sim.hpp (50-episode stores).
   std::string stores = "";        ///< train-agent: comma-separated stores ("": <run.dir>/store.h5)
@@ -172,7 +189,7 @@ struct RegmixConfig {
 
 struct Config {
   std::string config_file;        ///< the INI file given by --config ("" if none)
-  std::string mode;               ///< pretrain|collect|train-agent|iterate|evaluate|pipeline
+  std::string mode;               ///< one of kModes
   bool resume = false;
   RunConfig run;
   DataConfig data;
@@ -186,6 +203,7 @@ struct Config {
   RandomPolicyConfig random;
   OnlineEgConfig online_eg;
   EvaluateConfig evaluate;
+  TuneConfig tune;
   AgentConfig agent;
   IterateConfig iterate;
   RegmixConfig regmix;

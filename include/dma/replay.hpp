@@ -70,8 +70,12 @@ TableFormat parse_table_format(const std::string& s);
 /// `dma_replay summary`: episodes by policy and status, steps, returns, final scores,
 /// wall time and tokens (works on a live store).
 std::string summary(const std::string& store, TableFormat format, const std::string& score = "");
-/// `dma_replay compare`: one table of policies across stores (complete episodes).
-std::string compare(const std::vector<std::string>& stores, TableFormat format, const std::string& score = "");
+/// `dma_replay compare`: one table of policies across stores (complete episodes) under each
+/// score of the comma-separated `scores` (score specs as with_score takes them; "" = each
+/// store's own). Every policy is compared, paired by seed, with `against` (default: the
+/// store's first agent policy, if any), Holm-corrected over the store's policies.
+std::string compare(const std::vector<std::string>& stores, TableFormat format, const std::string& scores = "",
+                    const std::string& against = "");
 
 enum class ExportFormat { kD4rl, kMinari, kCsv };
 /// "d4rl" | "minari" | "csv".

@@ -21,6 +21,10 @@ FieldScores field_scores(std::span<const float> losses, std::span<const float> b
 /// The configured balanced score (eval.score: mean|min|weighted|normalized|budget).
 double balanced_score(const FieldScores& s, const EvalConfig& eval);
 
+/// `eval` with its score set from a spec: a score name, or `budget:<tolerance>` or
+/// `weighted:<target weight>` (e.g. budget:0.01). Throws ConfigError naming the spec.
+EvalConfig with_score(const EvalConfig& eval, const std::string& spec);
+
 /// Reward of a transition: change of the balanced score.
 inline double reward(const FieldScores& before, const FieldScores& after, const EvalConfig& eval) {
   return balanced_score(after, eval) - balanced_score(before, eval);

@@ -20,7 +20,8 @@ namespace {
 constexpr const char* kUsage =
     "usage: dma_replay COMMAND STORE... [options]\n"
     "  summary STORE             episodes by policy and status, returns, final scores, tokens, wall time\n"
-    "  compare STORE...          one table of policies across stores (mean ± std, 95% interval)\n"
+    "  compare STORE...          one table of policies across stores (mean ± std, 95% interval), each paired\n"
+    "                            by seed with the agent (or --against P), under each --score given\n"
     "  export STORE OUT          --format d4rl|minari|csv (default: complete episodes)\n"
     "  plot STORE --out DIR      SVG weight schedules, scores per step, reward and return distributions\n"
     "  follow STORE              live view of a running store until the run ends\n"
@@ -60,7 +61,10 @@ replay::Selection selection(const Args& a, const std::string& default_status) {
 int run(int argc, char** argv) {
   po::options_description opts("options");
   opts.add_options()("help,h", "show this help")("format", po::value<std::string>(), "text|csv|markdown, or d4rl|minari|csv")(
-      "score", po::value<std::string>(), "balanced score: mean|min|weighted|normalized|budget (default: the store's)")(
+      "score", po::value<std::string>(),
+      "balanced score: mean|min|weighted[:<target weight>]|normalized|budget[:<tolerance>] (default: the store's); "
+      "compare takes several, comma-separated")(
+      "against", po::value<std::string>(), "compare: the policy every other is compared with (default: the agent)")(
       "out,o", po::value<std::string>(), "export output / plot directory")(
       "policy", po::value<std::string>(), "select policies (comma-separated; 'fixed' matches 'fixed:0.3')")(
       "status", po::value<std::string>(), "select statuses: complete,failed,interrupted,running or all")(
@@ -84,7 +88,8 @@ int run(int argc, char** argv) {
     std::cout << replay::summary(a.inputs[0], replay::parse_table_format(a.vm.count("format") ? opt(a, "format") : "text"), score);
   } else if (a.command == "compare") {
     need_inputs(a, 1, 1000, "one or more STOREs");
-    std::cout << replay::compare(a.inputs, replay::parse_table_format(a.vm.count("format") ? opt(a, "format") : "text"), score);
+    std::cout << replay::compare(a.inputs, replay::parse_table_format(a.vm.count("format") ? opt(a, "format") : "text"),
+                                 score, opt(a, "against"));
   } else if (a.command == "export") {
     need_inputs(a, 1, 2, "STORE and OUT (or --out OUT)");
     const std::string out = a.inputs.size() == 2 ? a.inputs[1] : opt(a, "out");

@@ -139,6 +139,12 @@ void register_orchestration(Table& t, Config& c) {
                        "first evaluation trajectory id");
 }
 
+void register_tune(Table& t, Config& c) {
+  t.num("tune.rollouts", c.tune.rollouts, 1, kIntMax, "rollouts each tuned baseline family may spend on the selection seeds");
+  t.num("tune.seeds", c.tune.seeds, 1, 100000, "selection seeds per tuning candidate");
+  t.num("tune.first_step", c.tune.first_step, 0.0125, 0.5, "first step of the tuning search, in target share");
+}
+
 void register_agent(Table& t, Config& c) {
   t.str("agent.stores", c.agent.stores, {}, "stores to train on (comma-separated)");
   t.num("agent.history", c.agent.history, 1, 64, "steps of features per domain token");
@@ -195,6 +201,7 @@ Table make_table(Config& c) {
   register_train(t, c);
   register_eval(t, c);
   register_orchestration(t, c);
+  register_tune(t, c);
   register_agent(t, c);
   return t;
 }
@@ -298,7 +305,7 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   Table t = make_table(c);
   po::options_description general("dma_orchestrate options");
   general.add_options()("help,h", "print this help")("config", po::value<std::string>(&c.config_file), "INI file")(
-      "mode", po::value<std::string>(&c.mode), "pretrain|collect|train-agent|iterate|evaluate|pipeline")(
+      "mode", po::value<std::string>(&c.mode), mode_list().c_str())(
       "resume", po::bool_switch(&c.resume), "continue from the store and the last checkpoint")(
       "print-config", po::bool_switch(&cl.print_config), "print the effective configuration and exit");
   auto keys = describe(t);
@@ -328,11 +335,15 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   }
   po::notify(vm);
   check_all(t, c);
-  static const std::vector<std::string> modes = {"pretrain", "collect", "train-agent", "iterate", "evaluate", "pipeline"};
-  if (!cl.print_config && std::find(modes.begin(), modes.end(), c.mode) == modes.end())
-    throw ConfigError(fmt::format("--mode '{}' is not valid: use one of pretrain|collect|train-agent|iterate|evaluate|pipeline",
-                                  c.mode));
+  if (!cl.print_config && std::find(kModes.begin(), kModes.end(), c.mode) == kModes.end())
+    throw ConfigError(fmt::format("--mode '{}' is not valid: use one of {}", c.mode, mode_list()));
   return cl;
+}
+
+std::string mode_list() {
+  std::string out;
+  for (const auto m : kModes) out += (out.empty() ? "" : "|") + std::string(m);
+  return out;
 }
 
 std::string to_ini(const Config& config) {

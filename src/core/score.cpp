@@ -1,6 +1,8 @@
 #include "dma/score.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdlib>
 
 #include <fmt/format.h>
 
@@ -35,6 +37,34 @@ double balanced_score(const FieldScores& s, const EvalConfig& eval) {
     return s.target - eval.budget_penalty * excess;
   }
   throw ConfigError(fmt::format("eval.score = '{}' is not valid: use mean|min|weighted|normalized|budget", k));
+}
+
+EvalConfig with_score(const EvalConfig& eval, const std::string& spec) {
+  EvalConfig out = eval;
+  const size_t colon = spec.find(':');
+  out.score = spec.substr(0, colon);
+  const bool known = out.score == "mean" || out.score == "min" || out.score == "weighted" ||
+                     out.score == "normalized" || out.score == "budget";
+  if (!known)
+    throw ConfigError(fmt::format("score '{}' does not exist: use mean, min, weighted[:<target weight>], normalized "
+                                  "or budget[:<tolerance>]",
+                                  spec));
+  if (colon == std::string::npos) return out;
+  const std::string arg = spec.substr(colon + 1);
+  char* end = nullptr;
+  const double value = std::strtod(arg.c_str(), &end);
+  const bool number = !arg.empty() && end == arg.c_str() + arg.size() && std::isfinite(value);
+  if (out.score == "budget" && number && value >= 0 && value < 1) {
+    out.budget_tolerance = value;
+  } else if (out.score == "weighted" && number && value >= 0 && value <= 1) {
+    out.target_weight = value;
+  } else {
+    throw ConfigError(fmt::format("score '{}': {} takes {}", spec, out.score,
+                                  out.score == "budget"     ? "a tolerance in [0, 1), e.g. budget:0.01"
+                                  : out.score == "weighted" ? "a target weight in [0, 1], e.g. weighted:0.7"
+                                                            : "no argument"));
+  }
+  return out;
 }
 
 }  // namespace dma

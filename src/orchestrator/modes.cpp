@@ -15,6 +15,7 @@
 #include "dma/progress.hpp"
 #include "dma/proxy.hpp"
 #include "learner.hpp"
+#include "modes.hpp"
 #include "protocol.hpp"
 #include "results.hpp"
 #include "worker.hpp"
@@ -54,6 +55,8 @@ std::string resolve_spec(const RunContext& ctx, const std::string& spec) {
   return spec;
 }
 
+}  // namespace
+
 void check_policies(const RunContext& ctx, const std::vector<std::string>& specs) {
   const auto domains = domain_context(ctx);
   for (const auto& s : std::set<std::string>(specs.begin(), specs.end())) {
@@ -62,7 +65,6 @@ void check_policies(const RunContext& ctx, const std::vector<std::string>& specs
   }
 }
 
-/// Prints the table of a store (and writes <stem>.csv/.md unless stem is empty); returns its rows.
 std::vector<PolicyResult> print_results(const RunContext& ctx, const std::string& store_path,
                                         const std::vector<std::string>& order, const std::vector<std::string>& oracle,
                                         const std::vector<std::string>& listed, const std::string& stem) {
@@ -82,6 +84,33 @@ void require_base(const RunContext& ctx) {
     throw CheckpointError(fmt::format("base checkpoint '{}' not found: run --mode pretrain first (same run.dir)",
                                       ctx.base_path()));
 }
+
+void check_apart_from_evaluation(const RunContext& ctx, std::uint64_t offset, int count, const std::string& what) {
+  const auto& ev = ctx.config.evaluate;
+  if (offset < ev.seed_offset + static_cast<std::uint64_t>(ev.seeds) &&
+      ev.seed_offset < offset + static_cast<std::uint64_t>(count))
+    throw ConfigError(fmt::format("{} overlap the evaluation seeds ({}..{}): no evaluation seed may choose a policy; "
+                                  "move one offset",
+                                  what, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
+}
+
+bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::string>& specs, int seeds,
+              std::uint64_t seed_offset, bool resume, const std::vector<std::int64_t>& indices) {
+  std::vector<EpisodePlan> plans;
+  for (size_t p = 0; p < specs.size(); ++p) {
+    const std::int64_t index = indices.empty() ? static_cast<std::int64_t>(p) : indices.at(p);
+    for (int k = 0; k < seeds; ++k)
+      plans.push_back({index * seeds + k, static_cast<std::int64_t>(seed_offset) + k, specs[p]});
+  }
+  auto store = open_store(ctx, ctx.path(stem + ".h5"), resume);
+  const auto pending = pending_plans(plans, store, ctx.path(stem + ".h5"), ctx.config.run.seed);
+  log_line(fmt::format("{}: {} policies x {} seeds, {} trajectories to run", stem, specs.size(), seeds, pending.size()));
+  if (run_episodes(ctx, store, pending, stem)) return true;
+  log_line(fmt::format("{}: stopped by a signal; run again with --resume to finish", stem));
+  return false;
+}
+
+namespace {
 
 int pretrain(RunContext& ctx, bool skip_existing) {
   if (fs::exists(ctx.base_path())) {
@@ -124,32 +153,22 @@ int collect(RunContext& ctx, bool resume) {
   return 0;
 }
 
-/// Every policy once per seed (episode p*seeds+k, seed id seed_offset+k) into <stem>.h5.
-/// False when a signal stopped the run.
-bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::string>& specs, int seeds,
-              std::uint64_t seed_offset, bool resume) {
-  std::vector<EpisodePlan> plans;
-  for (size_t p = 0; p < specs.size(); ++p)
-    for (int k = 0; k < seeds; ++k)
-      plans.push_back({static_cast<std::int64_t>(p) * seeds + k, static_cast<std::int64_t>(seed_offset) + k, specs[p]});
-  auto store = open_store(ctx, ctx.path(stem + ".h5"), resume);
-  const auto pending = pending_plans(plans, store, ctx.path(stem + ".h5"), ctx.config.run.seed);
-  log_line(fmt::format("{}: {} policies x {} seeds, {} trajectories to run", stem, specs.size(), seeds, pending.size()));
-  if (run_episodes(ctx, store, pending, stem)) return true;
-  log_line(fmt::format("{}: stopped by a signal; run again with --resume to finish", stem));
-  return false;
-}
-
 int evaluate(RunContext& ctx, bool resume) {
   require_base(ctx);
-  std::vector<std::string> specs, oracle;
-  for (const auto& s : parse_policy_list(ctx.config.evaluate.policies)) specs.push_back(resolve_spec(ctx, s));
-  const std::vector<std::string> listed = specs;
-  for (const auto& s : parse_policy_list(ctx.config.evaluate.oracle)) {
-    oracle.push_back(resolve_spec(ctx, s));
-    if (std::find(specs.begin(), specs.end(), oracle.back()) == specs.end()) specs.push_back(oracle.back());
-  }
-  if (specs.empty()) throw ConfigError("evaluate.policies is empty: list the policies to compare, e.g. uniform,fixed:0.5");
+  std::vector<std::string> listed, oracle;
+  for (const auto& s : parse_policy_list(ctx.config.evaluate.policies)) listed.push_back(resolve_spec(ctx, s));
+  for (const auto& s : parse_policy_list(ctx.config.evaluate.oracle)) oracle.push_back(resolve_spec(ctx, s));
+  if (listed.empty() && oracle.empty())
+    throw ConfigError("evaluate.policies is empty: list the policies to compare, e.g. uniform,fixed:0.5");
+  std::vector<std::string> untuned;
+  for (const auto& s : listed)
+    if (s != "tuned-fixed" && s != "tuned-schedule") untuned.push_back(s);
+  check_policies(ctx, untuned);  // every other spec fails before the tuning's rollouts
+  check_policies(ctx, oracle);
+  listed = resolve_tuned(ctx, listed);
+  std::vector<std::string> specs = listed;
+  for (const auto& s : oracle)
+    if (std::find(specs.begin(), specs.end(), s) == specs.end()) specs.push_back(s);
   check_policies(ctx, specs);
   if (!roll_out(ctx, "eval", specs, ctx.config.evaluate.seeds, ctx.config.evaluate.seed_offset, resume)) return 0;
   print_results(ctx, ctx.path("eval.h5"), specs, oracle, listed, "eval");
@@ -166,12 +185,9 @@ std::vector<std::string> agent_stores(const RunContext& ctx) {
 /// Before any training: the selection rollouts must not use an evaluation seed.
 void check_selection_seeds(const RunContext& ctx) {
   const AgentConfig& ac = ctx.config.agent;
-  const auto& ev = ctx.config.evaluate;
-  if (ac.selection_seed_offset < ev.seed_offset + static_cast<std::uint64_t>(ev.seeds) &&
-      ev.seed_offset < ac.selection_seed_offset + static_cast<std::uint64_t>(ac.selection_seeds))
-    throw ConfigError(fmt::format("agent.selection_seed_offset = {} makes the selection seeds overlap the evaluation "
-                                  "seeds ({}..{}): no evaluation seed may choose the agent; move one offset",
-                                  ac.selection_seed_offset, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
+  check_apart_from_evaluation(ctx, ac.selection_seed_offset, ac.selection_seeds,
+                              fmt::format("agent.selection_seed_offset = {} makes the selection seeds",
+                                          ac.selection_seed_offset));
 }
 
 /// Rolls every agent checkpoint out on the selection seeds (never evaluation seeds) into
@@ -338,8 +354,9 @@ int run_learner(RunContext& ctx) {
   if (mode == "train-agent") return train_agent_mode(ctx, resume);
   if (mode == "evaluate") return evaluate(ctx, resume);
   if (mode == "iterate") return iterate(ctx, resume);
+  if (mode == "headroom") return headroom(ctx, resume);
   if (mode == "pipeline") return pipeline(ctx);
-  throw ConfigError(fmt::format("--mode '{}' is not valid: use pretrain|collect|train-agent|iterate|evaluate|pipeline", mode));
+  throw ConfigError(fmt::format("--mode '{}' is not valid: use {}", mode, mode_list()));
 }
 
 /// Debian 12's OpenBLAS takes some newer CPUs for generic ones and runs its Prescott kernels,
@@ -377,7 +394,12 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
     run_worker(ctx);
     return 0;
   }
-  const int rc = run_learner(ctx);
+  int rc = 0;
+  try {
+    rc = run_learner(ctx);
+  } catch (const RolloutsStopped&) {
+    log_line("stopped by a signal; the stores are flushed: run again with --resume to finish");
+  }
   broadcast_phase(ctx, protocol::kPhaseDone);
   return rc;
 }

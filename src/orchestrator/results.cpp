@@ -6,6 +6,7 @@
 
 #include <fmt/format.h>
 
+#include "dma/paired.hpp"
 #include "dma/policy.hpp"
 #include "dma/score.hpp"
 
@@ -29,24 +30,7 @@ void mean_std(const std::vector<double>& v, double& mean, double& sd) {
   }
 }
 
-bool is_random(const PolicyResult& r) { return policy_kind(r.policy) == "random"; }
 bool labelled_oracle(const PolicyResult& r) { return r.oracle && !r.listed; }
-
-/// Standard error of the balanced score pooled over policies (for "beats by more than").
-/// `random` draws a new policy per episode: its spread is not seed noise and stays out.
-double pooled_se(const std::vector<PolicyResult>& rows) {
-  double num = 0, den = 0, inv_n = 0;
-  int k = 0;
-  for (const auto& r : rows)
-    if (r.episodes > 1 && !is_random(r)) {
-      num += (r.episodes - 1) * r.balanced_std * r.balanced_std;
-      den += r.episodes - 1;
-      inv_n += 1.0 / r.episodes;
-      ++k;
-    }
-  if (den <= 0 || k == 0) return 0;
-  return std::sqrt(num / den) * std::sqrt(inv_n / k);
-}
 
 /// The first agent row: the table compares every other row with it.
 const PolicyResult* agent_row(const std::vector<PolicyResult>& rows) {
@@ -55,32 +39,44 @@ const PolicyResult* agent_row(const std::vector<PolicyResult>& rows) {
   return nullptr;
 }
 
-/// "agent - row" and the standard error of that difference, or "" without an agent. Paired by
-/// seed over the seeds both ran: the policies of one evaluation share seeds (the same data
-/// order and proxy noise), so the seed's effect cancels. Welch's unpaired error where fewer
-/// than two seeds are shared.
-std::string agent_minus(const PolicyResult* agent, const PolicyResult& r) {
-  if (!agent || agent == &r || r.episodes == 0) return "";
-  std::vector<double> diffs;
-  for (const auto& [seed, score] : r.balanced_by_seed)
-    if (const auto it = agent->balanced_by_seed.find(seed); it != agent->balanced_by_seed.end())
-      diffs.push_back(it->second - score);
-  if (diffs.size() >= 2) {
-    double mean = 0, sd = 0;
-    mean_std(diffs, mean, sd);
-    return fmt::format("{:+.4f} ± {:.4f}", mean, sd / std::sqrt(static_cast<double>(diffs.size())));
+/// agent − row for every compared row (paired by seed), Holm-corrected over the listed
+/// baselines; oracle-only rows are reported but stay out of the family.
+std::map<const PolicyResult*, PairedDiff> agent_differences(const std::vector<PolicyResult>& rows) {
+  std::map<const PolicyResult*, PairedDiff> out;
+  const PolicyResult* agent = agent_row(rows);
+  if (!agent) return out;
+  std::vector<const PolicyResult*> family;
+  std::vector<PairedDiff> diffs;
+  for (const auto& r : rows) {
+    if (&r == agent || r.episodes == 0) continue;
+    out[&r] = paired_difference(agent->balanced_by_seed, r.balanced_by_seed);
+    if (!labelled_oracle(r)) {
+      family.push_back(&r);
+      diffs.push_back(out[&r]);
+    }
   }
-  const double se = std::sqrt(agent->balanced_std * agent->balanced_std / agent->episodes +
-                              r.balanced_std * r.balanced_std / r.episodes);
-  return fmt::format("{:+.4f} ± {:.4f}", agent->balanced_mean - r.balanced_mean, se);
+  holm_adjust(diffs);
+  for (size_t i = 0; i < family.size(); ++i) out[family[i]].p_holm = diffs[i].p_holm;
+  return out;
 }
 
-/// Footer lines: the pooled standard error, and the best of the oracle grid.
+std::string p_text(double p) { return p < 1e-4 ? "<1e-4" : fmt::format("{:.2g}", p); }
+
+/// The agent's columns of one row: the difference with its 95 % interval, d_z, Holm's p.
+std::vector<std::string> agent_columns(const std::map<const PolicyResult*, PairedDiff>& diffs, const PolicyResult& r) {
+  const auto it = diffs.find(&r);
+  if (it == diffs.end()) return {"", "", ""};
+  const PairedDiff& d = it->second;
+  return {format_interval(d), d.n > 1 && std::isfinite(d.effect) ? fmt::format("{:+.2f}", d.effect) : "-",
+          labelled_oracle(r) ? "-" : p_text(d.p_holm)};
+}
+
+/// Footer lines: what the agent's columns mean, and the best of the oracle grid.
 std::string footer(const std::vector<PolicyResult>& rows) {
-  std::string out = fmt::format("pooled standard error of the balanced score (all policies but random): {:.4f}\n",
-                                pooled_se(rows));
+  std::string out;
   if (agent_row(rows))
-    out += "agent - policy: the mean difference over the seeds both ran, ± its standard error (paired by seed)\n";
+    out += "agent − policy: mean difference over the seeds both ran [95 % t interval], paired by seed; d_z: that mean "
+           "over the differences' standard deviation; p: two-sided, Holm-corrected over the listed baselines\n";
   const PolicyResult* best = nullptr;
   for (const auto& r : rows)
     if (r.oracle && r.episodes > 0 && (!best || r.balanced_mean > best->balanced_mean)) best = &r;
@@ -134,15 +130,19 @@ std::vector<PolicyResult> policy_results(const StoreReader& store, const EvalCon
 std::string results_text(const std::vector<PolicyResult>& rows, const std::string& score_name) {
   size_t width = 6;
   for (const auto& r : rows) width = std::max(width, r.policy.size() + (labelled_oracle(r) ? 9 : 0));
-  const PolicyResult* agent = agent_row(rows);
+  const auto diffs = agent_differences(rows);
+  const bool agent = agent_row(rows) != nullptr;
   std::string out = fmt::format("{:<{}}  {:>3}  {:>17}  {:>17}  {:>17}  {:>6}{}\n", "policy", width, "n", "source",
-                                "target", "balanced (" + score_name + ")", "math", agent ? "      agent - policy" : "");
+                                "target", "balanced (" + score_name + ")", "math",
+                                agent ? fmt::format("  {:>28}  {:>6}  {:>6}", "agent − policy [95% CI]", "d_z", "p") : "");
   for (const auto& r : rows) {
     const std::string name = labelled_oracle(r) ? r.policy + " (oracle)" : r.policy;
-    out += fmt::format("{:<{}}  {:>3}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>6}  {:>18}{}\n",
+    const auto a = agent_columns(diffs, r);
+    out += fmt::format("{:<{}}  {:>3}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>+8.4f} ± {:<6.4f}  {:>6}{}{}\n",
                        name, width, r.episodes, r.source_mean, r.source_std, r.target_mean, r.target_std,
                        r.balanced_mean, r.balanced_std, r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-",
-                       agent_minus(agent, r), r.failed ? fmt::format("  ({} failed)", r.failed) : "");
+                       agent ? fmt::format("  {:>26}  {:>6}  {:>6}", a[0], a[1], a[2]) : "",
+                       r.failed ? fmt::format("  ({} failed)", r.failed) : "");
   }
   return out + footer(rows);
 }
@@ -158,15 +158,17 @@ std::string results_csv(const std::vector<PolicyResult>& rows) {
 }
 
 std::string results_markdown(const std::vector<PolicyResult>& rows, const std::string& score_name) {
-  const PolicyResult* agent = agent_row(rows);
-  std::string out = fmt::format("| policy | n | source | target | balanced ({}) | math | agent − policy |\n"
-                                "|---|---:|---:|---:|---:|---:|---:|\n",
+  const auto diffs = agent_differences(rows);
+  std::string out = fmt::format("| policy | n | source | target | balanced ({}) | math | agent − policy [95% CI] | d_z | p "
+                                "(Holm) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
                                 score_name);
-  for (const auto& r : rows)
-    out += fmt::format("| {}{} | {} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {} | {} |\n", r.policy,
-                       labelled_oracle(r) ? " *(oracle)*" : "", r.episodes, r.source_mean, r.source_std, r.target_mean,
-                       r.target_std, r.balanced_mean, r.balanced_std,
-                       r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-", agent_minus(agent, r));
+  for (const auto& r : rows) {
+    const auto a = agent_columns(diffs, r);
+    out += fmt::format("| {}{} | {} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {} | {} | {} | {} |\n",
+                       r.policy, labelled_oracle(r) ? " *(oracle)*" : "", r.episodes, r.source_mean, r.source_std,
+                       r.target_mean, r.target_std, r.balanced_mean, r.balanced_std,
+                       r.math_mean >= 0 ? fmt::format("{:.3f}", r.math_mean) : "-", a[0], a[1], a[2]);
+  }
   return out + "\n" + footer(rows);
 }
 

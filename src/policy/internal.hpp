@@ -14,8 +14,8 @@ namespace dma::policy_detail {
 
 /// The list every unknown-spec error ends with.
 inline constexpr const char* kValidSpecs =
-    "uniform|natural|source-only|target-only|fixed:<share>|schedule:<a>><b>|random|online-eg|"
-    "replay:<store>#<id>|regmix[:<store>]|agent:<ckpt>";
+    "uniform|natural|source-only|target-only|fixed:<share>|schedule:<a>><b>|tuned-fixed[:<share>]|"
+    "tuned-schedule[:<a>><b>]|random|online-eg|replay:<store>#<id>|regmix[:<store>]|agent:<ckpt>";
 
 /// Checks a batch against D and the weights buffer (sizes, steps in [0, horizon)).
 /// `needs_obs`: the policy reads observations, so obs_dim must be obs::dim(D).

@@ -39,7 +39,7 @@ PolicyFactory registered(const std::string& kind) {
 }
 
 constexpr const char* kNoArgument[] = {"uniform", "natural", "source-only", "target-only", "random", "online-eg"};
-constexpr const char* kWithArgument[] = {"fixed", "schedule", "replay"};
+constexpr const char* kWithArgument[] = {"fixed", "schedule", "replay", "tuned-fixed", "tuned-schedule"};
 
 /// Throws the unknown-policy error unless `spec` has a known kind (syntax only; arguments
 /// are checked by make_policy, which knows the domain space).

@@ -48,13 +48,15 @@ std::vector<double> field_only(const std::string& spec, const DomainContext& ctx
   return w;
 }
 
+/// schedule:<from>><to> and tuned-schedule:<from>><to>.
 std::unique_ptr<Policy> schedule(const std::string& spec, const DomainContext& ctx) {
-  const std::string arg = spec.substr(std::string("schedule:").size());
+  const std::string kind = spec.substr(0, spec.find(':'));
+  const std::string arg = spec.substr(kind.size() + 1);
   const size_t arrow = arg.find('>');
   if (arrow == std::string::npos || arg.find('>', arrow + 1) != std::string::npos)
-    throw PolicyError(fmt::format("policy '{}' needs two ends: write schedule:<from>><to> with target shares or "
-                                  "weight lists, e.g. schedule:0.9>0.2",
-                                  spec));
+    throw PolicyError(fmt::format("policy '{}' needs two ends: write {}:<from>><to> with target shares or "
+                                  "weight lists, e.g. {}:0.9>0.2",
+                                  spec, kind, kind));
   return std::make_unique<LinearPolicy>(spec, ctx, parse_mixture_arg(spec, arg.substr(0, arrow), ctx),
                                         parse_mixture_arg(spec, arg.substr(arrow + 1), ctx));
 }
@@ -72,7 +74,13 @@ std::unique_ptr<Policy> make_static_policy(const std::string& spec, const Domain
   if (spec == "source-only") return constant(spec, ctx, field_only(spec, ctx, Field::kSource));
   if (spec == "target-only") return constant(spec, ctx, field_only(spec, ctx, Field::kTarget));
   if (spec.starts_with("fixed:")) return constant(spec, ctx, parse_mixture_arg(spec, spec.substr(6), ctx));
-  if (spec.starts_with("schedule:")) return schedule(spec, ctx);
+  if (spec.starts_with("schedule:") || spec.starts_with("tuned-schedule:")) return schedule(spec, ctx);
+  // A tuned baseline's value, found by dma_orchestrate's tuning or carried from another setting.
+  if (spec.starts_with("tuned-fixed:")) return constant(spec, ctx, parse_mixture_arg(spec, spec.substr(12), ctx));
+  if (spec == "tuned-fixed" || spec == "tuned-schedule")
+    throw PolicyError(fmt::format("policy '{}' is tuned by rollouts before it runs: list it in evaluate.policies of "
+                                  "dma_orchestrate (evaluate or headroom mode), or give its value, e.g. {}",
+                                  spec, spec == "tuned-fixed" ? "tuned-fixed:0.55" : "tuned-schedule:0.7>0.4"));
   throw PolicyError(fmt::format("unknown policy '{}': use {}", spec, kValidSpecs));
 }
 

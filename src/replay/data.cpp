@@ -146,14 +146,7 @@ std::string status_name(EpisodeStatus s) {
 
 EvalConfig eval_config(const StoreHeader& h, const std::string& path, const std::string& score) {
   EvalConfig eval = stored_eval(h.config_ini, path);
-  if (!score.empty()) {
-    eval.score = score;
-    try {
-      balanced_score({}, eval);
-    } catch (const ConfigError&) {
-      throw ConfigError(fmt::format("--score '{}' is not valid: use mean, min, weighted, normalized or budget", score));
-    }
-  }
+  if (!score.empty()) eval = with_score(eval, score);  // a score that does not exist: ConfigError names it
   balanced_score({}, eval);  // a store whose own eval.score is unknown: ConfigError names it
   return eval;
 }

@@ -6,7 +6,9 @@
 
 #include <fmt/format.h>
 
+#include "dma/paired.hpp"
 #include "dma/progress.hpp"
+#include "dma/score.hpp"
 #include "dma/replay.hpp"
 #include "replay_internal.hpp"
 
@@ -185,41 +187,131 @@ std::string summary(const std::string& store, TableFormat format, const std::str
   return header_lines(d, format) + t.render(format);
 }
 
-std::string compare(const std::vector<std::string>& stores, TableFormat format, const std::string& score) {
+namespace {
+
+/// The score specs of `compare` ("" = each store's own).
+std::vector<std::string> score_specs(const std::string& scores) {
+  std::vector<std::string> out;
+  std::size_t begin = 0;
+  for (;;) {
+    const std::size_t end = scores.find(',', begin);
+    out.push_back(scores.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    if (out.back().empty() && !scores.empty())
+      throw ConfigError(fmt::format("--score '{}' has an empty entry: separate scores by single commas", scores));
+    if (end == std::string::npos) return out;
+    begin = end + 1;
+  }
+}
+
+/// `normalized` without scales in the store's config divides each field by the spread of its
+/// final score over the store's complete episodes, so both fields count alike.
+EvalConfig scaled_for(const StoreData& d) {
+  EvalConfig eval = d.eval;
+  if (eval.score != "normalized" || eval.source_scale != 1.0 || eval.target_scale != 1.0) return eval;
+  std::vector<double> source, target;
+  for (const auto& e : d.episodes) {
+    source.push_back(e.final_source());
+    target.push_back(e.final_target());
+  }
+  const Stats s = stats(source), t = stats(target);
+  if (s.std > 0) eval.source_scale = s.std;
+  if (t.std > 0) eval.target_scale = t.std;
+  return eval;
+}
+
+/// One store under one score: policies by mean final balanced score, each with its scores by seed.
+struct ScoredPolicy {
+  std::string name;
+  std::vector<double> source, target, balanced;
+  SeedScores by_seed;
+};
+
+std::vector<ScoredPolicy> score_policies(const StoreData& d) {
+  const EvalConfig eval = scaled_for(d);
+  std::map<std::string, ScoredPolicy> by_policy;
+  for (const auto& e : d.episodes) {
+    if (e.steps == 0) continue;
+    ScoredPolicy& p = by_policy[e.record.policy];
+    p.name = e.record.policy;
+    p.source.push_back(e.final_source());
+    p.target.push_back(e.final_target());
+    p.balanced.push_back(balanced_score({e.final_source(), e.final_target()}, eval));
+    p.by_seed[e.record.seed] = p.balanced.back();
+  }
+  std::vector<ScoredPolicy> out;
+  for (auto& [name, p] : by_policy) out.push_back(std::move(p));
+  std::stable_sort(out.begin(), out.end(),
+                   [](const auto& a, const auto& b) { return stats(a.balanced).mean > stats(b.balanced).mean; });
+  return out;
+}
+
+/// The policy every other is compared with: `against`, else the store's first agent policy.
+const ScoredPolicy* reference(const std::vector<ScoredPolicy>& policies, const std::string& against) {
+  for (const auto& p : policies)
+    if (against.empty() ? p.name.rfind("agent", 0) == 0 : p.name == against) return &p;
+  return nullptr;
+}
+
+}  // namespace
+
+std::string compare(const std::vector<std::string>& stores, TableFormat format, const std::string& scores,
+                    const std::string& against) {
   const bool csv = format == TableFormat::kCsv;
-  Table t(csv ? std::vector<std::string>{"store", "policy", "episodes", "source_mean", "source_std", "source_ci95",
-                                         "target_mean", "target_std", "target_ci95", "balanced_mean", "balanced_std",
-                                         "balanced_ci95"}
-              : std::vector<std::string>{"store", "policy", "episodes", "final source", "final target",
-                                         "final balanced", "balanced 95% CI"});
+  Table t(csv ? std::vector<std::string>{"score", "store", "policy", "episodes", "source_mean", "source_std",
+                                         "target_mean", "target_std", "balanced_mean", "balanced_std", "balanced_ci95",
+                                         "reference", "diff_mean", "diff_ci_low", "diff_ci_high", "d_z", "p_holm"}
+              : std::vector<std::string>{"score", "store", "policy", "n", "final source", "final target",
+                                         "final balanced", "balanced 95% CI", "reference − policy [95% CI]", "d_z",
+                                         "p (Holm)"});
   const auto labels = store_labels(stores);
   Selection complete;
   complete.statuses = {EpisodeStatus::kComplete};
-  std::string scores;
-  for (std::size_t i = 0; i < stores.size(); ++i) {
-    const StoreData d = load(stores[i], complete, score);
-    if (i) scores += ", ";
-    scores += d.eval.score;
-    std::map<std::string, PolicyRow> by_policy;
-    for (const auto& e : d.episodes) by_policy[e.record.policy].add(e);
-    std::vector<std::pair<std::string, PolicyRow*>> order;
-    for (auto& [name, r] : by_policy) order.emplace_back(name, &r);
-    std::stable_sort(order.begin(), order.end(),
-                     [](const auto& a, const auto& b) { return stats(a.second->balanced).mean > stats(b.second->balanced).mean; });
-    for (const auto& [name, r] : order) {
-      const Stats s = stats(r->source), g = stats(r->target), b = stats(r->balanced);
-      if (csv)
-        t.add({labels[i], name, std::to_string(b.n), fmt::format("{:.6g}", s.mean), fmt::format("{:.6g}", s.std),
-               fmt::format("{:.6g}", s.ci95), fmt::format("{:.6g}", g.mean), fmt::format("{:.6g}", g.std),
-               fmt::format("{:.6g}", g.ci95), fmt::format("{:.6g}", b.mean), fmt::format("{:.6g}", b.std),
-               fmt::format("{:.6g}", b.ci95)});
-      else
-        t.add({labels[i], name, std::to_string(b.n), mean_std(s), mean_std(g), mean_std(b),
-               b.n > 1 ? fmt::format("[{:.4f}, {:.4f}]", b.mean - b.ci95, b.mean + b.ci95) : "-"});
+  std::string references;
+  for (const auto& spec : score_specs(scores)) {
+    for (std::size_t i = 0; i < stores.size(); ++i) {
+      const StoreData d = load(stores[i], complete, spec);
+      const std::string score_name = spec.empty() ? d.eval.score : spec;
+      const auto policies = score_policies(d);
+      const ScoredPolicy* ref = reference(policies, against);
+      if (!against.empty() && !ref)
+        throw ConfigError(fmt::format("--against '{}': store '{}' has no complete episode of that policy: name one of "
+                                      "its policies",
+                                      against, stores[i]));
+      std::vector<PairedDiff> diffs;
+      for (const auto& p : policies)
+        if (ref && &p != ref) diffs.push_back(paired_difference(ref->by_seed, p.by_seed));
+      holm_adjust(diffs);
+      if (ref && references.find(ref->name) == std::string::npos)
+        references += (references.empty() ? "" : ", ") + ref->name;
+      std::size_t k = 0;
+      for (const auto& p : policies) {
+        const Stats s = stats(p.source), g = stats(p.target), b = stats(p.balanced);
+        const PairedDiff* diff = ref && &p != ref ? &diffs[k++] : nullptr;
+        if (csv) {
+          t.add({score_name, labels[i], p.name, std::to_string(b.n), fmt::format("{:.6g}", s.mean),
+                 fmt::format("{:.6g}", s.std), fmt::format("{:.6g}", g.mean), fmt::format("{:.6g}", g.std),
+                 fmt::format("{:.6g}", b.mean), fmt::format("{:.6g}", b.std), fmt::format("{:.6g}", b.ci95),
+                 ref ? ref->name : "", diff ? fmt::format("{:.6g}", diff->mean) : "",
+                 diff && diff->n > 1 ? fmt::format("{:.6g}", diff->ci_low) : "",
+                 diff && diff->n > 1 ? fmt::format("{:.6g}", diff->ci_high) : "",
+                 diff && diff->n > 1 ? fmt::format("{:.4g}", diff->effect) : "",
+                 diff ? fmt::format("{:.4g}", diff->p_holm) : ""});
+        } else {
+          t.add({score_name, labels[i], p.name, std::to_string(b.n), mean_std(s), mean_std(g), mean_std(b),
+                 b.n > 1 ? fmt::format("[{:.4f}, {:.4f}]", b.mean - b.ci95, b.mean + b.ci95) : "-",
+                 diff ? format_interval(*diff) : "", diff && diff->n > 1 ? fmt::format("{:+.2f}", diff->effect) : "",
+                 diff ? (diff->p_holm < 1e-4 ? "<1e-4" : fmt::format("{:.2g}", diff->p_holm)) : ""});
+        }
+      }
     }
   }
   if (csv) return t.render(format);
-  return fmt::format("complete episodes per policy; mean ± std; balanced score: {}\n\n", scores) + t.render(format);
+  std::string head = "complete episodes per policy; mean ± std of the final scores";
+  if (!references.empty())
+    head += fmt::format(";\nreference − policy: paired by seed (the seeds both ran), mean [95 % t interval], d_z = mean / "
+                        "std of the differences, p two-sided and Holm-corrected over each store's policies; reference: {}",
+                        references);
+  return head + "\n\n" + t.render(format);
 }
 
 }  // namespace dma::replay

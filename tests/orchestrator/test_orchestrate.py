@@ -376,6 +376,61 @@ class TestModes(unittest.TestCase):
         self.assertNotIn("fixed:0.5 *(oracle)*", md)
         self.assertRegex(md, r"best of the oracle grid: fixed:0\.[25] [+-]\d")
 
+    def test_headroom_tunes_both_families_on_selection_seeds_and_pairs_them_on_evaluation_seeds(self):
+        d = fresh_run_dir("headroom")
+        common = ["--tune.rollouts=6", "--tune.seeds=2", "--evaluate.seeds=3"]
+        # a tuning seed may never be an evaluation seed
+        rc, out = run(3, d, "--mode", "headroom", *common, "--agent.selection_seed_offset=1000001")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("overlap the evaluation seeds", out)
+        self.assertFalse(os.path.exists(os.path.join(d, "tune.h5")))
+        rc, out = run(3, d, "--mode", "headroom", *common)
+        self.assertEqual(rc, 0, out)
+        tune = episodes(os.path.join(d, "tune.h5"))
+        names = [p.decode() if isinstance(p, bytes) else p for p in tune["policy"]]
+        fixed = sorted({n for n in names if n.startswith("tuned-fixed:")})
+        sched = sorted({n for n in names if n.startswith("tuned-schedule:")})
+        # each family spent its budget: 6 rollouts, 2 seeds a candidate
+        self.assertEqual(len(fixed), 3, names)
+        self.assertEqual(len(sched), 3, names)
+        # tuning rolls out on the selection seeds only, evaluation on the evaluation seeds only
+        sel_seeds, ev_seeds = set(tune["seed"]), set(episodes(os.path.join(d, "headroom.h5"))["seed"])
+        self.assertEqual(len(sel_seeds), 2)
+        self.assertEqual(len(ev_seeds), 3)
+        self.assertFalse(sel_seeds & ev_seeds)
+        m = re.search(r"headroom: (tuned-schedule:\S+) − (tuned-fixed:\S+) = ([+-]\d\.\d+) \[([+-]\d\.\d+), "
+                      r"([+-]\d\.\d+)\]", out)
+        self.assertIsNotNone(m, out)
+        self.assertIn(m.group(1), sched)
+        self.assertIn(m.group(2), fixed)
+        low, mean, high = float(m.group(4)), float(m.group(3)), float(m.group(5))
+        self.assertLessEqual(low, mean)
+        self.assertLessEqual(mean, high)
+        self.assertIn("tuned-fixed: " + m.group(2), open(os.path.join(d, "tuning.md")).read())
+        # the difference is recomputed offline from the evaluation store, paired by seed
+        with h5py.File(os.path.join(d, "headroom.h5"), "r", swmr=True) as f:
+            self.assertEqual(f["episodes"]["status"].shape[0], 6)
+        # evaluate reuses the tuning rollouts: nothing is tuned twice
+        rc, out = run(3, d, "--mode", "evaluate", *common,
+                      "--evaluate.policies=tuned-fixed,tuned-schedule,uniform")
+        self.assertEqual(rc, 0, out)
+        self.assertEqual(len(re.findall(r"tune: \d+ policies x 2 seeds, 0 trajectories to run", out)),
+                         len(re.findall(r"tune: \d+ policies", out)), out)
+        self.assertIn(m.group(2), open(os.path.join(d, "eval.md")).read())
+
+    def test_tuning_budget_below_one_candidate_is_refused(self):
+        d = fresh_run_dir("tune-budget")
+        rc, out = run(3, d, "--mode", "headroom", "--tune.rollouts=1", "--tune.seeds=2")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("tune.rollouts = 1 cannot score one tuned-fixed candidate", out)
+        rc, out = run(3, d, "--mode", "headroom", "--tune.rollouts=0")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("tune.rollouts", out)
+        rc, out = run(3, d, "--mode", "evaluate", "--evaluate.policies=tuned-schedule:")
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("needs two ends", out)
+        self.assertFalse(os.path.exists(os.path.join(d, "tune.h5")))
+
     def test_train_agent_then_iterate(self):
         d = fresh_run_dir("iterate")
         rc, out = run(3, d, "--mode", "collect", "--collect.trajectories=6")
@@ -449,11 +504,15 @@ class TestModes(unittest.TestCase):
         diffs = [first[s] - second[s] for s in sorted(first)]
         md = open(os.path.join(d, "selection.md")).read()
         row = next(line for line in md.splitlines() if "agent-candidate-1.pt" in line)
-        shown = re.search(r"\| ([+-]\d+\.\d+) ± (\d+\.\d+) \|$", row)
+        shown = re.search(r"\| ([+-]\d+\.\d+) \[([+-]\d+\.\d+), ([+-]\d+\.\d+)\] \|", row)
         self.assertIsNotNone(shown, row)
         self.assertAlmostEqual(float(shown.group(1)), float(np.mean(diffs)), delta=1e-4)
-        self.assertAlmostEqual(float(shown.group(2)), float(np.std(diffs, ddof=1) / np.sqrt(2)), delta=1e-4)
+        t975 = 12.7062  # Student t, 1 degree of freedom (2 seeds)
+        half = t975 * float(np.std(diffs, ddof=1) / np.sqrt(2))
+        self.assertAlmostEqual(float(shown.group(3)) - float(shown.group(1)), half, delta=2e-4)
+        self.assertAlmostEqual(float(shown.group(1)) - float(shown.group(2)), half, delta=2e-4)
         self.assertIn("paired by seed", md)
+        self.assertIn("Holm", md)
 
     def test_pipeline_skips_finished_stages(self):
         d = fresh_run_dir("pipeline", with_base=False)

@@ -104,8 +104,9 @@ std::string error_of(const std::string& spec, const DomainContext& ctx) {
 TEST(Baselines, UnknownSpecListsTheValidOnes) {
   const auto ctx = make_context(2, 2, 4);
   EXPECT_EQ(error_of("foo", ctx),
-            "unknown policy 'foo': use uniform|natural|source-only|target-only|fixed:<share>|schedule:<a>><b>|random|"
-            "online-eg|replay:<store>#<id>|regmix[:<store>]|agent:<ckpt>");
+            "unknown policy 'foo': use uniform|natural|source-only|target-only|fixed:<share>|schedule:<a>><b>|"
+            "tuned-fixed[:<share>]|tuned-schedule[:<a>><b>]|random|online-eg|replay:<store>#<id>|regmix[:<store>]|"
+            "agent:<ckpt>");
   EXPECT_NE(error_of("Uniform", ctx).find("unknown policy 'Uniform'"), std::string::npos);
   EXPECT_NE(error_of("", ctx).find("unknown policy ''"), std::string::npos);
 }

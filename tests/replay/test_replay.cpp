@@ -52,13 +52,16 @@ const std::string kSrc = DMA_SOURCE_DIR;
 
 /// The test store: 3 policies, 9 complete episodes (ids 0..8), one failed after 4 steps
 /// (id 9, random) and one interrupted after 3 (id 10, uniform).
-std::string make_test_store(const TempDir& dir, const std::string& name = "store.h5", const std::string& score = "budget") {
+/// Episodes 0..8 of policies random, uniform, fixed:0.3 (id % 3); with `paired`, the three
+/// policies share a seed per id / 3, as in an evaluation.
+std::string make_test_store(const TempDir& dir, const std::string& name = "store.h5", const std::string& score = "budget",
+                            bool paired = false) {
   const auto path = dir.file(name);
   auto w = StoreWriter::create(path, synthetic_header({.score = score}));
   const std::vector<std::string> policies{"random", "uniform", "fixed:0.3"};
   for (std::int64_t id = 0; id < 9; ++id)
     write_generation(w, {id}, {policies[static_cast<std::size_t>(id % 3)]}, w.header().horizon, true,
-                     0.2 + 0.3 * static_cast<double>(id % 3));
+                     0.2 + 0.3 * static_cast<double>(id % 3), paired ? 3 : 1);
   write_generation(w, {9}, {"random"}, 4);
   write_generation(w, {10}, {"uniform"}, 3, /*end=*/false);
   w.interrupt_running();
@@ -67,8 +70,7 @@ std::string make_test_store(const TempDir& dir, const std::string& name = "store
 
 /// Final balanced score of a synthetic complete episode, computed here from the generator.
 double expected_balanced(const StoreHeader& h, std::int64_t id, const std::string& score) {
-  EvalConfig eval = parse_ini_text(h.config_ini).eval;
-  eval.score = score;
+  const EvalConfig eval = with_score(parse_ini_text(h.config_ini).eval, score);
   const auto losses = synthetic_losses(h, id, h.horizon - 1);
   return balanced_score(field_scores(losses, h.base_eval_loss, h.domain_fields), eval);
 }
@@ -177,7 +179,43 @@ TEST(ReplayCompare, OneTableAcrossStores) {
     EXPECT_NEAR(std::stod(r.at("balanced_ci95")), 4.303 * s.std / std::sqrt(3.0), 1e-4);  // t(0.975, 2)
   }
   const auto text = replay::compare({a, b}, replay::TableFormat::kText);
-  EXPECT_NE(text.find("budget, mean"), std::string::npos) << text;
+  EXPECT_NE(text.find("budget  a.h5"), std::string::npos) << text;
+  EXPECT_NE(text.find("mean    b.h5"), std::string::npos) << text;
+}
+
+TEST(ReplayCompare, PairsEveryPolicyWithTheReferenceUnderEachScore) {
+  TempDir dir;
+  const auto path = make_test_store(dir, "eval.h5", "budget", /*paired=*/true);
+  const auto h = StoreReader::open(path).header();
+  const auto rows = parse_csv(replay::compare({path}, replay::TableFormat::kCsv, "budget,budget:0.01,mean,min,normalized",
+                                              "uniform"));
+  ASSERT_EQ(rows.size(), 5u * 3u);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.at("reference"), "uniform");
+    if (r.at("policy") == "uniform") {
+      EXPECT_EQ(r.at("diff_mean"), "");
+      continue;
+    }
+    if (r.at("score") == "normalized") continue;  // its scales come from the store's own spread
+    const int first = r.at("policy") == "random" ? 0 : 2;
+    std::vector<double> diffs;  // uniform's episodes are ids 1, 4, 7: the same seeds as first, +3, +6
+    for (int k = 0; k < 3; ++k)
+      diffs.push_back(expected_balanced(h, 1 + 3 * k, r.at("score")) - expected_balanced(h, first + 3 * k, r.at("score")));
+    const auto s = replay::stats(diffs);
+    EXPECT_NEAR(std::stod(r.at("diff_mean")), s.mean, 1e-5) << r.at("score") << " " << r.at("policy");
+    EXPECT_NEAR(std::stod(r.at("diff_ci_high")) - std::stod(r.at("diff_mean")), s.ci95, 1e-4);
+    EXPECT_LE(std::stod(r.at("p_holm")), 1.0);
+  }
+  // budget:0.01 differs from budget wherever a source score lies between -0.02 and -0.01
+  const auto text = replay::compare({path}, replay::TableFormat::kText, "budget:0.01", "uniform");
+  EXPECT_NE(text.find("reference − policy: paired by seed"), std::string::npos) << text;
+  for (const char* bad : {"best", "budget:x", "budget,,mean"})
+    EXPECT_THROW(replay::compare({path}, replay::TableFormat::kText, bad), ConfigError) << bad;
+  EXPECT_THROW(replay::compare({path}, replay::TableFormat::kText, "", "agent"), ConfigError);
+  // From the command line: one line, a non-zero exit.
+  const auto r = sh(fmt::format("{}/dma_replay compare {} --score budget,nonsense", kBin, path));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.out.find("score 'nonsense' does not exist"), std::string::npos) << r.out;
 }
 
 TEST(ReplayExport, D4rlMinariAndCsvReadBackByH5py) {

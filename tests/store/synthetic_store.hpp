@@ -102,15 +102,16 @@ inline Transition synthetic_transition(const StoreHeader& h, std::int64_t id, in
 }
 
 /// Writes one generation: begins `ids` under `policies`, runs `rounds` rounds (one flush
-/// each), then ends each episode complete unless `end` is false.
+/// each), then ends each episode complete unless `end` is false. Episodes whose ids share
+/// id / `ids_per_seed` share a seed (as the policies of one evaluation do).
 inline std::vector<std::size_t> write_generation(StoreWriter& w, const std::vector<std::int64_t>& ids,
                                                  const std::vector<std::string>& policies, int rounds, bool end = true,
-                                                 double target_bias = 0.5) {
+                                                 double target_bias = 0.5, std::int64_t ids_per_seed = 1) {
   std::vector<EpisodeRecord> recs;
   for (std::size_t i = 0; i < ids.size(); ++i) {
     EpisodeRecord e;
     e.id = ids[i];
-    e.seed = static_cast<std::uint64_t>(ids[i]) * 1000003ULL;
+    e.seed = static_cast<std::uint64_t>(ids[i] / ids_per_seed) * 1000003ULL;
     e.rank = 1 + static_cast<int>(i % 3);
     e.policy = policies[i % policies.size()];
     recs.push_back(e);

@@ -1,0 +1,68 @@
+#pragma once
+/// Tuned baselines: a constant target share (`tuned-fixed`) or a linear schedule of the target
+/// share (`tuned-schedule`, its two ends), tuned by rollouts. The search is a compass search:
+/// from the centre of the box it scores the centre's neighbours one step away along each
+/// parameter, moves to the best when it beats the centre and otherwise halves the step. It is
+/// deterministic given the scores, so a run that resumes from the scores it stored repeats it.
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace dma {
+
+enum class TunedFamily { kFixed, kSchedule };
+
+/// "tuned-fixed" or "tuned-schedule".
+const char* tuned_kind(TunedFamily family);
+/// The family of a spec "tuned-fixed[:...]" / "tuned-schedule[:...]", or nothing.
+std::optional<TunedFamily> tuned_family(const std::string& spec);
+/// The policy spec of a point: tuned-fixed:<share> or tuned-schedule:<from>><to>.
+std::string tuned_spec(TunedFamily family, const std::vector<double>& point);
+
+class CompassSearch {
+ public:
+  /// Parameters live in [0, 1]; the step halves from `first_step` until below `min_step`.
+  CompassSearch(int dims, double first_step, double min_step = 1.0 / 80);
+
+  /// Points to score next (none scored yet); empty when the search has converged.
+  std::vector<std::vector<double>> next();
+  void report(const std::vector<double>& point, double score);
+  /// The best point scored so far (the centre before any score).
+  const std::vector<double>& best() const { return best_; }
+  double best_score() const { return best_score_; }
+  int scored() const { return static_cast<int>(scores_.size()); }
+
+ private:
+  using Key = std::vector<long>;  // a point on the 1/3200 lattice, so sums of halved steps compare exactly
+  Key key(const std::vector<double>& point) const;
+  std::vector<double> point(const Key& k) const;
+  std::optional<double> score(const Key& k) const;
+
+  int dims_;
+  double step_, min_step_;
+  std::vector<double> centre_, best_;
+  double best_score_ = 0;
+  std::map<Key, double> scores_;
+};
+
+/// A family tuned within a budget: the candidates it tried, in order, with their mean
+/// scores, and the best.
+struct TuningResult {
+  TunedFamily family = TunedFamily::kFixed;
+  std::vector<std::string> candidates;
+  std::vector<double> scores;
+  std::string best;  ///< the best candidate's spec
+  double best_score = 0;
+  int rollouts = 0;  ///< rollouts spent
+};
+
+/// Runs the search for `family`, asking `score_batch` for the mean score of each batch of
+/// specs (rollouts on the selection seeds), until converged or the next batch would take the
+/// rollouts past `rollouts` (a batch is cut to fit). `seeds` rollouts score one candidate.
+/// Throws ConfigError when the budget cannot score one candidate.
+using ScoreBatch = std::function<std::vector<double>(const std::vector<std::string>& specs)>;
+TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch);
+
+}  // namespace dma

@@ -9,7 +9,7 @@
 # seed. The agent's source gain is 6.5, not the demo's 8: across every recipe tried, 6.5
 # scored best on the selection seeds (0.616 against 0.607-0.611 for 8; issue 5's notes),
 # because gain 8 leaves part of the source budget unspent on this default. On spaces that
-# forget faster 6.5 over-spends (README, "Does the agent work?").
+# forget faster 6.5 over-spends (docs/study.md, "The agent on the old default").
 # Usage: launch/study.sh [extra dma_orchestrate options]
 # Env: RUN_DIR, EVAL_SEEDS (default 32), EVAL_SEED_OFFSET (default 16000000).
 # Seeds: the standard error pooled over all 16 policies (dominated by target-only's spread)

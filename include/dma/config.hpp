@@ -156,14 +156,14 @@ struct AgentConfig {
   double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
   /// 1: a cloned row reads another cloned row's episode state at the same step, so cloning
   /// copies the best episodes' schedule, not how their state tracks their past (trainer.cpp).
-  /// Off by default: alone it left the actor's answer to the source score as it was (README,
-  /// "Does the agent work?"), and the embedded default's result was measured without it.
+  /// Off by default: alone it left the actor's answer to the source score as it was
+  /// (docs/study.md), and the embedded default's result was measured without it.
   int bc_decorrelate = 0;
   /// The states the actor learns to act on: "all" training states, or "agent" (the rollouts
   /// of agents, iterate's, where the stores hold any; else all). The actor reads only part of
   /// the state, so its best answer to a source score depends on the states behind it: in
   /// random walks a low one means a long target-heavy past. "agent" flattened the actor's
-  /// wrong-way answer but did not turn it round (README, "Does the agent work?").
+  /// wrong-way answer but did not turn it round (docs/study.md, "The agent on the old default").
   std::string actor_states = "all";
   int bootstrap_timeouts = 0;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
   int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return

@@ -107,9 +107,9 @@ struct EvaluateConfig {
   std::uint64_t seed_offset = 1000000;  ///< evaluation trajectory ids never overlap collection ids
 };
 
-/// Tuned baselines (`tuned-fixed`, `tuned-schedule`): a pattern search over a constant target
-/// share, or over the two ends of a linear schedule, scored by rollouts on the selection seeds
-/// (agent.selection_seed_offset..), never on evaluation seeds.
+/// Tuned baselines (`tuned-fixed`, `tuned-schedule`): a compass search over a constant target
+/// share, or over a linear schedule's mean share and tilt, scored by rollouts on the selection
+/// seeds (agent.selection_seed_offset..), never on evaluation seeds.
 struct TuneConfig {
   int rollouts = 48;        ///< rollouts each family may spend (candidates x seeds)
   int seeds = 4;            ///< selection seeds per candidate

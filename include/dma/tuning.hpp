@@ -1,6 +1,6 @@
 #pragma once
 /// Tuned baselines: a constant target share (`tuned-fixed`) or a linear schedule of the target
-/// share (`tuned-schedule`, its two ends), tuned by rollouts. The search is a compass search:
+/// share (`tuned-schedule`, searched as its mean share and its tilt), tuned by rollouts. The search is a compass search:
 /// from the centre of the box it scores the centre's neighbours one step away along each
 /// parameter, moves to the best when it beats the centre and otherwise halves the step. It is
 /// deterministic given the scores, so a run that resumes from the scores it stored repeats it.
@@ -18,6 +18,8 @@ enum class TunedFamily { kFixed, kSchedule };
 const char* tuned_kind(TunedFamily family);
 /// The family of a spec "tuned-fixed[:...]" / "tuned-schedule[:...]", or nothing.
 std::optional<TunedFamily> tuned_family(const std::string& spec);
+/// True for a bare "tuned-fixed" / "tuned-schedule": a baseline still to be tuned by rollouts.
+bool needs_tuning(const std::string& spec);
 /// The policy spec of a point: tuned-fixed:<share> or tuned-schedule:<from>><to>.
 std::string tuned_spec(TunedFamily family, const std::vector<double>& point);
 
@@ -32,7 +34,6 @@ class CompassSearch {
   /// The best point scored so far (the centre before any score).
   const std::vector<double>& best() const { return best_; }
   double best_score() const { return best_score_; }
-  int scored() const { return static_cast<int>(scores_.size()); }
 
  private:
   using Key = std::vector<long>;  // a point on the 1/3200 lattice, so sums of halved steps compare exactly

@@ -43,12 +43,13 @@ EvalConfig with_score(const EvalConfig& eval, const std::string& spec) {
   EvalConfig out = eval;
   const size_t colon = spec.find(':');
   out.score = spec.substr(0, colon);
-  const bool known = out.score == "mean" || out.score == "min" || out.score == "weighted" ||
-                     out.score == "normalized" || out.score == "budget";
-  if (!known)
+  try {
+    balanced_score({}, out);  // the score names are balanced_score's
+  } catch (const ConfigError&) {
     throw ConfigError(fmt::format("score '{}' does not exist: use mean, min, weighted[:<target weight>], normalized "
                                   "or budget[:<tolerance>]",
                                   spec));
+  }
   if (colon == std::string::npos) return out;
   const std::string arg = spec.substr(colon + 1);
   char* end = nullptr;

@@ -110,7 +110,7 @@ std::vector<std::string> resolve_tuned(RunContext& ctx, const std::vector<std::s
   TuneIndex index;
   bool index_read = false;
   for (const auto& s : specs) {
-    if (tuned.count(s) || (s != "tuned-fixed" && s != "tuned-schedule")) continue;
+    if (tuned.count(s) || !needs_tuning(s)) continue;
     if (!index_read) {
       check_tuning_seeds(ctx);
       index = read_tune_index(ctx);

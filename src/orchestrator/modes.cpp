@@ -14,6 +14,7 @@
 #include "dma/orchestrator.hpp"
 #include "dma/progress.hpp"
 #include "dma/proxy.hpp"
+#include "dma/tuning.hpp"
 #include "learner.hpp"
 #include "modes.hpp"
 #include "protocol.hpp"
@@ -160,16 +161,15 @@ int evaluate(RunContext& ctx, bool resume) {
   for (const auto& s : parse_policy_list(ctx.config.evaluate.oracle)) oracle.push_back(resolve_spec(ctx, s));
   if (listed.empty() && oracle.empty())
     throw ConfigError("evaluate.policies is empty: list the policies to compare, e.g. uniform,fixed:0.5");
-  std::vector<std::string> untuned;
+  // Every other spec fails before the tuning's rollouts, which have built the tuned ones.
+  std::vector<std::string> untuned = oracle;
   for (const auto& s : listed)
-    if (s != "tuned-fixed" && s != "tuned-schedule") untuned.push_back(s);
-  check_policies(ctx, untuned);  // every other spec fails before the tuning's rollouts
-  check_policies(ctx, oracle);
+    if (!needs_tuning(s)) untuned.push_back(s);
+  check_policies(ctx, untuned);
   listed = resolve_tuned(ctx, listed);
   std::vector<std::string> specs = listed;
   for (const auto& s : oracle)
     if (std::find(specs.begin(), specs.end(), s) == specs.end()) specs.push_back(s);
-  check_policies(ctx, specs);
   if (!roll_out(ctx, "eval", specs, ctx.config.evaluate.seeds, ctx.config.evaluate.seed_offset, resume)) return 0;
   print_results(ctx, ctx.path("eval.h5"), specs, oracle, listed, "eval");
   return 0;

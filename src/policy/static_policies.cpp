@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "dma/error.hpp"
+#include "dma/tuning.hpp"
 #include "internal.hpp"
 
 namespace dma::policy_detail {
@@ -77,7 +78,7 @@ std::unique_ptr<Policy> make_static_policy(const std::string& spec, const Domain
   if (spec.starts_with("schedule:") || spec.starts_with("tuned-schedule:")) return schedule(spec, ctx);
   // A tuned baseline's value, found by dma_orchestrate's tuning or carried from another setting.
   if (spec.starts_with("tuned-fixed:")) return constant(spec, ctx, parse_mixture_arg(spec, spec.substr(12), ctx));
-  if (spec == "tuned-fixed" || spec == "tuned-schedule")
+  if (needs_tuning(spec))
     throw PolicyError(fmt::format("policy '{}' is tuned by rollouts before it runs: list it in evaluate.policies of "
                                   "dma_orchestrate (evaluate or headroom mode), or give its value, e.g. {}",
                                   spec, spec == "tuned-fixed" ? "tuned-fixed:0.55" : "tuned-schedule:0.7>0.4"));

@@ -27,6 +27,10 @@ std::optional<TunedFamily> tuned_family(const std::string& spec) {
   return std::nullopt;
 }
 
+bool needs_tuning(const std::string& spec) {
+  return tuned_family(spec).has_value() && spec.find(':') == std::string::npos;
+}
+
 std::string tuned_spec(TunedFamily family, const std::vector<double>& point) {
   // Four decimals: the search's lattice is finer, but no step below 1/80 is ever taken.
   auto share = [](double x) { return fmt::format("{:.4g}", std::round(std::clamp(x, 0.0, 1.0) * 1e4) / 1e4); };

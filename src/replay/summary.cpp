@@ -7,6 +7,7 @@
 #include <fmt/format.h>
 
 #include "dma/paired.hpp"
+#include "dma/policy.hpp"
 #include "dma/progress.hpp"
 #include "dma/score.hpp"
 #include "dma/replay.hpp"
@@ -248,7 +249,7 @@ std::vector<ScoredPolicy> score_policies(const StoreData& d) {
 /// The policy every other is compared with: `against`, else the store's first agent policy.
 const ScoredPolicy* reference(const std::vector<ScoredPolicy>& policies, const std::string& against) {
   for (const auto& p : policies)
-    if (against.empty() ? p.name.rfind("agent", 0) == 0 : p.name == against) return &p;
+    if (against.empty() ? policy_kind(p.name) == "agent" : p.name == against) return &p;
   return nullptr;
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transfer without retraining (issue 5): a trained agent steers a setting it never saw: a
+# Transfer without retraining: a trained agent steers a setting it never saw: a
 # larger target model, or a domain space with other categories and another number of domains.
 # Prepares the space, pretrains that setting's base model, collects a few random
 # trajectories for the RegMix baseline (launch/space.sh; the agent does not train on them), then evaluates

@@ -133,13 +133,13 @@ struct AgentConfig {
   /// Step features the actor reads (the critics read all): the field-level state, i.e. the
   /// time and the source score that the budget constrains. The collected random walks are
   /// smooth, so whatever reveals an episode's past target share predicts its next one, and
-  /// an actor that reads it learns to copy it (issue 5): its previous weights (target shares
+  /// an actor that reads it learns to copy it: its previous weights (target shares
   /// 0.2..0.9 across training seeds), and the target score and per-domain loss changes (on a
   /// space whose target learns faster it read "my share was high" and went to 0.93). The
   /// absolute levels (log_loss, log_share_rel) are out of range on another corpus.
   std::string actor_features = "is_target,progress,source_score";
   /// > 0: the actor's d(target share)/d(source score) is held at or above this (a squared
-  /// shortfall in its losses): a lower source score never asks for more target (issue 5).
+  /// shortfall in its losses): a lower source score never asks for more target.
   double source_gain = 0;
   int field_balanced = 1;         ///< 1: the actor weighs fields, not domains (features.hpp field_log_counts)
   int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts

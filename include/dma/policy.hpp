@@ -80,7 +80,7 @@ std::optional<double> parse_number(std::string_view text);
 /// Field-share helpers: spread a target share over domains by natural shares within fields.
 std::vector<double> mixture_from_target_share(const DomainContext& domains, double target_share);
 
-/// RegMix (next issue's baseline, torch-free): fit score ~ f(mean weights) on episodes and
+/// RegMix (torch-free): fit score ~ f(mean weights) on episodes and
 /// return the best static mixture found by sampling the simplex.
 struct RegmixFit {
   std::vector<double> best_weights;

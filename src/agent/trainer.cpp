@@ -221,7 +221,7 @@ torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& m, con
 // (the actor's inputs other than time and field) comes from another cloned row at the same
 // step: the collected walks are smooth, so within one episode a low source score means a high
 // past target share, which predicts a high next one; cloned as is, that teaches "the more
-// the source has lost, the more target" (issue 5: slope -2..-4 in the best quarter of the
+// the source has lost, the more target" (slope -2..-4 in the best quarter of the
 // random walks, and in every agent trained on them). Decorrelated, cloning teaches the best
 // episodes' schedule over time, and how to answer the source score is left to the critics.
 Batch Trainer::sample_clone() {
@@ -247,7 +247,7 @@ Batch Trainer::sample_clone() {
 // With agent.source_gain = k > 0, the squared shortfall of the actor's d(target share)/d(source
 // score) below k, by a finite difference at each state of the batch. Under the budget score
 // more source left never calls for less target, but the collected walks say the opposite (a
-// walk that has spent more keeps spending; issue 5), and an actor that learns that from one
+// walk that has spent more keeps spending), and an actor that learns that from one
 // space overspends on a space that forgets faster. k is a prior: the controller's least gain.
 torch::Tensor Trainer::source_gain_shortfall(const Batch& b) {
   auto share = [&](const torch::Tensor& s) { return (torch::softmax(s_.actor_logits(s, b.m), -1) * b.m).sum(-1); };

@@ -212,7 +212,7 @@ void keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::
 
 /// agent.candidates agents trained on seeds run.seed + k, each rolled out on the selection
 /// seeds (never the evaluation seeds); the best mean balanced score becomes agent.pt. Offline
-/// RL on this scale varies a lot between training seeds (issue 5's note): selection by
+/// RL on this scale varies a lot between training seeds (docs/study.md): selection by
 /// rollouts catches the seeds whose critic sent the actor over the score's cliff.
 int train_and_select(RunContext& ctx) {
   const AgentConfig& ac = ctx.config.agent;
@@ -315,8 +315,8 @@ bool run_generations(RunContext& ctx, int first, bool resume) {
 
 /// Online generations (DESIGN §3): each rolls out the latest agent with exploration noise,
 /// appends the episodes to this run's store and updates the agent on every store, writing
-/// agent-gen-<g>.pt. Updates on an agent's own data can overshoot as well as improve (issue
-/// 5's note), so with iterate.select the generation that scores best on the selection seeds
+/// agent-gen-<g>.pt. Updates on an agent's own data can overshoot as well as improve
+/// (docs/study.md), so with iterate.select the generation that scores best on the selection seeds
 /// (the offline agent included) becomes agent.pt; otherwise the last one does.
 int iterate(RunContext& ctx, bool resume) {
   require_base(ctx);

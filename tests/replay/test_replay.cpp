@@ -1,4 +1,4 @@
-// dma_replay (DESIGN §6, issue 6): summaries and comparisons against values computed here,
+// dma_replay (DESIGN §6): summaries and comparisons against values computed here,
 // exports read back by h5py, SVGs rendered by rsvg-convert, follow on a live writer, the
 // Python helper, and bad input through the real program.
 #include <signal.h>

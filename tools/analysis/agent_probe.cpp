@@ -1,4 +1,4 @@
-// agent_probe: how a trained agent answers the source score (issue 5's transfer study).
+// agent_probe: how a trained agent answers the source score (docs/study.md, transfer).
 // For one episode of a store, at a few steps, it moves the observed source score by a few
 // shifts and prints the actor's target share there and the share the critics value most.
 // A controller that keeps a source budget lowers its target share when the source has lost

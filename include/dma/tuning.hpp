@@ -1,9 +1,15 @@
 #pragma once
 /// Tuned baselines: a constant target share (`tuned-fixed`) or a linear schedule of the target
 /// share (`tuned-schedule`, searched as its mean share and its tilt), tuned by rollouts. The search is a compass search:
-/// from the centre of the box it scores the centre's neighbours one step away along each
-/// parameter, moves to the best when it beats the centre and otherwise halves the step. It is
-/// deterministic given the scores, so a run that resumes from the scores it stored repeats it.
+/// from a start point it scores the point's neighbours one step away along each parameter,
+/// moves to the best when it beats the point and otherwise halves the step. It is deterministic
+/// given the scores, so a run that resumes from the scores it stored repeats it.
+///
+/// The constants are the schedules without tilt, so a schedule is tuned as a refinement of the
+/// tuned constant: its search starts at the constant's share with no tilt, and spends its own
+/// budget there. A search of both parameters from the middle of the box spends an equal budget
+/// on shares the constant search has already ruled out and may never reach the tilts around
+/// the good share.
 #include <functional>
 #include <map>
 #include <optional>
@@ -25,13 +31,14 @@ std::string tuned_spec(TunedFamily family, const std::vector<double>& point);
 
 class CompassSearch {
  public:
-  /// Parameters live in [0, 1]; the step halves from `first_step` until below `min_step`.
-  CompassSearch(int dims, double first_step, double min_step = 1.0 / 80);
+  /// Parameters live in [0, 1]; the search starts at `start` (the middle of the box when
+  /// empty) and the step halves from `first_step` until below `min_step`.
+  CompassSearch(int dims, double first_step, std::vector<double> start = {}, double min_step = 1.0 / 80);
 
   /// Points to score next (none scored yet); empty when the search has converged.
   std::vector<std::vector<double>> next();
   void report(const std::vector<double>& point, double score);
-  /// The best point scored so far (the centre before any score).
+  /// The best point scored so far (the start before any score).
   const std::vector<double>& best() const { return best_; }
   double best_score() const { return best_score_; }
 
@@ -56,14 +63,19 @@ struct TuningResult {
   std::vector<double> scores;
   std::string best;  ///< the best candidate's spec
   double best_score = 0;
-  int rollouts = 0;  ///< rollouts spent
+  int rollouts = 0;       ///< rollouts spent
+  bool converged = false;  ///< the search reached its finest step before the budget ran out
 };
 
 /// Runs the search for `family`, asking `score_batch` for the mean score of each batch of
 /// specs (rollouts on the selection seeds), until converged or the next batch would take the
 /// rollouts past `rollouts` (a batch is cut to fit). `seeds` rollouts score one candidate.
-/// Throws ConfigError when the budget cannot score one candidate.
+/// The search starts at `start` (see CompassSearch). Throws ConfigError when the budget cannot
+/// score one candidate.
 using ScoreBatch = std::function<std::vector<double>(const std::vector<std::string>& specs)>;
-TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch);
+TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch,
+                         std::vector<double> start = {});
+/// Where a schedule's search starts once the constant share is tuned: that share, no tilt.
+std::vector<double> schedule_start(const TuningResult& constant);
 
 }  // namespace dma

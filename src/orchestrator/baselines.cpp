@@ -62,7 +62,7 @@ std::vector<double> score_in_tune_store(const RunContext& ctx, const std::vector
   return scores;
 }
 
-TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index) {
+TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index, std::vector<double> start) {
   const TuneConfig& tc = ctx.config.tune;
   auto score_batch = [&](const std::vector<std::string>& specs) {
     std::vector<std::int64_t> indices;
@@ -72,10 +72,10 @@ TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index) {
       throw RolloutsStopped{};
     return score_in_tune_store(ctx, specs);
   };
-  const auto result = tune_family(family, tc.rollouts, tc.seeds, tc.first_step, score_batch);
-  log_line(fmt::format("tuning: {} is {} ({:+.4f} on {} selection seeds; {} candidates, {} rollouts)",
+  const auto result = tune_family(family, tc.rollouts, tc.seeds, tc.first_step, score_batch, std::move(start));
+  log_line(fmt::format("tuning: {} is {} ({:+.4f} on {} selection seeds; {} candidates, {} rollouts{})",
                        tuned_kind(family), result.best, result.best_score, tc.seeds, result.candidates.size(),
-                       result.rollouts));
+                       result.rollouts, result.converged ? ", converged" : ", budget spent"));
   return result;
 }
 
@@ -83,11 +83,14 @@ std::string tuning_markdown(const RunContext& ctx, const std::vector<TuningResul
   const TuneConfig& tc = ctx.config.tune;
   std::string out = fmt::format(
       "# Tuned baselines\n\nEach family spent at most {} rollouts ({} selection seeds from {} per candidate; "
-      "balanced score: {}). A compass search from the middle of [0, 1], first step {}, halving down to 1/80.\n",
+      "balanced score: {}). A compass search, first step {}, halving down to 1/80: the constant share from 0.5, "
+      "then the schedule (mean share and tilt) from the tuned constant's share with no tilt, on a budget of its "
+      "own. A family that converged would not gain from more rollouts.\n",
       tc.rollouts, tc.seeds, ctx.config.agent.selection_seed_offset, ctx.config.eval.score, tc.first_step);
   for (const auto& r : results) {
-    out += fmt::format("\n## {}: {} ({:+.4f}, {} rollouts)\n\n| candidate | mean score |\n|---|---:|\n",
-                       tuned_kind(r.family), r.best, r.best_score, r.rollouts);
+    out += fmt::format("\n## {}: {} ({:+.4f}, {} rollouts, {})\n\n| candidate | mean score |\n|---|---:|\n",
+                       tuned_kind(r.family), r.best, r.best_score, r.rollouts,
+                       r.converged ? "converged" : "the budget ran out first");
     for (size_t i = 0; i < r.candidates.size(); ++i)
       out += fmt::format("| {}{} | {:+.4f} |\n", r.candidates[i], r.candidates[i] == r.best ? " (kept)" : "",
                          r.scores[i]);
@@ -105,26 +108,24 @@ void check_tuning_seeds(const RunContext& ctx) {
 }  // namespace
 
 std::vector<std::string> resolve_tuned(RunContext& ctx, const std::vector<std::string>& specs) {
-  std::map<std::string, std::string> tuned;
-  std::vector<TuningResult> results;
-  TuneIndex index;
-  bool index_read = false;
-  for (const auto& s : specs) {
-    if (tuned.count(s) || !needs_tuning(s)) continue;
-    if (!index_read) {
-      check_tuning_seeds(ctx);
-      index = read_tune_index(ctx);
-      index_read = true;
-    }
-    results.push_back(tune(ctx, *tuned_family(s), index));
-    tuned[s] = results.back().best;
-  }
-  if (!results.empty()) {
-    std::ofstream(ctx.path("tuning.md")) << tuning_markdown(ctx, results);
-    log_line(fmt::format("wrote {}", ctx.path("tuning.md")));
-  }
+  auto wanted = [&](TunedFamily family) {
+    return std::any_of(specs.begin(), specs.end(),
+                       [&](const std::string& s) { return needs_tuning(s) && tuned_family(s) == family; });
+  };
+  const bool want_schedule = wanted(TunedFamily::kSchedule);
+  if (!want_schedule && !wanted(TunedFamily::kFixed)) return specs;
+  check_tuning_seeds(ctx);
+  TuneIndex index = read_tune_index(ctx);
+  // The schedule's search starts from the tuned constant, so the constant is tuned first.
+  std::vector<TuningResult> results{tune(ctx, TunedFamily::kFixed, index, {})};
+  if (want_schedule) results.push_back(tune(ctx, TunedFamily::kSchedule, index, schedule_start(results.front())));
+  std::ofstream(ctx.path("tuning.md")) << tuning_markdown(ctx, results);
+  log_line(fmt::format("wrote {}", ctx.path("tuning.md")));
   std::vector<std::string> out;
-  for (const auto& s : specs) out.push_back(tuned.count(s) ? tuned[s] : s);
+  for (const auto& s : specs) {
+    const auto family = needs_tuning(s) ? tuned_family(s) : std::nullopt;
+    out.push_back(!family ? s : results.at(*family == TunedFamily::kFixed ? 0 : 1).best);
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -42,11 +43,16 @@ std::string tuned_spec(TunedFamily family, const std::vector<double>& point) {
   return fmt::format("tuned-schedule:{}>{}", share(mean + half_drop), share(mean - half_drop));
 }
 
-CompassSearch::CompassSearch(int dims, double first_step, double min_step)
-    : dims_(dims), step_(first_step), min_step_(min_step), centre_(static_cast<size_t>(dims), 0.5), best_(centre_) {
+CompassSearch::CompassSearch(int dims, double first_step, std::vector<double> start, double min_step)
+    : dims_(dims), step_(first_step), min_step_(min_step) {
   if (dims < 1 || !(first_step > 0) || !(min_step > 0))
     throw ConfigError(fmt::format("compass search: {} parameters, first step {}, least step {}: all must be positive",
                                   dims, first_step, min_step));
+  if (start.empty()) start.assign(static_cast<size_t>(dims), 0.5);
+  if (static_cast<int>(start.size()) != dims)
+    throw ConfigError(fmt::format("compass search: a start of {} parameters for a search of {}", start.size(), dims));
+  centre_ = point(key(start));
+  best_ = centre_;
 }
 
 CompassSearch::Key CompassSearch::key(const std::vector<double>& p) const {
@@ -108,18 +114,29 @@ void CompassSearch::report(const std::vector<double>& p, double s) {
   }
 }
 
-TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch) {
+std::vector<double> schedule_start(const TuningResult& constant) {
+  if (constant.family != TunedFamily::kFixed)
+    throw Error(fmt::format("a schedule's search starts from a tuned constant, not from {}", tuned_kind(constant.family)));
+  const std::string& spec = constant.best;
+  return {std::stod(spec.substr(spec.find(':') + 1)), 0.5};
+}
+
+TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch,
+                         std::vector<double> start) {
   if (seeds < 1 || rollouts < seeds)
     throw ConfigError(fmt::format("tune.rollouts = {} cannot score one {} candidate on tune.seeds = {} seeds: raise "
                                   "tune.rollouts to at least tune.seeds",
                                   rollouts, tuned_kind(family), seeds));
-  CompassSearch search(family == TunedFamily::kFixed ? 1 : 2, first_step);
+  CompassSearch search(family == TunedFamily::kFixed ? 1 : 2, first_step, std::move(start));
   TuningResult result;
   result.family = family;
   std::map<std::string, double> scored;  // points that clamp to one spec share its rollouts
   for (;;) {
     const auto points = search.next();
-    if (points.empty()) break;
+    if (points.empty()) {
+      result.converged = true;
+      break;
+    }
     std::vector<std::string> fresh;
     for (const auto& p : points) {
       const std::string spec = tuned_spec(family, p);

@@ -61,6 +61,22 @@ TEST(Tuning, ScheduleFindsBothEnds) {
   EXPECT_EQ(r.candidates.front(), "tuned-schedule:0.5>0.5");
 }
 
+TEST(Tuning, ScheduleRefinesTheTunedConstant) {
+  int calls = 0;
+  std::vector<std::string> seen;
+  const auto constant = tune_family(TunedFamily::kFixed, 1000, 4, 0.2, peaked(calls, seen));
+  EXPECT_TRUE(constant.converged);
+  const auto r = tune_family(TunedFamily::kSchedule, 1000, 1, 0.2, peaked(calls, seen), schedule_start(constant));
+  // It starts at the tuned constant without tilt and still finds both ends.
+  EXPECT_EQ(r.candidates.front(), "tuned-schedule:0.3375>0.3375");
+  const auto x = shares(r.best);
+  EXPECT_NEAR(x[0], 0.8, 2.0 / 80);
+  EXPECT_NEAR(x[1], 0.3, 2.0 / 80);
+  EXPECT_TRUE(r.converged);
+  EXPECT_THROW(schedule_start(r), Error);
+  EXPECT_THROW(CompassSearch(2, 0.2, {0.5}), ConfigError);
+}
+
 TEST(Tuning, StaysWithinTheBudgetAndCutsTheLastBatch) {
   int calls = 0;
   std::vector<std::string> seen;
@@ -69,6 +85,7 @@ TEST(Tuning, StaysWithinTheBudgetAndCutsTheLastBatch) {
   EXPECT_EQ(r.candidates.size(), 3u);
   EXPECT_EQ(r.rollouts, 6);
   EXPECT_EQ(calls, 2);
+  EXPECT_FALSE(r.converged);
 }
 
 TEST(Tuning, IsDeterministicGivenTheScores) {

@@ -128,5 +128,26 @@ TEST(Config, ShippedConfigsParse) {
   EXPECT_EQ(tiny.config.train.horizon, 3);
 }
 
+// One default path: a shipped config file sets only what makes it what it is, so a line that
+// repeats a default hides where the recipe lives (and goes stale when the default moves).
+TEST(Config, ShippedConfigsRepeatNoDefault) {
+  const std::string defaults = to_ini(Config{});
+  for (const auto& e : fs::directory_iterator(fs::path(DMA_SOURCE_DIR) / "configs")) {
+    if (e.path().extension() != ".ini") continue;
+    std::ifstream in(e.path());
+    std::string line, section;
+    while (std::getline(in, line)) {
+      if (line.empty() || line[0] == '#' || line[0] == ';') continue;
+      if (line[0] == '[') {
+        section = line;
+        continue;
+      }
+      // The file's line alone, over the defaults: if nothing changes, it repeats a default.
+      EXPECT_NE(to_ini(parse_ini_text(section + "\n" + line + "\n")), defaults)
+          << e.path().filename().string() << ": '" << line << "' in " << section << " repeats the default";
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dma

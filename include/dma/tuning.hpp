@@ -73,9 +73,12 @@ struct TuningResult {
 /// The search starts at `start` (see CompassSearch). Throws ConfigError when the budget cannot
 /// score one candidate.
 using ScoreBatch = std::function<std::vector<double>(const std::vector<std::string>& specs)>;
+/// `known` holds scores of this family's specs measured already (they cost no rollouts).
 TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch,
-                         std::vector<double> start = {});
+                         std::vector<double> start = {}, const std::map<std::string, double>& known = {});
 /// Where a schedule's search starts once the constant share is tuned: that share, no tilt.
 std::vector<double> schedule_start(const TuningResult& constant);
+/// The constant's scores as the schedules without tilt they are (the same mixtures).
+std::map<std::string, double> schedule_scores(const TuningResult& constant);
 
 }  // namespace dma

@@ -62,7 +62,8 @@ std::vector<double> score_in_tune_store(const RunContext& ctx, const std::vector
   return scores;
 }
 
-TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index, std::vector<double> start) {
+TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index, std::vector<double> start = {},
+                  const std::map<std::string, double>& known = {}) {
   const TuneConfig& tc = ctx.config.tune;
   auto score_batch = [&](const std::vector<std::string>& specs) {
     std::vector<std::int64_t> indices;
@@ -72,7 +73,7 @@ TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index, std::ve
       throw RolloutsStopped{};
     return score_in_tune_store(ctx, specs);
   };
-  const auto result = tune_family(family, tc.rollouts, tc.seeds, tc.first_step, score_batch, std::move(start));
+  const auto result = tune_family(family, tc.rollouts, tc.seeds, tc.first_step, score_batch, std::move(start), known);
   log_line(fmt::format("tuning: {} is {} ({:+.4f} on {} selection seeds; {} candidates, {} rollouts{})",
                        tuned_kind(family), result.best, result.best_score, tc.seeds, result.candidates.size(),
                        result.rollouts, result.converged ? ", converged" : ", budget spent"));
@@ -85,7 +86,8 @@ std::string tuning_markdown(const RunContext& ctx, const std::vector<TuningResul
       "# Tuned baselines\n\nEach family spent at most {} rollouts ({} selection seeds from {} per candidate; "
       "balanced score: {}). A compass search, first step {}, halving down to 1/80: the constant share from 0.5, "
       "then the schedule (mean share and tilt) from the tuned constant's share with no tilt, on a budget of its "
-      "own. A family that converged would not gain from more rollouts.\n",
+      "own; it inherits the constant's scores for the schedules without tilt. A family that converged would not "
+      "gain from more rollouts.\n",
       tc.rollouts, tc.seeds, ctx.config.agent.selection_seed_offset, ctx.config.eval.score, tc.first_step);
   for (const auto& r : results) {
     out += fmt::format("\n## {}: {} ({:+.4f}, {} rollouts, {})\n\n| candidate | mean score |\n|---|---:|\n",
@@ -117,8 +119,10 @@ std::vector<std::string> resolve_tuned(RunContext& ctx, const std::vector<std::s
   check_tuning_seeds(ctx);
   TuneIndex index = read_tune_index(ctx);
   // The schedule's search starts from the tuned constant, so the constant is tuned first.
-  std::vector<TuningResult> results{tune(ctx, TunedFamily::kFixed, index, {})};
-  if (want_schedule) results.push_back(tune(ctx, TunedFamily::kSchedule, index, schedule_start(results.front())));
+  std::vector<TuningResult> results{tune(ctx, TunedFamily::kFixed, index)};
+  if (want_schedule)
+    results.push_back(tune(ctx, TunedFamily::kSchedule, index, schedule_start(results.front()),
+                           schedule_scores(results.front())));
   std::ofstream(ctx.path("tuning.md")) << tuning_markdown(ctx, results);
   log_line(fmt::format("wrote {}", ctx.path("tuning.md")));
   std::vector<std::string> out;

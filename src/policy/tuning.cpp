@@ -114,15 +114,30 @@ void CompassSearch::report(const std::vector<double>& p, double s) {
   }
 }
 
-std::vector<double> schedule_start(const TuningResult& constant) {
+namespace {
+
+/// The share of a tuned constant's spec "tuned-fixed:<share>".
+double constant_share(const TuningResult& constant, const std::string& spec) {
   if (constant.family != TunedFamily::kFixed)
     throw Error(fmt::format("a schedule's search starts from a tuned constant, not from {}", tuned_kind(constant.family)));
-  const std::string& spec = constant.best;
-  return {std::stod(spec.substr(spec.find(':') + 1)), 0.5};
+  return std::stod(spec.substr(spec.find(':') + 1));
+}
+
+}  // namespace
+
+std::vector<double> schedule_start(const TuningResult& constant) {
+  return {constant_share(constant, constant.best), 0.5};
+}
+
+std::map<std::string, double> schedule_scores(const TuningResult& constant) {
+  std::map<std::string, double> out;
+  for (size_t i = 0; i < constant.candidates.size(); ++i)
+    out[tuned_spec(TunedFamily::kSchedule, {constant_share(constant, constant.candidates[i]), 0.5})] = constant.scores[i];
+  return out;
 }
 
 TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch,
-                         std::vector<double> start) {
+                         std::vector<double> start, const std::map<std::string, double>& known) {
   if (seeds < 1 || rollouts < seeds)
     throw ConfigError(fmt::format("tune.rollouts = {} cannot score one {} candidate on tune.seeds = {} seeds: raise "
                                   "tune.rollouts to at least tune.seeds",
@@ -130,7 +145,7 @@ TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double fir
   CompassSearch search(family == TunedFamily::kFixed ? 1 : 2, first_step, std::move(start));
   TuningResult result;
   result.family = family;
-  std::map<std::string, double> scored;  // points that clamp to one spec share its rollouts
+  std::map<std::string, double> scored = known;  // points that clamp to one spec share its rollouts
   for (;;) {
     const auto points = search.next();
     if (points.empty()) {

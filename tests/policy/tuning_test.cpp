@@ -22,7 +22,8 @@ std::vector<double> shares(const std::string& spec) {
   return {std::stod(arg.substr(0, arrow)), std::stod(arg.substr(arrow + 1))};
 }
 
-/// A score with one peak: constant shares peak at 0.3375, schedules at 0.8 > 0.3.
+/// A score with one peak at the schedule 0.8 > 0.3; a constant share is the schedule a > a, so
+/// constants peak at 0.55.
 ScoreBatch peaked(int& calls, std::vector<std::string>& seen) {
   return [&calls, &seen](const std::vector<std::string>& specs) {
     ++calls;
@@ -30,8 +31,7 @@ ScoreBatch peaked(int& calls, std::vector<std::string>& seen) {
     for (const auto& s : specs) {
       seen.push_back(s);
       const auto x = shares(s);
-      out.push_back(x.size() == 1 ? -std::pow(x[0] - 0.3375, 2)
-                                  : -std::pow(x[0] - 0.8, 2) - std::pow(x[1] - 0.3, 2));
+      out.push_back(-std::pow(x.front() - 0.8, 2) - std::pow(x.back() - 0.3, 2));
     }
     return out;
   };
@@ -41,7 +41,7 @@ TEST(Tuning, ConstantShareConvergesToThePeakWithinTheFinestStep) {
   int calls = 0;
   std::vector<std::string> seen;
   const auto r = tune_family(TunedFamily::kFixed, 1000, 4, 0.2, peaked(calls, seen));
-  EXPECT_NEAR(shares(r.best)[0], 0.3375, 1.0 / 80);
+  EXPECT_NEAR(shares(r.best)[0], 0.55, 1.0 / 80);
   EXPECT_EQ(r.best.rfind("tuned-fixed:", 0), 0u);
   EXPECT_EQ(r.rollouts, 4 * static_cast<int>(r.candidates.size()));
   EXPECT_LT(r.rollouts, 1000);  // it converged before the budget ran out
@@ -66,9 +66,15 @@ TEST(Tuning, ScheduleRefinesTheTunedConstant) {
   std::vector<std::string> seen;
   const auto constant = tune_family(TunedFamily::kFixed, 1000, 4, 0.2, peaked(calls, seen));
   EXPECT_TRUE(constant.converged);
-  const auto r = tune_family(TunedFamily::kSchedule, 1000, 1, 0.2, peaked(calls, seen), schedule_start(constant));
-  // It starts at the tuned constant without tilt and still finds both ends.
-  EXPECT_EQ(r.candidates.front(), "tuned-schedule:0.3375>0.3375");
+  const auto known = schedule_scores(constant);
+  EXPECT_EQ(known.size(), constant.candidates.size());
+  EXPECT_DOUBLE_EQ(known.at("tuned-schedule:0.55>0.55"), constant.best_score);
+  const auto r =
+      tune_family(TunedFamily::kSchedule, 1000, 1, 0.2, peaked(calls, seen), schedule_start(constant), known);
+  // It starts at the tuned constant without tilt, rolls out none of the constants again, and
+  // still finds both ends.
+  for (const auto& c : r.candidates) EXPECT_EQ(known.count(c), 0u) << c;
+  
   const auto x = shares(r.best);
   EXPECT_NEAR(x[0], 0.8, 2.0 / 80);
   EXPECT_NEAR(x[1], 0.3, 2.0 / 80);

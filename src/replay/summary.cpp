@@ -10,6 +10,7 @@
 #include "dma/policy.hpp"
 #include "dma/progress.hpp"
 #include "dma/score.hpp"
+#include "dma/tuning.hpp"
 #include "dma/replay.hpp"
 #include "replay_internal.hpp"
 
@@ -253,6 +254,13 @@ const ScoredPolicy* reference(const std::vector<ScoredPolicy>& policies, const s
   return nullptr;
 }
 
+/// A policy's name across independent pipelines: a tuned baseline or an agent keeps only its
+/// kind, since each pipeline tunes or trains its own; any other policy keeps its full spec.
+std::string pipeline_key(const std::string& name) {
+  if (const auto family = tuned_family(name)) return tuned_kind(*family);
+  return policy_kind(name) == "agent" ? "agent" : name;
+}
+
 }  // namespace
 
 std::string compare(const std::vector<std::string>& stores, TableFormat format, const std::string& scores,
@@ -269,6 +277,10 @@ std::string compare(const std::vector<std::string>& stores, TableFormat format, 
   complete.statuses = {EpisodeStatus::kComplete};
   std::string references;
   for (const auto& spec : score_specs(scores)) {
+    // Each store's paired lead per policy, for the summary across stores (independent
+    // pipelines): the unit of replication is then the pipeline, not the seed.
+    std::map<std::string, SeedScores> leads;
+    std::set<std::string> ambiguous, score_names;  // leads under different scores are not averaged
     for (std::size_t i = 0; i < stores.size(); ++i) {
       const StoreData d = load(stores[i], complete, spec);
       const std::string score_name = spec.empty() ? d.eval.score : spec;
@@ -285,9 +297,12 @@ std::string compare(const std::vector<std::string>& stores, TableFormat format, 
       if (ref && references.find(ref->name) == std::string::npos)
         references += (references.empty() ? "" : ", ") + ref->name;
       std::size_t k = 0;
+      score_names.insert(score_name);
       for (const auto& p : policies) {
         const Stats s = stats(p.source), g = stats(p.target), b = stats(p.balanced);
         const PairedDiff* diff = ref && &p != ref ? &diffs[k++] : nullptr;
+        if (diff && diff->n > 0 && !leads[pipeline_key(p.name)].emplace(i, diff->mean).second)
+          ambiguous.insert(pipeline_key(p.name));  // two tuned values of one kind in a store: no match
         if (csv) {
           t.add({score_name, labels[i], p.name, std::to_string(b.n), fmt::format("{:.6g}", s.mean),
                  fmt::format("{:.6g}", s.std), fmt::format("{:.6g}", g.mean), fmt::format("{:.6g}", g.std),
@@ -305,6 +320,21 @@ std::string compare(const std::vector<std::string>& stores, TableFormat format, 
         }
       }
     }
+    for (const auto& [key, by_store] : leads) {
+      if (by_store.size() < 2 || ambiguous.count(key) || score_names.size() != 1) continue;
+      const std::string& score_label = *score_names.begin();
+      SeedScores zero;
+      for (const auto& [i, lead] : by_store) zero[i] = 0;
+      const PairedDiff d = paired_difference(by_store, zero);
+      const std::string label = fmt::format("mean of {} stores", by_store.size());
+      if (csv)
+        t.add({score_label, label, key, std::to_string(d.n), "", "", "", "", "", "", "", references,
+               fmt::format("{:.6g}", d.mean), fmt::format("{:.6g}", d.ci_low), fmt::format("{:.6g}", d.ci_high),
+               fmt::format("{:.4g}", d.effect), fmt::format("{:.4g}", d.p)});
+      else
+        t.add({score_label, label, key, std::to_string(d.n), "", "", "", "", format_interval(d),
+               fmt::format("{:+.2f}", d.effect), d.p < 1e-4 ? "<1e-4" : fmt::format("{:.2g}", d.p)});
+    }
   }
   if (csv) return t.render(format);
   std::string head = "complete episodes per policy; mean ± std of the final scores";
@@ -312,6 +342,9 @@ std::string compare(const std::vector<std::string>& stores, TableFormat format, 
     head += fmt::format(";\nreference − policy: paired by seed (the seeds both ran), mean [95 % t interval], d_z = mean / "
                         "std of the differences, p two-sided and Holm-corrected over each store's policies; reference: {}",
                         references);
+  if (stores.size() > 1)
+    head += ";\n\"mean of N stores\": each store's paired lead averaged over the stores (independent pipelines: "
+            "a tuned baseline or an agent is matched by kind), with a 95 % t interval over the stores and p uncorrected";
   return head + "\n\n" + t.render(format);
 }
 

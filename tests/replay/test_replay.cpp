@@ -183,6 +183,32 @@ TEST(ReplayCompare, OneTableAcrossStores) {
   EXPECT_NE(text.find("mean    b.h5"), std::string::npos) << text;
 }
 
+// Independent pipelines: each store's paired lead, averaged over the stores with an interval
+// over them; not across stores scored differently.
+TEST(ReplayCompare, AveragesThePairedLeadOverStores) {
+  TempDir dir;
+  const auto a = make_test_store(dir, "a.h5", "budget", /*paired=*/true);
+  const auto b = make_test_store(dir, "b.h5", "mean", /*paired=*/true);
+  for (const std::string score : {"budget", "min"}) {
+    const auto rows = parse_csv(replay::compare({a, b}, replay::TableFormat::kCsv, score, "uniform"));
+    std::map<std::string, std::vector<double>> per_store;
+    std::map<std::string, double> across;
+    for (const auto& r : rows) {
+      if (r.at("diff_mean").empty()) continue;
+      if (r.at("store") == "mean of 2 stores") across[r.at("policy")] = std::stod(r.at("diff_mean"));
+      else per_store[r.at("policy")].push_back(std::stod(r.at("diff_mean")));
+    }
+    ASSERT_EQ(across.size(), 2u) << score;
+    for (const auto& [policy, leads] : per_store) {
+      ASSERT_EQ(leads.size(), 2u);
+      EXPECT_NEAR(across.at(policy), (leads[0] + leads[1]) / 2, 1e-5) << policy;
+    }
+  }
+  // Each store under its own score (budget, mean): no average.
+  const auto own = replay::compare({a, b}, replay::TableFormat::kText, "", "uniform");
+  EXPECT_EQ(own.find("mean of 2 stores  "), std::string::npos) << own;
+}
+
 TEST(ReplayCompare, PairsEveryPolicyWithTheReferenceUnderEachScore) {
   TempDir dir;
   const auto path = make_test_store(dir, "eval.h5", "budget", /*paired=*/true);

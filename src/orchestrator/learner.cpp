@@ -89,6 +89,7 @@ struct Generation::Impl {
   std::vector<double> shares_;
   std::vector<float> base_;
   std::vector<Live> live_;
+  std::vector<EpisodeEnd> ending_;  // episodes this round ends
   std::int64_t round_tokens_ = 0;
   RoundTimes times_;
 };
@@ -202,7 +203,7 @@ void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Tr
     l.seconds += rec.seconds;
     round_tokens_ += rec.tokens;
     if (rec.status != protocol::kOk) {
-      store_.end_episode(l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return));
+      ending_.push_back({l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
       continue;
@@ -233,14 +234,17 @@ void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Tr
   }
 }
 
+// Failed episodes (found by absorb) and completed ones end in one store call.
 void Generation::Impl::seal_finished() {
   for (auto& l : live_) {
     if (l.active && l.step == config_.train.horizon) {
-      store_.end_episode(l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return));
+      ending_.push_back({l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
     }
   }
+  store_.end_episodes(ending_);
+  ending_.clear();
 }
 
 std::int64_t Generation::Impl::round() {

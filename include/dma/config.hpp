@@ -172,7 +172,7 @@ struct AgentConfig {
   int bootstrap_timeouts = 0;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
   int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return
   double target_noise = 0.3;      ///< TD3 target smoothing: logit noise std on the backup's action
-  int threads = 1;                ///< intra-op threads while training (0: leave LibTorch's setting)
+  int threads = 1;                ///< intra-op threads while training and acting (0: leave LibTorch's setting)
 };
 
 struct IterateConfig {

@@ -71,7 +71,16 @@ struct EpisodeRecord {
   std::uint64_t checksum = 0;             ///< of its rows, set when it ends (0: none yet)
 };
 
-/// The single writer (learner). Every call that changes the file leaves it readable.
+/// How one episode ends: its index in StoreWriter::episodes(), final status, length, return.
+struct EpisodeEnd {
+  std::size_t index = 0;
+  EpisodeStatus status = EpisodeStatus::kComplete;
+  std::int32_t length = 0;
+  float episode_return = 0;
+};
+
+/// The single writer (learner). Every call that changes the file leaves it readable. It
+/// holds each running episode's rows in memory (H rows) so that ending it reads nothing back.
 class StoreWriter {
  public:
   /// Creates a new store; refuses an existing file (StoreError says to use --resume).
@@ -95,6 +104,8 @@ class StoreWriter {
   void write(std::span<const Transition> rows);
   /// Sets an episode's final status, length and return; marks its last row as a timeout.
   void end_episode(std::size_t episode_index, EpisodeStatus status, std::int32_t length, float episode_return);
+  /// end_episode for many episodes at once (one write per column, whatever their number).
+  void end_episodes(std::span<const EpisodeEnd> ends);
   /// Makes everything written visible to SWMR readers and durable against a kill.
   void flush();
   /// Marks every running episode interrupted and flushes (SIGTERM, errors).

@@ -145,26 +145,33 @@ AgentTrainReport train_agent(const Config& config, const std::vector<std::string
 struct AgentModel::Impl {
   AgentState state;
 
-  // Normalised tokens (B, D, F) from histories (B, H, obs_dim), oldest row first.
+  // Normalised tokens (B, D, F) from histories (B, H, obs_dim), oldest row first: each
+  // domain's token holds its step features newest first, as episode_tokens builds them. The
+  // B * H rows go through step_features into one tensor, so a round of many episodes costs
+  // a few tensor operations, not a few per episode.
   torch::Tensor tokens(std::span<const float> histories, int batch, int domains) const {
     const int H = state.history, od = obs::dim(domains);
     if (histories.size() != static_cast<size_t>(batch) * H * od)
       throw PolicyError(fmt::format("agent: {} floats are not {} histories of {} observations of {} domains",
                                     histories.size(), batch, H, domains));
-    std::vector<torch::Tensor> rows;
-    for (int b = 0; b < batch; ++b) {
-      auto window = histories.subspan(static_cast<size_t>(b) * H * od, static_cast<size_t>(H) * od);
-      rows.push_back(agent::episode_tokens(window, H, domains, H)[H - 1]);  // now, with H steps of history
-    }
-    return state.norm.apply(torch::stack(rows));
+    const auto per_row = static_cast<size_t>(domains) * agent::kStepFeatures;
+    auto per_step = torch::empty({batch, H, domains, agent::kStepFeatures});  // (B, H, D, kStepFeatures)
+    float* p = per_step.data_ptr<float>();
+    for (size_t row = 0; row < static_cast<size_t>(batch) * H; ++row)
+      agent::step_features(histories.subspan(row * od, static_cast<size_t>(od)), domains,
+                           std::span<float>(p + row * per_row, per_row));
+    auto newest_first = per_step.flip({/*dim=*/1}).permute({0, 2, 1, 3});  // (B, D, H, kStepFeatures)
+    return state.norm.apply(newest_first.reshape({batch, domains, H * agent::kStepFeatures}));
   }
   // is_target (batch, D) from the newest observation of each history.
   torch::Tensor target_masks(std::span<const float> histories, int batch, int domains) const {
     const auto od = static_cast<size_t>(obs::dim(domains)), per = static_cast<size_t>(state.history) * od;
-    std::vector<torch::Tensor> rows;
-    for (int b = 0; b < batch; ++b)
-      rows.push_back(agent::target_mask(histories.subspan(static_cast<size_t>(b) * per + per - od, od), domains));
-    return torch::stack(rows);
+    auto masks = torch::empty({batch, domains});  // (B, D)
+    float* m = masks.data_ptr<float>();
+    for (size_t b = 0; b < static_cast<size_t>(batch); ++b)
+      agent::target_mask_into(histories.subspan(b * per + per - od, od), domains,
+                              {m + b * static_cast<size_t>(domains), static_cast<size_t>(domains)});
+    return masks;
   }
 };
 
@@ -188,9 +195,23 @@ std::vector<double> AgentModel::scales() const {
 
 std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int batch, int num_domains) const {
   torch::NoGradGuard no_grad;
-  auto tokens = impl_->tokens(histories, batch, num_domains);
-  auto logits = impl_->state.actor_logits(tokens, impl_->target_masks(histories, batch, num_domains)).contiguous();
-  return {logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel()};
+  // Rows go through the network in passes whose attention scores (heads x D x D per row)
+  // stay near kScoresPerPass floats: a round of 1 024 episodes at once spent most of its time
+  // in page faults and cache misses on scores of ~44 MB; passes of ~4 MB took a third of it.
+  constexpr std::int64_t kScoresPerPass = std::int64_t{1} << 20;
+  const auto scores_per_row = std::max<std::int64_t>(1, std::int64_t{impl_->state.shape.n_heads} * num_domains * num_domains);
+  const int rows_per_pass = static_cast<int>(std::max<std::int64_t>(1, kScoresPerPass / scores_per_row));
+  const auto per_row = static_cast<size_t>(impl_->state.history) * obs::dim(num_domains);
+  std::vector<float> out;
+  out.reserve(static_cast<size_t>(batch) * num_domains);
+  for (int first = 0; first < batch; first += rows_per_pass) {
+    const int rows = std::min(rows_per_pass, batch - first);
+    const auto part = histories.subspan(static_cast<size_t>(first) * per_row, static_cast<size_t>(rows) * per_row);
+    auto tokens = impl_->tokens(part, rows, num_domains);
+    auto logits = impl_->state.actor_logits(tokens, impl_->target_masks(part, rows, num_domains)).contiguous();
+    out.insert(out.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+  }
+  return out;
 }
 
 std::vector<float> AgentModel::q_values(std::span<const float> history_rows, std::span<const float> actions,
@@ -268,12 +289,13 @@ constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
 
 class AgentPolicy : public Policy {
  public:
-  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, double detour,
+  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, double detour, int threads,
               const DomainContext& domains)
       : spec_(std::move(spec)),
         members_(std::move(members)),
         noise_(noise),
         detour_(detour),
+        threads_(threads),
         domains_(domains.num_domains()),
         horizon_(std::max(1, domains.horizon)) {
     for (const Field f : domains.fields) is_target_.push_back(f == Field::kTarget);
@@ -305,7 +327,10 @@ class AgentPolicy : public Policy {
       remember(ep, batch.steps[b], row, H);
       fill_history(ep, H, od, histories.data() + static_cast<size_t>(b) * H * od);
     }
-    const auto logits = ensemble_logits(histories, batch.batch, D);
+    const auto logits = [&] {
+      ThreadScope threads(threads_);
+      return ensemble_logits(histories, batch.batch, D);
+    }();
     for (int b = 0; b < batch.batch; ++b) {
       auto& ep = episode(batch.episode_ids[b]);
       std::normal_distribution<double> normal(0.0, 1.0);
@@ -375,6 +400,7 @@ class AgentPolicy : public Policy {
   std::vector<AgentModel> members_;
   double noise_;
   double detour_;
+  int threads_;
   int domains_;
   int horizon_;
   std::vector<bool> is_target_;  // (D)
@@ -443,7 +469,7 @@ std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainC
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
   std::vector<AgentModel> members;
   for (const auto& member : agent_ensemble_paths(parsed.paths)) members.push_back(AgentModel::load(member));
-  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, detour, domains);
+  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, detour, config.agent.threads, domains);
 }
 
 void register_agent_policy() { register_policy("agent", &make_agent_policy); }

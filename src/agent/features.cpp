@@ -113,10 +113,14 @@ torch::Tensor field_log_counts(const torch::Tensor& is_target) {
   return (is_target * targets + (1 - is_target) * sources).clamp_min(1).log();
 }
 
+void target_mask_into(std::span<const float> observation, int num_domains, std::span<float> out) {
+  for (int d = 0; d < num_domains; ++d) out[d] = observation[obs::index(d, obs::kIsTarget)] > 0.5f ? 1.0f : 0.0f;
+}
+
 torch::Tensor target_mask(std::span<const float> observation, int num_domains) {
-  std::vector<float> m(static_cast<size_t>(num_domains));
-  for (int d = 0; d < num_domains; ++d) m[d] = observation[obs::index(d, obs::kIsTarget)] > 0.5f ? 1.0f : 0.0f;
-  return torch::tensor(m);
+  auto m = torch::empty({num_domains});
+  target_mask_into(observation, num_domains, {m.data_ptr<float>(), static_cast<size_t>(num_domains)});
+  return m;
 }
 
 Normalizer Normalizer::fit(const torch::Tensor& tokens) {

@@ -42,6 +42,8 @@ torch::Tensor field_log_counts(const torch::Tensor& is_target);
 
 /// is_target (D) from an observation row, as 0/1 floats.
 torch::Tensor target_mask(std::span<const float> observation, int num_domains);
+/// The same mask written into `out` (D floats), for batches built in one tensor.
+void target_mask_into(std::span<const float> observation, int num_domains, std::span<float> out);
 
 /// Per-column standardisation of tokens, fitted on the training transitions.
 /// Robust standardisation: centre on the median, divide by the interquartile range / 1.349

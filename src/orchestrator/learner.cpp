@@ -23,7 +23,11 @@
 
 namespace dma {
 
-int worker_error_tag();
+RoundTimes& RoundTimes::operator+=(const RoundTimes& o) {
+  decide += o.decide, exchange += o.exchange, absorb += o.absorb;
+  write += o.write, seal += o.seal, flush += o.flush;
+  return *this;
+}
 
 namespace {
 
@@ -44,54 +48,62 @@ struct Live {
   double seconds = 0;
 };
 
-class Generation {
+/// Adds the seconds since it was made (or last lapped) to one part of RoundTimes.
+class Stopwatch {
  public:
-  Generation(RunContext& ctx, StoreWriter& store, std::map<std::string, std::unique_ptr<Policy>>& policies)
-      : ctx_(ctx), store_(store), policies_(policies), z_{ctx.space.num_domains(), ctx.config.orchestrator.slots},
-        fields_(ctx.space.fields()), shares_(ctx.space.token_shares()),
-        base_(store.header().base_eval_loss) {}
-
-  void start(const std::vector<EpisodePlan>& plans);
-  /// One round; returns transitions written. Throws on a worker error.
-  std::int64_t round();
-  bool done() const {
-    return std::none_of(live_.begin(), live_.end(), [](const Live& l) { return l.active; });
+  void lap(double& into) {
+    const auto now = std::chrono::steady_clock::now();
+    into += std::chrono::duration<double>(now - t0_).count();
+    t0_ = now;
   }
-  std::int64_t tokens_this_round() const { return round_tokens_; }
-  /// Seconds the learner itself spent (policies, packing, store), not waiting for workers.
-  double busy_seconds() const { return busy_seconds_; }
-  double policy_seconds() const { return policy_seconds_; }
-  double store_seconds() const { return store_seconds_; }
 
  private:
+  std::chrono::steady_clock::time_point t0_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace
+
+struct Generation::Impl {
+  Impl(const Config& config, const DomainContext& domains, StoreWriter& store, PolicySet& policies,
+       Collective& collective, WorkerErrorReader read_worker_error)
+      : config_(config), store_(store), policies_(policies), collective_(collective),
+        read_worker_error_(std::move(read_worker_error)), z_{domains.num_domains(), config.orchestrator.slots},
+        fields_(domains.fields), shares_(domains.token_shares), base_(store.header().base_eval_loss) {}
+
+  void start(const std::vector<EpisodePlan>& plans);
+  std::int64_t round();
   void decide();
   void exchange(std::vector<double>& records);
+  void check_flags(const std::vector<double>& records);
   void absorb(const std::vector<double>& records, std::vector<Transition>& rows);
+  void seal_finished();
   std::vector<float> observe(const Live& l, const std::vector<float>& prev_losses) const;
 
-  RunContext& ctx_;
+  const Config& config_;
   StoreWriter& store_;
-  std::map<std::string, std::unique_ptr<Policy>>& policies_;
+  PolicySet& policies_;
+  Collective& collective_;
+  WorkerErrorReader read_worker_error_;
   protocol::Sizes z_;
   std::vector<Field> fields_;
   std::vector<double> shares_;
   std::vector<float> base_;
   std::vector<Live> live_;
+  std::vector<EpisodeEnd> ending_;  // episodes this round ends
   std::int64_t round_tokens_ = 0;
-  double busy_seconds_ = 0, policy_seconds_ = 0, store_seconds_ = 0;
+  RoundTimes times_;
 };
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-std::vector<float> Generation::observe(const Live& l, const std::vector<float>& prev_losses) const {
+std::vector<float> Generation::Impl::observe(const Live& l, const std::vector<float>& prev_losses) const {
   std::vector<float> out(static_cast<size_t>(obs::dim(z_.domains)));
-  obs::build({l.step, ctx_.config.train.horizon, l.prev_weights, l.losses, prev_losses, base_, fields_, shares_}, out);
+  obs::build({l.step, config_.train.horizon, l.prev_weights, l.losses, prev_losses, base_, fields_, shares_}, out);
   return out;
 }
 
-void Generation::start(const std::vector<EpisodePlan>& plans) {
+void Generation::Impl::start(const std::vector<EpisodePlan>& plans) {
+  if (plans.size() > static_cast<size_t>((collective_.size() - 1) * z_.slots))
+    throw Error(fmt::format("learner: {} episodes do not fit {} workers of {} slots", plans.size(),
+                            collective_.size() - 1, z_.slots));
   std::vector<EpisodeRecord> records;
   live_.clear();
   const auto base_mix = obs::base_mixture(fields_, shares_);
@@ -104,9 +116,9 @@ void Generation::start(const std::vector<EpisodePlan>& plans) {
     l.prev_weights = base_mix;
     l.losses = base_;
     l.obs = observe(l, base_);
-    const auto seed = trajectory_seed(ctx_.config.run.seed, l.plan.seed_id);
+    const auto seed = trajectory_seed(config_.run.seed, l.plan.seed_id);
     records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f});
-    l.policy->begin_episode(l.plan.id, trajectory_seed(ctx_.config.run.seed, l.plan.seed_id, kStreamPolicy));
+    l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
     live_.push_back(std::move(l));
   }
   const auto indices = store_.begin_episodes(records);
@@ -114,7 +126,7 @@ void Generation::start(const std::vector<EpisodePlan>& plans) {
   store_.flush();
 }
 
-void Generation::decide() {
+void Generation::Impl::decide() {
   // One batched act per policy over its running episodes (central inference).
   std::map<Policy*, std::vector<Live*>> groups;
   for (auto& l : live_)
@@ -144,8 +156,8 @@ void Generation::decide() {
   }
 }
 
-void Generation::exchange(std::vector<double>& records) {
-  const int size = ctx_.mpi.size();
+void Generation::Impl::exchange(std::vector<double>& records) {
+  const int size = collective_.size();
   std::vector<double> commands(static_cast<size_t>(size * z_.command_block()), 0.0);
   for (int r = 1; r < size; ++r) {
     std::span<double> block(commands.data() + static_cast<size_t>(r * z_.command_block()),
@@ -160,14 +172,24 @@ void Generation::exchange(std::vector<double>& records) {
     protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.step, l.weights);
   }
   std::vector<double> own(static_cast<size_t>(z_.command_block()));
-  ctx_.collective->scatter(commands, own, 0);
+  collective_.scatter(commands, own, 0);
   std::vector<double> own_record(static_cast<size_t>(z_.record_block()), 0.0);
   records.assign(static_cast<size_t>(size * z_.record_block()), 0.0);
-  ctx_.collective->gather(own_record, records, 0);
+  collective_.gather(own_record, records, 0);
 }
 
-void Generation::absorb(const std::vector<double>& records, std::vector<Transition>& rows) {
-  const auto& cfg = ctx_.config;
+void Generation::Impl::check_flags(const std::vector<double>& records) {
+  for (int r = 1; r < collective_.size(); ++r) {
+    if (records[static_cast<size_t>(r * z_.record_block() + 1)] != 0.0) {
+      const auto text = read_worker_error_(r);
+      store_.interrupt_running();
+      throw Error(fmt::format("rank {}: {}", r, text));
+    }
+    if (records[static_cast<size_t>(r * z_.record_block())] != 0.0) request_stop_from_worker();
+  }
+}
+
+void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Transition>& rows) {
   round_tokens_ = 0;
   for (auto& l : live_) {
     if (!l.active) continue;
@@ -181,7 +203,7 @@ void Generation::absorb(const std::vector<double>& records, std::vector<Transiti
     l.seconds += rec.seconds;
     round_tokens_ += rec.tokens;
     if (rec.status != protocol::kOk) {
-      store_.end_episode(l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return));
+      ending_.push_back({l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
       continue;
@@ -199,8 +221,8 @@ void Generation::absorb(const std::vector<double>& records, std::vector<Transiti
     l.obs = observe(l, prev_losses);
     t.next_observation = l.obs;
     t.action = l.prev_weights;
-    t.reward = static_cast<float>(reward(before, after, cfg.eval));
-    t.timeout = l.step == cfg.train.horizon;
+    t.reward = static_cast<float>(reward(before, after, config_.eval));
+    t.timeout = l.step == config_.train.horizon;
     t.eval_loss = l.losses;
     t.source_score = static_cast<float>(after.source);
     t.target_score = static_cast<float>(after.target);
@@ -212,40 +234,53 @@ void Generation::absorb(const std::vector<double>& records, std::vector<Transiti
   }
 }
 
-std::int64_t Generation::round() {
-  auto t0 = std::chrono::steady_clock::now();
-  decide();
-  policy_seconds_ += seconds_since(t0);
-  busy_seconds_ += seconds_since(t0);
-  std::vector<double> records;
-  exchange(records);
-  t0 = std::chrono::steady_clock::now();
-  const int size = ctx_.mpi.size();
-  for (int r = 1; r < size; ++r) {
-    if (records[static_cast<size_t>(r * z_.record_block() + 1)] != 0.0) {
-      const auto text = recv_text(r, worker_error_tag(), ctx_.mpi.comm(), ctx_.config.comm.timeout_s, 0);
-      store_.interrupt_running();
-      throw Error(fmt::format("rank {}: {}", r, text));
-    }
-    if (records[static_cast<size_t>(r * z_.record_block())] != 0.0) request_stop_from_worker();
-  }
-  std::vector<Transition> rows;
-  absorb(records, rows);
-  store_.write(rows);
+// Failed episodes (found by absorb) and completed ones end in one store call.
+void Generation::Impl::seal_finished() {
   for (auto& l : live_) {
-    if (l.active && l.step == ctx_.config.train.horizon) {
-      store_.end_episode(l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return));
+    if (l.active && l.step == config_.train.horizon) {
+      ending_.push_back({l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
     }
   }
+  store_.end_episodes(ending_);
+  ending_.clear();
+}
+
+std::int64_t Generation::Impl::round() {
+  Stopwatch clock;
+  decide();
+  clock.lap(times_.decide);
+  std::vector<double> records;
+  exchange(records);
+  clock.lap(times_.exchange);
+  check_flags(records);
+  std::vector<Transition> rows;
+  absorb(records, rows);
+  clock.lap(times_.absorb);
+  store_.write(rows);
+  clock.lap(times_.write);
+  seal_finished();
+  clock.lap(times_.seal);
   store_.flush();
-  store_seconds_ += seconds_since(t0);
-  busy_seconds_ += seconds_since(t0);
+  clock.lap(times_.flush);
   return static_cast<std::int64_t>(rows.size());
 }
 
-}  // namespace
+Generation::Generation(const Config& config, const DomainContext& domains, StoreWriter& store, PolicySet& policies,
+                       Collective& collective, WorkerErrorReader read_worker_error)
+    : impl_(std::make_unique<Impl>(config, domains, store, policies, collective, std::move(read_worker_error))) {}
+Generation::~Generation() = default;
+Generation::Generation(Generation&&) noexcept = default;
+Generation& Generation::operator=(Generation&&) noexcept = default;
+
+void Generation::start(const std::vector<EpisodePlan>& plans) { impl_->start(plans); }
+std::int64_t Generation::round() { return impl_->round(); }
+bool Generation::done() const {
+  return std::none_of(impl_->live_.begin(), impl_->live_.end(), [](const Live& l) { return l.active; });
+}
+std::int64_t Generation::tokens_this_round() const { return impl_->round_tokens_; }
+const RoundTimes& Generation::times() const { return impl_->times_; }
 
 std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store,
                                        const std::string& store_path, std::uint64_t run_seed) {
@@ -296,10 +331,13 @@ DomainContext domain_context(const RunContext& ctx) {
 }
 
 bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label) {
-  std::map<std::string, std::unique_ptr<Policy>> policies;
+  PolicySet policies;
   const DomainContext domains = domain_context(ctx);
   for (const auto& p : plans)
     if (!policies.count(p.policy)) policies[p.policy] = make_policy(p.policy, domains, ctx.config);
+  const WorkerErrorReader read_worker_error = [&ctx](int rank) {
+    return recv_text(rank, protocol::kWorkerErrorTag, ctx.mpi.comm(), ctx.config.comm.timeout_s, 0);
+  };
 
   const int horizon = ctx.config.train.horizon;
   const size_t per_generation = static_cast<size_t>(ctx.workers() * ctx.config.orchestrator.slots);
@@ -307,12 +345,12 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
   Progress progress(label, static_cast<std::int64_t>(plans.size()) * horizon, "steps", ctx.config.run.progress_seconds);
   broadcast_phase(ctx, protocol::kPhaseEpisodes);
   std::int64_t steps_done = 0, tokens = 0, episodes_done = 0, rounds = 0;
-  double busy = 0, policy_time = 0, store_time = 0;
+  RoundTimes busy;
   bool stopped = false;
   for (size_t g = 0; g < generations && !stopped; ++g) {
     const auto first = plans.begin() + static_cast<long>(g * per_generation);
     const auto last = plans.begin() + static_cast<long>(std::min(plans.size(), (g + 1) * per_generation));
-    Generation gen(ctx, store, policies);
+    Generation gen(ctx.config, domains, store, policies, *ctx.collective, read_worker_error);
     gen.start(std::vector<EpisodePlan>(first, last));
     for (int t = 0; t < horizon && !gen.done(); ++t) {
       steps_done += gen.round();
@@ -328,9 +366,7 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
       }
     }
     episodes_done += last - first;
-    busy += gen.busy_seconds();
-    policy_time += gen.policy_seconds();
-    store_time += gen.store_seconds();
+    busy += gen.times();
     if (stop_requested()) stopped = true;
   }
   // Command kind 0 in every worker's block ends the episode phase.
@@ -340,11 +376,13 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
   ctx.collective->scatter(shutdown, own, 0);
   progress.finish(fmt::format("{} trajectories{}", episodes_done, stopped ? " (stopped by signal)" : ""));
   if (rounds > 0) {
+    // Exchange time is mostly waiting for the workers: the learner's own work is the rest.
+    const double own_work = busy.total() - busy.exchange, store_time = busy.write + busy.seal + busy.flush;
     const double wall = progress.elapsed_seconds();
     log_line(fmt::format("learner overhead: {:.3f} ms/round (policy {:.3f}, store {:.3f}) = {:.2f}% of {:.1f} ms/round "
                          "over {} rounds on {} ranks",
-                         1e3 * busy / rounds, 1e3 * policy_time / rounds, 1e3 * store_time / rounds,
-                         100.0 * busy / wall, 1e3 * wall / rounds, rounds, ctx.mpi.size()));
+                         1e3 * own_work / rounds, 1e3 * busy.decide / rounds, 1e3 * store_time / rounds,
+                         100.0 * own_work / wall, 1e3 * wall / rounds, rounds, ctx.mpi.size()));
   }
   return !stopped;
 }

@@ -4,19 +4,12 @@
 #include <string>
 #include <vector>
 
+#include "dma/learner.hpp"
 #include "dma/policy.hpp"
 #include "dma/store.hpp"
 #include "run_context.hpp"
 
 namespace dma {
-
-/// One trajectory to run: its id (unique in the store), the id its seed derives from (the
-/// same seed_id across policies gives paired comparisons), and its policy spec.
-struct EpisodePlan {
-  std::int64_t id = 0;
-  std::int64_t seed_id = 0;
-  std::string policy;
-};
 
 /// Drops plans whose id is already complete or failed in the store (never redone); throws
 /// ConfigError when such an episode ran under another policy or trajectory seed than the plan's.

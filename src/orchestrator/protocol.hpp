@@ -19,6 +19,8 @@ enum Command : int { kShutdownEpisodes = 0, kStep = 1 };
 enum Phase : int { kPhaseDone = 0, kPhaseEpisodes = 1 };
 enum SlotStatus : int { kIdle = 0, kOk = 1, kFailed = 2 };
 inline constexpr int kPhaseSize = 2;
+/// MPI tag of the text a failing worker sends the learner (control, outside the Collective).
+inline constexpr int kWorkerErrorTag = 77;
 
 struct Sizes {
   int domains = 0;

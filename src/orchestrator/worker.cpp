@@ -18,8 +18,6 @@
 namespace dma {
 namespace {
 
-inline constexpr int kErrorTag = 77;
-
 class SlotHost {
  public:
   explicit SlotHost(RunContext& ctx)
@@ -93,7 +91,7 @@ void serve_episodes(RunContext& ctx, SlotHost& host) {
     ctx.collective->gather(record, {}, 0);
     if (!error.empty()) {
       // The learner marks the episodes interrupted, flushes the store and aborts the job.
-      send_text(error, 0, kErrorTag, ctx.mpi.comm());
+      send_text(error, 0, protocol::kWorkerErrorTag, ctx.mpi.comm());
       broadcast_phase(ctx, protocol::kPhaseDone);
       throw Error(error);
     }
@@ -101,8 +99,6 @@ void serve_episodes(RunContext& ctx, SlotHost& host) {
 }
 
 }  // namespace
-
-int worker_error_tag() { return kErrorTag; }
 
 void run_worker(RunContext& ctx) {
   SlotHost host(ctx);

@@ -129,12 +129,17 @@ void write_selected(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hi
   const int rank = static_cast<int>(dims.size());
   h5::Dataspace fspace(h5::check(H5Dget_space(ds), "H5Dget_space"));
   h5::check_status(H5Sselect_none(fspace.get()), "H5Sselect_none");
-  // Consecutive rows merge into one hyperslab block (a generation's rows are mostly scattered).
+  // Rows at a constant stride form one hyperslab: a round's rows are one per episode block,
+  // `horizon` apart, so a whole round selects in one call however many episodes run
+  // (OR-ing one hyperslab per row costs time that grows faster than the rows).
   for (std::size_t i = 0; i < rows.size();) {
+    const hsize_t stride = i + 1 < rows.size() ? rows[i + 1] - rows[i] : 1;
     std::size_t j = i + 1;
-    while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
-    hsize_t start[2] = {rows[i], 0}, count[2] = {j - i, cols};
-    h5::check_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start, nullptr, count, nullptr),
+    while (j < rows.size() && rows[j] - rows[j - 1] == stride) ++j;
+    const hsize_t n = j - i;
+    hsize_t start[2] = {rows[i], 0}, step[2] = {stride, 1};
+    hsize_t count[2] = {stride == 1 ? 1 : n, 1}, block[2] = {stride == 1 ? n : 1, cols};
+    h5::check_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start, step, count, block),
                      "H5Sselect_hyperslab");
     i = j;
   }
@@ -236,18 +241,29 @@ std::vector<EpisodeRecord> read_episode_table(const Datasets& ds, std::int64_t n
   return out;
 }
 
-void write_episode(const Datasets& ds, std::size_t index, const EpisodeRecord& e) {
-  const std::vector<hsize_t> row{index};
-  const auto status = static_cast<std::uint8_t>(e.status);
-  char name[kPolicyNameBytes] = {};
-  std::memcpy(name, e.policy.data(), std::min<std::size_t>(e.policy.size(), kPolicyNameBytes));
-  const void* values[kNumEpisodeColumns] = {&e.id, &e.seed,  &e.start,   &e.length,  &status,
-                                            &e.rank, name, &e.return_, &e.checksum};
+void write_episodes(const Datasets& ds, const std::vector<std::size_t>& indices, const std::vector<EpisodeRecord>& all) {
+  const std::size_t n = indices.size();
+  std::vector<hsize_t> rows(indices.begin(), indices.end());
+  std::vector<std::int64_t> id(n), start(n);
+  std::vector<std::uint64_t> seed(n), checksum(n);
+  std::vector<std::int32_t> length(n), rank(n);
+  std::vector<std::uint8_t> status(n);
+  std::vector<float> ret(n);
+  std::vector<char> names(n * kPolicyNameBytes, '\0');
+  for (std::size_t k = 0; k < n; ++k) {
+    const EpisodeRecord& e = all.at(indices[k]);
+    id[k] = e.id, seed[k] = e.seed, start[k] = e.start, length[k] = e.length;
+    status[k] = static_cast<std::uint8_t>(e.status), rank[k] = e.rank, ret[k] = e.return_, checksum[k] = e.checksum;
+    std::memcpy(names.data() + k * kPolicyNameBytes, e.policy.data(),
+                std::min<std::size_t>(e.policy.size(), kPolicyNameBytes));
+  }
+  const void* values[kNumEpisodeColumns] = {id.data(),   seed.data(),  start.data(), length.data(),  status.data(),
+                                            rank.data(), names.data(), ret.data(),   checksum.data()};
   for (int c = 0; c < kNumEpisodeColumns; ++c) {
     hid_t owned = -1;
     const hid_t mtype = mem_type(kEpisodeColumns[c].elem, &owned);
     h5::Datatype guard(owned);
-    write_selected(ds.eps[c].get(), 1, row, mtype, values[c]);
+    write_selected(ds.eps[c].get(), 1, rows, mtype, values[c]);
   }
 }
 

@@ -44,7 +44,7 @@ RowBlock read_block(const Datasets& ds, const StoreHeader& h, std::int64_t start
 /// Reads episode rows [0, n) and checks them (status, length, start) against the header.
 std::vector<EpisodeRecord> read_episode_table(const Datasets& ds, std::int64_t n, const StoreHeader& h,
                                               const std::string& path);
-/// Writes one whole episode row.
-void write_episode(const Datasets& ds, std::size_t index, const EpisodeRecord& e);
+/// Writes the whole rows `indices` (sorted, distinct) of the episodes table from `all`.
+void write_episodes(const Datasets& ds, const std::vector<std::size_t>& indices, const std::vector<EpisodeRecord>& all);
 
 }  // namespace dma::store_detail

@@ -24,10 +24,15 @@ struct StoreWriter::Impl {
   Datasets ds;
   std::vector<EpisodeRecord> episodes;
   std::unordered_map<std::int64_t, std::size_t> running;  // episode id -> index, running only
+  // Each running episode's rows as written (H rows, fill values where none yet): its checksum
+  // at the end comes from here, so ending an episode never reads the file back.
+  std::unordered_map<std::size_t, RowBlock> written;       // episode index -> rows
   std::int64_t num_rows = 0;
 
   void write_columns(const std::vector<hsize_t>& idx, const std::vector<const Transition*>& ts);
   void update_lengths(const std::vector<const Transition*>& ts);
+  void remember(const Transition& t);
+  void end(std::span<const EpisodeEnd> ends);
   void open_datasets_after_swmr() {
     ds = open_datasets(file.get(), header, path, /*writer=*/true);
     num_rows = common_rows(ds);
@@ -77,17 +82,54 @@ void check_matches(const StoreHeader& found, const StoreHeader& want, const std:
                                  path, found.obs_layout.size(), want.obs_layout.size(), fix));
 }
 
-/// Closes an ended episode's rows: its last stored row is a timeout (truncation), whatever
-/// its status, and the episode row gets the checksum of its rows as stored.
-void seal(const Datasets& ds, const StoreHeader& h, std::size_t index, EpisodeRecord& e) {
-  e.checksum = 0;
-  if (e.length > 0) {
-    const std::uint8_t one = 1;
-    write_selected(ds.rows[kTimeouts].get(), 1, {static_cast<hsize_t>(e.start + e.length - 1)}, H5T_NATIVE_UINT8,
-                   &one);
-    e.checksum = rows_checksum(read_block(ds, h, e.start, e.length, true), 0, e.length);
+/// Closes ended episodes' rows: the last stored row of each is a timeout (truncation),
+/// whatever its status, and its episode row gets the checksum of its rows as stored: from
+/// `written` when the writer holds them, else read back (episodes a resume finds running).
+void seal(const Datasets& ds, const StoreHeader& h, const std::vector<std::size_t>& indices,
+          std::vector<EpisodeRecord>& episodes, std::unordered_map<std::size_t, RowBlock>& written) {
+  std::vector<hsize_t> last_rows;
+  for (const std::size_t index : indices) {
+    EpisodeRecord& e = episodes[index];
+    e.checksum = 0;
+    if (e.length == 0) continue;
+    last_rows.push_back(static_cast<hsize_t>(e.start + e.length - 1));
+    const auto held = written.find(index);
+    if (held != written.end()) {
+      held->second.timeouts[static_cast<std::size_t>(e.length - 1)] = 1;
+      e.checksum = rows_checksum(held->second, 0, e.length);
+    } else {
+      auto block = read_block(ds, h, e.start, e.length, true);
+      block.timeouts.back() = 1;
+      e.checksum = rows_checksum(block, 0, e.length);
+    }
   }
-  write_episode(ds, index, e);
+  std::sort(last_rows.begin(), last_rows.end());
+  write_selected(ds.rows[kTimeouts].get(), 1, last_rows, H5T_NATIVE_UINT8,
+                 std::vector<std::uint8_t>(last_rows.size(), 1).data());
+  write_episodes(ds, indices, episodes);
+}
+
+/// `rows` rows of fill values, the shape read_block gives.
+RowBlock empty_rows(const StoreHeader& h, std::int64_t rows) {
+  const auto n = static_cast<std::size_t>(rows);
+  const auto o = static_cast<std::size_t>(h.obs_dim()), d = static_cast<std::size_t>(h.num_domains());
+  RowBlock b;
+  b.count = rows;
+  b.observations.assign(n * o, static_cast<float>(kTransitionColumns[kObs].fill));
+  b.next_observations.assign(n * o, static_cast<float>(kTransitionColumns[kNextObs].fill));
+  b.actions.assign(n * d, static_cast<float>(kTransitionColumns[kActions].fill));
+  b.eval_loss.assign(n * d, static_cast<float>(kTransitionColumns[kEvalLoss].fill));
+  b.rewards.assign(n, static_cast<float>(kTransitionColumns[kRewards].fill));
+  b.source_score.assign(n, static_cast<float>(kTransitionColumns[kSourceScore].fill));
+  b.target_score.assign(n, static_cast<float>(kTransitionColumns[kTargetScore].fill));
+  b.math_accuracy.assign(n, static_cast<float>(kTransitionColumns[kMathAccuracy].fill));
+  b.wall_seconds.assign(n, static_cast<float>(kTransitionColumns[kWallSeconds].fill));
+  b.terminals.assign(n, static_cast<std::uint8_t>(kTransitionColumns[kTerminals].fill));
+  b.timeouts.assign(n, static_cast<std::uint8_t>(kTransitionColumns[kTimeouts].fill));
+  b.episode_id.assign(n, static_cast<std::int64_t>(kTransitionColumns[kEpisodeId].fill));
+  b.train_tokens.assign(n, static_cast<std::int64_t>(kTransitionColumns[kTrainTokens].fill));
+  b.step.assign(n, static_cast<std::int32_t>(kTransitionColumns[kStep].fill));
+  return b;
 }
 
 /// Rows past a killed episode's flushed length may hold parts of an unflushed round: mark
@@ -188,13 +230,15 @@ StoreWriter StoreWriter::resume(const std::string& path, const StoreHeader& expe
     std::int64_t rows = 0;
     for (const auto& e : impl->episodes) rows = std::max(rows, e.start + impl->header.horizon);
     extend_rows(ds, static_cast<hsize_t>(rows));
+    std::vector<std::size_t> found_running;
     for (std::size_t i = 0; i < impl->episodes.size(); ++i) {
       auto& e = impl->episodes[i];
       if (e.status != EpisodeStatus::kRunning) continue;
       e.status = EpisodeStatus::kInterrupted;
       clear_unflushed_tail(ds, e, impl->header.horizon);
-      seal(ds, impl->header, i, e);
+      found_running.push_back(i);
     }
+    seal(ds, impl->header, found_running, impl->episodes, impl->written);
   }
   h5::check_status(H5Fflush(impl->file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
   h5::check_status(H5Fstart_swmr_write(impl->file.get()), "H5Fstart_swmr_write");
@@ -227,11 +271,12 @@ std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRe
     e.return_ = 0;
     e.checksum = 0;
     const std::size_t index = s.episodes.size();
-    write_episode(s.ds, index, e);
     s.episodes.push_back(e);
     s.running[e.id] = index;
+    s.written[index] = empty_rows(s.header, h);
     indices.push_back(index);
   }
+  write_episodes(s.ds, indices, s.episodes);
   return indices;
 }
 
@@ -263,6 +308,28 @@ void StoreWriter::write(std::span<const Transition> rows) {
   for (const auto& [row, t] : order) idx.push_back(row), ts.push_back(t);
   s.write_columns(idx, ts);
   s.update_lengths(ts);
+  for (const Transition* t : ts) s.remember(*t);
+}
+
+void StoreWriter::Impl::remember(const Transition& t) {
+  const std::size_t index = running.at(t.episode_id);
+  RowBlock& b = written.at(index);
+  const auto r = static_cast<std::size_t>(t.step);
+  const auto o = t.observation.size(), d = t.action.size();
+  std::copy(t.observation.begin(), t.observation.end(), b.observations.begin() + static_cast<long>(r * o));
+  std::copy(t.next_observation.begin(), t.next_observation.end(), b.next_observations.begin() + static_cast<long>(r * o));
+  std::copy(t.action.begin(), t.action.end(), b.actions.begin() + static_cast<long>(r * d));
+  std::copy(t.eval_loss.begin(), t.eval_loss.end(), b.eval_loss.begin() + static_cast<long>(r * d));
+  b.rewards[r] = t.reward;
+  b.terminals[r] = 0;
+  b.timeouts[r] = t.timeout ? 1 : 0;
+  b.episode_id[r] = t.episode_id;
+  b.step[r] = t.step;
+  b.source_score[r] = t.source_score;
+  b.target_score[r] = t.target_score;
+  b.math_accuracy[r] = t.math_accuracy;
+  b.train_tokens[r] = t.train_tokens;
+  b.wall_seconds[r] = t.wall_seconds;
 }
 
 void StoreWriter::Impl::write_columns(const std::vector<hsize_t>& idx, const std::vector<const Transition*>& ts) {
@@ -310,18 +377,39 @@ void StoreWriter::Impl::update_lengths(const std::vector<const Transition*>& ts)
 
 void StoreWriter::end_episode(std::size_t episode_index, EpisodeStatus status, std::int32_t length,
                               float episode_return) {
-  h5::SilenceErrors quiet;
-  auto& s = *impl_;
-  if (episode_index >= s.episodes.size() || length < 0 || length > s.header.horizon)
-    throw StoreError(fmt::format("store '{}': end_episode({}, length {}) out of range ({} episodes, horizon {})", s.path,
-                                 episode_index, length, s.episodes.size(), s.header.horizon));
-  auto& e = s.episodes[episode_index];
-  e.status = status;
-  e.length = length;
-  e.return_ = episode_return;
-  seal(s.ds, s.header, episode_index, e);
-  auto it = s.running.find(e.id);
-  if (status != EpisodeStatus::kRunning && it != s.running.end() && it->second == episode_index) s.running.erase(it);
+  const EpisodeEnd one{episode_index, status, length, episode_return};
+  end_episodes({&one, 1});
+}
+
+void StoreWriter::end_episodes(std::span<const EpisodeEnd> ends) {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  impl_->end(ends);
+}
+
+void StoreWriter::Impl::end(std::span<const EpisodeEnd> ends) {
+  for (const auto& x : ends)
+    if (x.index >= episodes.size() || x.length < 0 || x.length > header.horizon)
+      throw StoreError(fmt::format("store '{}': ending episode {} with length {} is out of range ({} episodes, "
+                                   "horizon {})",
+                                   path, x.index, x.length, episodes.size(), header.horizon));
+  std::vector<std::size_t> indices;
+  for (const auto& x : ends) {
+    auto& e = episodes[x.index];
+    e.status = x.status;
+    e.length = x.length;
+    e.return_ = x.episode_return;
+    indices.push_back(x.index);
+  }
+  std::sort(indices.begin(), indices.end());
+  indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
+  seal(ds, header, indices, episodes, written);
+  for (const std::size_t index : indices) {
+    const auto& e = episodes[index];
+    if (e.status == EpisodeStatus::kRunning) continue;
+    auto it = running.find(e.id);
+    if (it != running.end() && it->second == index) running.erase(it);
+    written.erase(index);
+  }
 }
 
 void StoreWriter::flush() {
@@ -330,14 +418,12 @@ void StoreWriter::flush() {
 }
 
 void StoreWriter::interrupt_running() {
-  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
-  auto& s = *impl_;
-  for (const auto& [id, index] : s.running) {
-    auto& e = s.episodes[index];
-    e.status = EpisodeStatus::kInterrupted;
-    seal(s.ds, s.header, index, e);
+  std::vector<EpisodeEnd> ends;
+  for (const auto& [id, index] : impl_->running) {
+    const auto& e = impl_->episodes[index];
+    ends.push_back({index, EpisodeStatus::kInterrupted, e.length, e.return_});
   }
-  s.running.clear();
+  end_episodes(ends);
   flush();
 }
 

@@ -893,6 +893,46 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
 
 // --- ensembles ------------------------------------------------------------------------------
 
+// A round's batch goes through the network in several passes (52 domains: a few hundred rows
+// each): every row gets the logits it gets alone, built from the features training reads.
+TEST(Agent, ABatchOfManyHistoriesActsAsEachHistoryAloneAndAsTrainingReadsIt) {
+  TempDir dir;
+  const Config c = tiny_config("agent.bc_steps=5\nagent.cql_steps=0\nagent.history=3");
+  SimSpace sp;
+  sp.sources = sp.targets = 26;
+  sp.horizon = 6;
+  const auto h = sim_header(sp);
+  const auto store = sim_store(sp, h, c.eval, 75, 4);
+  train_agent_offline(c, {store}, dir.file("agent.pt"));
+  const auto model = AgentModel::load(dir.file("agent.pt"));
+  const auto state = agent::load_agent(dir.file("agent.pt"));
+  const int D = h.num_domains(), H = 3, od = obs::dim(D);
+  std::vector<float> histories;  // (B, H, obs_dim): every step of every episode, oldest first
+  for (const auto& rows : store.rows)
+    for (int t = 0; t < sp.horizon; ++t)
+      for (int k = H - 1; k >= 0; --k) {
+        const auto& o = rows[static_cast<size_t>(std::max(0, t - k))].observation;
+        histories.insert(histories.end(), o.begin(), o.end());
+      }
+  const int B = static_cast<int>(histories.size() / (static_cast<size_t>(H) * od));
+  ASSERT_EQ(B, 450);
+  const auto batched = model.mean_logits(histories, B, D);
+  ASSERT_EQ(batched.size(), static_cast<size_t>(B) * D);
+  torch::NoGradGuard no_grad;
+  for (int b = 0; b < B; b += 37) {
+    const auto one = std::span<const float>(histories).subspan(static_cast<size_t>(b) * H * od, static_cast<size_t>(H) * od);
+    const auto alone = model.mean_logits(one, 1, D);
+    auto tokens = state.norm.apply(agent::episode_tokens(one, H, D, H)[H - 1].unsqueeze(0));
+    auto mask = agent::target_mask(one.subspan(static_cast<size_t>(H - 1) * od, od), D).unsqueeze(0);
+    auto trained = const_cast<agent::AgentState&>(state).actor_logits(tokens, mask).contiguous();
+    for (int d = 0; d < D; ++d) {
+      const float x = batched[static_cast<size_t>(b) * D + d];
+      EXPECT_NEAR(x, alone[static_cast<size_t>(d)], 1e-4) << "row " << b << " domain " << d;
+      EXPECT_NEAR(x, trained.data_ptr<float>()[d], 1e-4) << "row " << b << " domain " << d;
+    }
+  }
+}
+
 TEST(Agent, EnsemblePathsSplitOnPlusAndEmptyMembersAreRefusedWithOneLine) {
   using V = std::vector<std::string>;
   EXPECT_EQ(agent_ensemble_paths("a.pt"), V{"a.pt"});

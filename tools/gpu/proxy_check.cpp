@@ -21,6 +21,7 @@
 #include <torch/version.h>
 
 #include "device.hpp"
+#include "dma/config.hpp"
 #include "evaluation.hpp"
 #include "model.hpp"
 #include "optimizer.hpp"
@@ -35,9 +36,9 @@ struct Preset {
   ModelShape shape;
   int batch = 8;              // rows per optimizer step
   int domains = 14;           // evaluation domains
-  int eval_rows = 32;         // rows per domain measured here
-  int config_eval_rows = 32;  // rows per domain of the config the ratio is for
-  int steps_per_round = 20;   // optimizer steps per re-weighting step of that config
+  int eval_rows = 32;                                        // rows per domain measured here
+  int config_eval_rows = dma::EvalConfig{}.eval_rows;        // rows per domain of the config the ratio is for
+  int steps_per_round = dma::TrainConfig{}.steps_per_round;  // optimizer steps per re-weighting step of it
   const char* config = "the embedded default";
 };
 

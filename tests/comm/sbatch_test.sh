@@ -41,7 +41,7 @@ scenario() {
   fail() { echo "sbatch_test: FAIL: $1"; cat "dma-$2.out"; return 1; }
   # 1. A run that completes: exit 0, no requeue; 2 CPUs and one distinct GPU per task.
   local a; a=$(STUB_MODE=finish DMA_ORCHESTRATE=$SBT_STUB sbatch "${shape[@]}" dma.sbatch cfg.ini collect --run.dir r)
-  wait_state "$a" '^COMPLETED$' 60
+  wait_state "$a" '^COMPLETED$' 120
   [ "$(field "$a" Restarts)" = 0 ] || fail "finished job $a was requeued" "$a"
   grep -q 'stub rank 2 start 0: --config cfg.ini --mode collect --resume --run.dir r' "dma-$a.out"
   grep -q '^stub step TRES=cpu=6,' "dma-$a.out" || fail "the step of 3 tasks did not get 2 CPUs each" "$a"
@@ -49,29 +49,29 @@ scenario() {
   [ "$gpus" = "0 1 2 " ] || fail "tasks saw GPUs '$gpus', expected one each: '0 1 2 '" "$a"
   # 2. Near the time limit: SIGUSR1 to the batch shell -> ranks save, exit 0 -> requeued.
   local b; b=$(DMA_ORCHESTRATE=$SBT_STUB sbatch "${shape[@]}" dma.sbatch cfg.ini collect)
-  wait_state "$b" '^RUNNING$' 60
+  wait_state "$b" '^RUNNING$' 120
   for _ in $(seq 50); do [ "$(grep -c '^stub rank .* start 0' "dma-$b.out" 2>/dev/null)" = 3 ] && break; sleep 0.2; done
   scancel --batch --signal=USR1 "$b"
-  wait_state "$b" '^(PENDING|REQUEUED)$' 60
+  wait_state "$b" '^(PENDING|REQUEUED)$' 120
   [ "$(field "$b" Restarts)" = 1 ] || fail "job $b not requeued" "$b"
   scancel "$b"  # Slurm holds a requeued job ~2 min (BeginTime) before its next start
   for r in 0 1 2; do grep -q "stub rank $r: got SIGUSR1, saved" "dma-$b.out" || fail "rank $r missed SIGUSR1" "$b"; done
   grep -q 'saved; requeueing so that the next start continues with --resume' "dma-$b.out"
   # 3. A failure that left a store: requeued (the first of two).
   local c; c=$(STUB_MODE=fail STUB_STORE=1 DMA_ORCHESTRATE=$SBT_STUB sbatch "${shape[@]}" dma.sbatch cfg.ini collect --run.dir rc)
-  wait_requeued "$c" 60
+  wait_requeued "$c" 120
   scancel "$c"
   grep -q 'srun failed with [0-9]* and rc holds a store (failure requeue 1 of 2); requeueing' "dma-$c.out" ||
     fail "no failure requeue line" "$c"
   # 4. The failure requeues spent (as after two earlier failures of this job): stays failed.
   local d; d=$(STUB_MODE=fail STUB_STORE=1 DMA_FAILURE_REQUEUES=1 DMA_ORCHESTRATE=$SBT_STUB sbatch --hold "${shape[@]}" dma.sbatch cfg.ini collect --run.dir rd)
   mkdir -p rd && echo 1 >"rd/.failure-requeues-$d" && scontrol release "$d"
-  wait_state "$d" '^FAILED$' 60
+  wait_state "$d" '^FAILED$' 120
   [ "$(field "$d" Restarts)" = 0 ] || fail "job $d was requeued beyond DMA_FAILURE_REQUEUES" "$d"
   grep -q 'failed with [0-9]* again after 1 failure requeues: not requeueing' "dma-$d.out" || fail "no give-up line" "$d"
   # 5. A failure before any store exists: nothing to resume, stays failed.
   local e; e=$(STUB_MODE=fail DMA_ORCHESTRATE=$SBT_STUB sbatch "${shape[@]}" dma.sbatch cfg.ini collect --run.dir re)
-  wait_state "$e" '^FAILED$' 60
+  wait_state "$e" '^FAILED$' 120
   [ "$(field "$e" Restarts)" = 0 ] || fail "job $e without a store was requeued" "$e"
   cat "dma-$a.out" "dma-$c.out"
   echo "sbatch_test: PASS"

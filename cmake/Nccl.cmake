@@ -4,10 +4,12 @@
 set(DMA_HAVE_NCCL OFF)
 if(NOT DMA_WITH_NCCL STREQUAL "OFF")
   find_package(CUDAToolkit QUIET)
+  # NCCL_HOME first: the NCCL of a Python torch, not an older one beside the CUDA toolkit.
   find_path(NCCL_INCLUDE_DIR nccl.h
-    HINTS ${CUDAToolkit_INCLUDE_DIRS} $ENV{NCCL_HOME}/include /usr/local/cuda/include)
-  find_library(NCCL_LIBRARY nccl
-    HINTS ${CUDAToolkit_LIBRARY_DIR} $ENV{NCCL_HOME}/lib /usr/local/cuda/lib64)
+    HINTS $ENV{NCCL_HOME}/include ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
+  # libnccl.so.2 alone: the nvidia-nccl wheel under a Python torch ships no libnccl.so link.
+  find_library(NCCL_LIBRARY NAMES nccl libnccl.so.2 NAMES_PER_DIR
+    HINTS $ENV{NCCL_HOME}/lib ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64)
   if(CUDAToolkit_FOUND AND NCCL_INCLUDE_DIR AND NCCL_LIBRARY)
     add_library(dma::nccl UNKNOWN IMPORTED)
     set_target_properties(dma::nccl PROPERTIES

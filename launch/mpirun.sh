@@ -9,7 +9,8 @@
 #   DMA_BIN          folder of dma_orchestrate (default: build/bin of this checkout)
 #   DMA_MPIRUN_ARGS  extra mpirun options, e.g. "--hostfile hosts --map-by node"
 # As root it sets Open MPI's run-as-root variables; with more ranks than CPUs it adds
-# --oversubscribe (and lets idle ranks yield their core).
+# --oversubscribe (and lets idle ranks yield their core). OpenMP and BLAS variables set here
+# (OMP_*, OPENBLAS_*, MKL_NUM_THREADS) reach the ranks on every host (mpirun -x).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${DMA_BIN:-$root/build/bin}/dma_orchestrate
@@ -35,6 +36,12 @@ fi
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-PASSIVE}
 # shellcheck source=launch/blas-env.sh
 . "$root/launch/blas-env.sh"
+# Ranks that mpirun starts on other hosts (a hostfile) get the remote shell's environment,
+# not this one: forward the thread and BLAS settings that are set here.
+for name in OMP_NUM_THREADS OMP_WAIT_POLICY OMP_PROC_BIND OMP_PLACES OPENBLAS_NUM_THREADS \
+            OPENBLAS_CORETYPE MKL_NUM_THREADS; do
+  [ -n "${!name:-}" ] && args+=(-x "$name")
+done
 # shellcheck disable=SC2206  # DMA_MPIRUN_ARGS is a list of words on purpose
 extra=(${DMA_MPIRUN_ARGS:-})
 exec mpirun "${args[@]}" "${extra[@]}" "$bin" "$@"

@@ -9,6 +9,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "dma/config.hpp"
 
@@ -63,9 +64,37 @@ class Collective {
 };
 
 /// Chooses and builds the backend: "mpi"; "nccl" (throws NcclError with the reason when
-/// NCCL is not built in or no GPU is visible); "auto" (NCCL where it can form, else MPI,
-/// saying which and why on rank 0).
+/// NCCL is not built in, no GPU is visible, or two ranks of a node share a GPU); "auto" (NCCL
+/// where it can form, else MPI, saying which and why on rank 0).
 std::unique_ptr<Collective> make_collective(const CommConfig& config, const MpiSession& mpi);
+
+/// The GPU one rank would run NCCL on, as NCCL tells ranks apart: `host` is NCCL_HOSTID when
+/// set, else the host name; `device` the GPU's PCI bus id; `unavailable` says why this rank
+/// cannot run NCCL at all ("" when it can), worded as nccl_unavailable_reason.
+struct RankDevice {
+  int rank = 0;
+  std::string host;
+  std::string device;
+  std::string unavailable;
+};
+
+/// This rank's RankDevice: the device NCCL would use (local rank modulo the visible devices).
+RankDevice this_rank_device(const MpiSession& mpi);
+
+/// Why NCCL cannot run on these ranks, worded to follow "NCCL " ("" when it can): the lowest
+/// rank's `unavailable`, else the first two ranks with the same host and device (NCCL refuses
+/// them with "Duplicate GPU detected"). Pure: the whole decision, given every rank's device.
+std::string nccl_problem(const std::vector<RankDevice>& ranks);
+
+/// Every rank of this node's RankDevice, rank order, gathered on the node-local communicator
+/// (MPI_COMM_TYPE_SHARED). Collective over all ranks; bounded by the watchdog's timeout_s.
+std::vector<RankDevice> gather_node_devices(const MpiSession& mpi, const RankDevice& mine, double timeout_s);
+
+/// The backend make_collective builds, "mpi" or "nccl", agreed by all ranks (collective):
+/// each node judges its ranks' devices with nccl_problem, and the lowest rank with a problem
+/// names it for all. "auto" says on rank 0 what it chose and why; "nccl" with a problem throws
+/// NcclError naming it; anything else is a ConfigError.
+std::string agree_on_backend(const CommConfig& config, const MpiSession& mpi, const RankDevice& mine);
 
 /// Waits on an MPI request, polling, with the watchdog's limit; throws CommTimeout
 /// "rank R: <what> did not complete within N s" past it. Sleeps between polls so that an

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <span>
@@ -44,6 +45,29 @@ std::string nccl_unavailable_reason() {
   }
   if (count == 0) return "needs a CUDA device: cudaGetDeviceCount says 0 devices";
   return "";
+}
+
+namespace {
+// One device per rank on a node; with `--gpus-per-task=1` each rank sees only its own.
+int rank_device_index(const MpiSession& mpi, int visible) { return mpi.local_rank() % visible; }
+}  // namespace
+
+RankDevice this_rank_device(const MpiSession& mpi) {
+  RankDevice mine{mpi.rank(), mpi.host(), "", nccl_unavailable_reason()};
+  // NCCL tells hosts apart by NCCL_HOSTID when set (ranks of one machine may pose as hosts).
+  if (const char* id = std::getenv("NCCL_HOSTID"); id != nullptr && *id != '\0') mine.host = id;
+  if (!mine.unavailable.empty()) return mine;
+  int visible = 0;
+  char bus[32] = {};
+  cudaError_t rc = cudaGetDeviceCount(&visible);
+  if (rc == cudaSuccess) rc = cudaDeviceGetPCIBusId(bus, sizeof(bus), rank_device_index(mpi, visible));
+  if (rc != cudaSuccess) {
+    (void)cudaGetLastError();
+    mine.unavailable = fmt::format("cannot name its GPU: cudaDeviceGetPCIBusId says {} ({})",
+                                   cudaGetErrorString(rc), cudaGetErrorName(rc));
+  }
+  mine.device = bus;
+  return mine;
 }
 
 namespace {
@@ -148,8 +172,7 @@ void NcclCollective::setup(const MpiSession& mpi) {
   DMA_MPI_CHECK(MPI_Comm_dup(mpi.comm(), &mpi_comm_));
   int devices = 0;
   DMA_CUDA_CHECK(cudaGetDeviceCount(&devices));
-  // One device per rank on a node; with `--gpus-per-task=1` each rank sees only its own.
-  device_ = mpi.local_rank() % devices;
+  device_ = rank_device_index(mpi, devices);
   DMA_CUDA_CHECK(cudaSetDevice(device_));
   DMA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   ncclUniqueId id{};

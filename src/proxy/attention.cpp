@@ -3,6 +3,7 @@
 #include "cpu_kernels.hpp"
 
 #include <ATen/Parallel.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -155,6 +156,28 @@ Tensor causal_attention_reference(const Tensor& q, const Tensor& k, const Tensor
   return at::bmm(at::softmax(scores, /*dim=*/-1), v);
 }
 
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 1)
+// LibTorch's fused kernels (flash, memory-efficient): no (Tq, Tk) probabilities in memory.
+// They take (B, H, T, hd); the softmax scale is already in q, so scale 1. Training (Tq = Tk, no
+// padding) is plain causal; decoding passes the bias as a mask, which the flash kernel
+// does not take but the memory-efficient one does.
+Tensor sdpa_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_bias, std::int64_t heads) {
+  const Geometry g{q.size(0), heads, q.size(1), k.size(1), q.size(2)};
+  const auto b = g.bh / heads;
+  const auto q4 = q.reshape({b, heads, g.tq, g.hd}), k4 = k.reshape({b, heads, g.tk, g.hd}),
+             v4 = v.reshape({b, heads, g.tk, g.hd});
+  Tensor out;
+  if (!key_bias.defined() && g.tq == g.tk) {
+    out = at::scaled_dot_product_attention(q4, k4, v4, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true, /*scale=*/1.0);
+  } else {
+    const auto mask = causal_bias(g, key_bias, q.options()).view({-1, key_bias.defined() ? heads : 1, g.tq, g.tk});
+    out = at::scaled_dot_product_attention(q4, k4, v4, mask, /*dropout_p=*/0.0, /*is_causal=*/false, /*scale=*/1.0);
+  }
+  return out.reshape({g.bh, g.tq, g.hd});
+}
+#define DMA_HAVE_SDPA 1
+#endif
+
 Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& key_bias, std::int64_t heads) {
 #ifdef DMA_HAVE_CBLAS
   if (fused_attention_available(q) && fused_attention_available(k) && fused_attention_available(v)) {
@@ -165,6 +188,9 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
     const Geometry g{q.size(0), heads, q.size(1), k.size(1), q.size(2)};
     return fused_forward(g, qc, kc, vc, bias, Tensor());  // inference: probabilities in per-thread scratch
   }
+#endif
+#ifdef DMA_HAVE_SDPA
+  if (!q.device().is_cpu()) return sdpa_attention(q, k, v, key_bias, heads);
 #endif
   return causal_attention_reference(q, k, v, key_bias, heads);
 }

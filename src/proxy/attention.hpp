@@ -3,7 +3,8 @@
 // per (batch, head): score tiles stay in cache, only the causal lower blocks are multiplied,
 // and no per-batch tensor views are dispatched (LibTorch 1.13's CPU bmm loops over the batch
 // with a select and an addmm per item, which dominated the demo proxy's step). Elsewhere
-// (CUDA, bf16) it is the same maths in tensor ops.
+// (CUDA, bf16) it is LibTorch's scaled_dot_product_attention where LibTorch has it (2.1 and
+// later: flash or memory-efficient kernels), else the same maths in tensor ops.
 //
 // Shapes: BH = batch * heads, Tq queries, Tk keys (Tk >= Tq), hd head width.
 #include <cstdint>
@@ -19,7 +20,7 @@ namespace dma::proxy {
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                const torch::Tensor& key_bias, std::int64_t heads);
 
-/// Same maths in plain tensor ops (the non-CPU path, and the reference in tests).
+/// Same maths in plain tensor ops (the non-CPU path of LibTorch 1.x, and the reference in tests).
 torch::Tensor causal_attention_reference(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                                          const torch::Tensor& key_bias, std::int64_t heads);
 

@@ -71,28 +71,6 @@ EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len
   return set;
 }
 
-std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_rows) {
-  c10::InferenceMode inference;
-  std::vector<double> sum(static_cast<std::size_t>(set.domains), 0.0);
-  std::vector<std::int64_t> count(static_cast<std::size_t>(set.domains), 0);
-  const auto rows = set.tokens.size(0);
-  if (chunk_rows <= 0) chunk_rows = static_cast<int>(std::max<std::int64_t>(1, 4096 / std::max<std::int64_t>(1, set.tokens.size(1))));
-  for (std::int64_t start = 0; start < rows; start += chunk_rows) {
-    const auto n = std::min<std::int64_t>(chunk_rows, rows - start);
-    auto losses = row_losses(model, set.tokens.narrow(0, start, n)).to(torch::kCPU, torch::kFloat64).contiguous();
-    const double* l = losses.data_ptr<double>();
-    for (std::int64_t r = 0; r < n; ++r) {
-      const auto d = static_cast<std::size_t>(set.row_domain[static_cast<std::size_t>(start + r)]);
-      sum[d] += l[r];  // every row has T targets, so the mean of row means is the token mean
-      ++count[d];
-    }
-  }
-  std::vector<float> out(sum.size(), std::numeric_limits<float>::quiet_NaN());
-  for (std::size_t d = 0; d < sum.size(); ++d)
-    if (count[d] > 0) out[d] = static_cast<float>(sum[d] / static_cast<double>(count[d]));
-  return out;
-}
-
 MathSet load_math_set(const DomainSpace& space, int count) {
   MathSet set;
   if (space.tokenizer() != "bytes") return set;  // prompts are text; only bytes encode here

@@ -22,9 +22,22 @@ struct EvalSet {
 };
 EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len, const torch::Device& device);
 
+/// Logit values one evaluation chunk may hold on a GPU (2^28: 512 MiB in bf16).
+inline constexpr std::int64_t kEvalLogitValues = std::int64_t{1} << 28;
+
+/// Rows per evaluation forward pass: about 4096 tokens on CPU; on a GPU as many rows of
+/// `row_tokens` as keep the (rows, T, vocab) logits within kEvalLogitValues. At least 1.
+int default_eval_chunk_rows(const torch::Device& device, std::int64_t row_tokens, std::int64_t vocab);
+
 /// Mean token NLL per domain over the eval set (NaN for a domain without rows), computed in
-/// forward passes of `chunk_rows` rows (0: about 4096 tokens each).
+/// forward passes of `chunk_rows` rows (0: default_eval_chunk_rows) under bf16 autocast on
+/// CUDA, with one copy of all row losses to the host.
 std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_rows = 0);
+
+/// The same in float32 without autocast, copying each chunk's row losses to the host
+/// (chunk_rows 0: the CPU chunk of about 4096 tokens): the baseline that the GPU check and
+/// the tests measure domain_losses against. On CPU both give the same bits.
+std::vector<float> domain_losses_host_per_chunk(ProxyLM& model, const EvalSet& set, int chunk_rows = 0);
 
 /// Math problems with prompts as token ids (bytes tokenizer).
 struct MathSet {

@@ -172,6 +172,46 @@ struct CrossEntropyFn : public torch::autograd::Function<CrossEntropyFn> {
   }
 };
 
+// Per-token cross entropy of logits (N, V) of any float type, computed in float32 one block
+// of rows at a time, so that only (block, V) float32 values exist at once: up-casting all
+// (N, V) bf16 logits (what at::cross_entropy_loss does under autocast, keeping the float copy
+// for backward) costs 2x the logits' memory. Saves the logits and the (N) log-sum-exp; the
+// backward recomputes each block's softmax.
+struct BlockedCrossEntropyFn : public torch::autograd::Function<BlockedCrossEntropyFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& logits, const Tensor& targets, std::int64_t block_rows) {
+    const auto n = logits.size(0), v = logits.size(1);
+    TORCH_CHECK(n == 0 || (targets.min().item<std::int64_t>() >= 0 && targets.max().item<std::int64_t>() < v),
+                "token id outside the vocabulary of ", v);
+    const auto f32 = logits.options().dtype(torch::kFloat32);
+    auto loss = torch::empty({n}, f32), lse = torch::empty({n}, f32);
+    for (std::int64_t start = 0; start < n; start += block_rows) {
+      const auto rows = std::min(block_rows, n - start);
+      const auto x = logits.narrow(0, start, rows).to(torch::kFloat32);  // (rows, V)
+      const auto block_lse = at::logsumexp(x, /*dim=*/1);
+      lse.narrow(0, start, rows).copy_(block_lse);
+      const auto picked = x.gather(1, targets.narrow(0, start, rows).unsqueeze(1)).squeeze(1);
+      loss.narrow(0, start, rows).copy_(block_lse - picked);
+    }
+    ctx->save_for_backward({logits, targets, lse});
+    ctx->saved_data["block_rows"] = block_rows;
+    return loss;
+  }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &logits = saved[0], &targets = saved[1], &lse = saved[2];
+    const auto block_rows = ctx->saved_data["block_rows"].toInt();
+    const auto& g = grads[0];
+    auto dlogits = torch::empty_like(logits);
+    for (std::int64_t start = 0; start < logits.size(0); start += block_rows) {
+      const auto rows = std::min(block_rows, logits.size(0) - start);
+      auto p = (logits.narrow(0, start, rows).to(torch::kFloat32) - lse.narrow(0, start, rows).unsqueeze(1)).exp_();
+      p.scatter_add_(1, targets.narrow(0, start, rows).unsqueeze(1), -torch::ones({rows, 1}, p.options()));
+      dlogits.narrow(0, start, rows).copy_(p.mul_(g.narrow(0, start, rows).unsqueeze(1)));  // (softmax - onehot) g
+    }
+    return {dlogits, Tensor(), Tensor()};
+  }
+};
+
 torch::nn::Linear linear(int in, int out) { return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false)); }
 
 }  // namespace
@@ -297,9 +337,17 @@ Tensor row_losses(ProxyLM& model, const Tensor& tokens) {
   auto logits = model->forward(tokens.narrow(1, 0, t));
   auto targets = tokens.narrow(1, 1, t).reshape({-1}).contiguous();
   auto flat = logits.view({b * t, -1});
-  auto nll = cpu_float(flat) ? CrossEntropyFn::apply(flat.contiguous(), targets)
-                             : at::cross_entropy_loss(flat.to(torch::kFloat32), targets, /*weight=*/{}, at::Reduction::None);
-  return nll.view({b, t}).mean(/*dim=*/1);
+  return token_nll(flat, targets).view({b, t}).mean(/*dim=*/1);
+}
+
+Tensor token_nll(const Tensor& logits, const Tensor& targets) {
+  if (cpu_float(logits)) return CrossEntropyFn::apply(logits.contiguous(), targets);
+  return token_nll_blocked(logits, targets, std::max<std::int64_t>(1, kCrossEntropyBlockValues / std::max<std::int64_t>(1, logits.size(1))));
+}
+
+Tensor token_nll_blocked(const Tensor& logits, const Tensor& targets, std::int64_t block_rows) {
+  TORCH_CHECK(block_rows > 0, "block_rows must be positive, got ", block_rows);
+  return BlockedCrossEntropyFn::apply(logits, targets, block_rows);
 }
 
 }  // namespace dma::proxy

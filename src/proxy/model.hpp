@@ -98,4 +98,15 @@ torch::Tensor make_rope(int seq_len, int head_dim);
 /// Returns (B) losses; differentiable when grad mode is on.
 torch::Tensor row_losses(ProxyLM& model, const torch::Tensor& tokens);
 
+/// Float32 values of logits a blocked cross entropy up-casts at once (256 MiB).
+inline constexpr std::int64_t kCrossEntropyBlockValues = std::int64_t{1} << 26;
+
+/// Per-token NLL (N) of logits (N, V) against targets (N) int64, differentiable in logits.
+/// CPU float32: the fused kernel; otherwise (CUDA, bf16) token_nll_blocked with blocks of
+/// kCrossEntropyBlockValues / V rows. The result is float32.
+torch::Tensor token_nll(const torch::Tensor& logits, const torch::Tensor& targets);
+
+/// The same, computed in float32 `block_rows` rows at a time from logits of any float type.
+torch::Tensor token_nll_blocked(const torch::Tensor& logits, const torch::Tensor& targets, std::int64_t block_rows);
+
 }  // namespace dma::proxy

@@ -3,6 +3,9 @@
 //   mpirun -n N comm_probe --skip-rank R --timeout S   rank R never joins: the others must
 //                                                      stop with CommTimeout, non-zero exit
 //   comm_probe --nccl-check                            says whether NCCL can run here (no MPI)
+//   mpirun -n N comm_probe --backend B --gpus-per-node G
+//       every rank poses as using GPU (local rank mod G) of its node; the ranks agree on a
+//       backend from these ids as make_collective does, and rank 0 prints it (builds nothing)
 // Rank 0 ends a good run with "comm_probe: ok ...". Any failure: "rank N: what", MPI_Abort.
 #include <fmt/format.h>
 #include <mpi.h>
@@ -27,6 +30,7 @@ struct Options {
   double timeout_s = 30.0;
   int skip_rank = -1;
   bool nccl_check = false;
+  int gpus_per_node = 0;  // > 0: agree on a backend for these posed GPU ids, then stop
 };
 
 Options parse(int argc, char** argv) {
@@ -43,6 +47,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--timeout") o.timeout_s = std::stod(next());
     else if (a == "--skip-rank") o.skip_rank = std::stoi(next());
     else if (a == "--nccl-check") o.nccl_check = true;
+    else if (a == "--gpus-per-node") o.gpus_per_node = std::stoi(next());
     else throw std::invalid_argument("unknown option " + a);
   }
   return o;
@@ -116,6 +121,12 @@ void run(const dma::MpiSession& mpi, const Options& o) {
   dma::CommConfig config;
   config.backend = o.backend;
   config.timeout_s = o.timeout_s;
+  if (o.gpus_per_node > 0) {
+    const dma::RankDevice posed{mpi.rank(), mpi.host(), fmt::format("0000:{:02x}:00.0", mpi.local_rank() % o.gpus_per_node), ""};
+    const auto backend = dma::agree_on_backend(config, mpi, posed);
+    if (mpi.rank() == 0) fmt::print("comm_probe: agreed backend={} ranks={}\n", backend, mpi.size());
+    return;
+  }
   auto c = dma::make_collective(config, mpi);
   if (mpi.rank() == o.skip_rank) {  // never joins: the watchdog of the others must fire
     std::this_thread::sleep_for(std::chrono::duration<double>(10 * o.timeout_s + 5));

@@ -1,4 +1,5 @@
 // The evaluation environment: held-out losses, answer parsing, exact match by greedy decoding.
+#include <bit>
 #include <cmath>
 #include <random>
 
@@ -58,6 +59,40 @@ TEST(ProxyAnswers, AnswerCompleteMeansMoreTextCannotChangeTheAnswer) {
   }
 }
 
+// A byte-level proxy of seq_len 16 with weights drawn from `seed`.
+proxy::ProxyLM bytes_model(int d_model, int n_layers, int n_heads, int ffn_hidden, std::uint64_t seed) {
+  proxy::ProxyLM model(proxy::ModelShape{256, 16, d_model, n_layers, n_heads, ffn_hidden});
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(seed);
+  model->initialise(gen);
+  return model;
+}
+
+// The evaluation as it was before its row losses were gathered on the device (a host copy
+// per chunk): on CPU the new path must give the same bits.
+TEST(ProxyEvalChunks, OnCpuTheEvaluationGivesTheSameBitsAsAHostCopyPerChunk) {
+  TempDir dir;
+  write_tiny_space(dir.file("big-eval.space"), /*seq_len=*/16, /*train_rows=*/8, /*eval_rows=*/200);
+  const auto space = DomainSpace::open(dir.file("big-eval.space"));
+  auto model = bytes_model(/*d_model=*/32, /*n_layers=*/2, /*n_heads=*/4, /*ffn_hidden=*/64, /*seed=*/9);
+  const auto set = proxy::load_eval_set(space, 200, 16, torch::kCPU);
+  ASSERT_EQ(proxy::default_eval_chunk_rows(torch::kCPU, 17, 256), 240);  // 600 rows: 3 chunks
+  for (int chunk : {0, 7}) {
+    const auto now = proxy::domain_losses(model, set, chunk);
+    const auto before = proxy::domain_losses_host_per_chunk(model, set, chunk);
+    ASSERT_EQ(now.size(), before.size());
+    for (std::size_t d = 0; d < now.size(); ++d)
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(now[d]), std::bit_cast<std::uint32_t>(before[d])) << "chunk " << chunk << " domain " << d;
+  }
+}
+
+TEST(ProxyEvalChunks, GpuChunksHoldAboutAQuarterGigaLogitsAndAtLeastOneRow) {
+  const torch::Device gpu(torch::kCUDA, 0);  // only a value here: nothing runs on it
+  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 1025, 32000), 8);     // seq_len 1024, a 32K vocabulary
+  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 129, 256), 8128);     // the demo proxy: whole eval sets
+  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 8193, 128000), 1);    // never zero rows
+  EXPECT_EQ(proxy::default_eval_chunk_rows(torch::kCPU, 1025, 32000), 3);  // CPU: about 4096 tokens
+}
+
 class ProxyEvalTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -81,14 +116,7 @@ TEST_F(ProxyEvalTest, EvalSetIsTheFirstRowsOfEachDomain) {
 }
 
 TEST_F(ProxyEvalTest, UniformModelScoresLogVocabOnEveryDomain) {
-  proxy::ModelShape shape;
-  shape.vocab = 256;
-  shape.seq_len = 16;
-  shape.d_model = 16;
-  shape.n_layers = 1;
-  shape.n_heads = 2;
-  shape.ffn_hidden = 32;
-  proxy::ProxyLM model(shape);
+  auto model = bytes_model(/*d_model=*/16, /*n_layers=*/1, /*n_heads=*/2, /*ffn_hidden=*/32, /*seed=*/5);
   {
     torch::NoGradGuard no_grad;
     for (auto& p : model->parameters()) p.zero_();  // all logits 0: NLL is log(V) for every token
@@ -100,16 +128,7 @@ TEST_F(ProxyEvalTest, UniformModelScoresLogVocabOnEveryDomain) {
 }
 
 TEST_F(ProxyEvalTest, DomainLossIsTheMeanTokenNllOfItsRows) {
-  proxy::ModelShape shape;
-  shape.vocab = 256;
-  shape.seq_len = 16;
-  shape.d_model = 16;
-  shape.n_layers = 1;
-  shape.n_heads = 2;
-  shape.ffn_hidden = 32;
-  proxy::ProxyLM model(shape);
-  auto gen = at::make_generator<at::CPUGeneratorImpl>(5);
-  model->initialise(gen);
+  auto model = bytes_model(/*d_model=*/16, /*n_layers=*/1, /*n_heads=*/2, /*ffn_hidden=*/32, /*seed=*/5);
   const auto set = proxy::load_eval_set(*space_, 3, 16, torch::kCPU);
   const auto losses = proxy::domain_losses(model, set, /*chunk_rows=*/4);  // chunks straddle domains
   torch::NoGradGuard no_grad;

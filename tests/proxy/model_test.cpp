@@ -132,5 +132,40 @@ TEST(ProxyModel, CustomAutogradMatchesPlainOps) {
         << "gradient " << i << " differs by " << (fast_grads[i] - ref_grads[i]).abs().max().item<float>();
 }
 
+// The blocked cross entropy (the GPU path's loss) against ATen's, values and gradients, for
+// blocks that split the rows unevenly, and from bf16 logits.
+TEST(ProxyModel, BlockedCrossEntropyMatchesAten) {
+  torch::manual_seed(11);
+  const std::int64_t n = 13, v = 50;
+  const auto targets = torch::randint(v, {n}, torch::kInt64);
+  const auto upstream = torch::randn({n});
+  auto loss_and_grad = [&](const torch::Tensor& logits, auto&& nll) {
+    auto x = logits.detach().clone().requires_grad_(true);
+    auto loss = nll(x);
+    (loss * upstream.to(loss.dtype())).sum().backward();
+    return std::pair{loss.detach().to(torch::kFloat32), x.grad().to(torch::kFloat32)};
+  };
+  const auto aten = [&](const torch::Tensor& x) {
+    return at::cross_entropy_loss(x.to(torch::kFloat32), targets, /*weight=*/{}, at::Reduction::None);
+  };
+  const auto logits = 3 * torch::randn({n, v});
+  const auto [want, want_grad] = loss_and_grad(logits, aten);
+  for (std::int64_t block : {1, 4, 13, 100}) {
+    const auto [got, got_grad] = loss_and_grad(logits, [&](const torch::Tensor& x) { return token_nll_blocked(x, targets, block); });
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6)) << "block " << block << ": " << (got - want).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(got_grad, want_grad, 1e-5, 1e-6)) << "block " << block;
+  }
+  // bf16 logits: the loss is float32 of the same bf16 values; the gradient is bf16.
+  const auto half = logits.to(torch::kBFloat16);
+  const auto [want16, want16_grad] = loss_and_grad(half, aten);
+  const auto [got16, got16_grad] = loss_and_grad(half, [&](const torch::Tensor& x) { return token_nll_blocked(x, targets, 4); });
+  EXPECT_EQ(token_nll_blocked(half, targets, 4).scalar_type(), torch::kFloat32);
+  EXPECT_TRUE(torch::allclose(got16, want16, 1e-5, 1e-6)) << (got16 - want16).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(got16_grad, want16_grad, 1e-2, 1e-3)) << (got16_grad - want16_grad).abs().max().item<float>();
+  // The CPU float32 path stays the fused kernel, and agrees with the blocked one.
+  EXPECT_TRUE(torch::allclose(token_nll(logits, targets), want, 1e-5, 1e-6));
+  EXPECT_THROW(token_nll_blocked(logits, targets.clone().fill_(v), 4), c10::Error);
+}
+
 }  // namespace
 }  // namespace dma::proxy

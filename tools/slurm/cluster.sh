@@ -11,11 +11,14 @@
 # Everything lives under $DMA_SLURM_DIR (default /tmp/dma-slurm): its own munge key and socket,
 # its own ports (DMA_SLURM_PORT, default 16817 and +1), so a system Slurm or munge is untouched.
 # The node declares DMA_SLURM_CPUS CPUs (default 8; SlurmdParameters=config_overrides lets it
-# claim more than the machine has, so `srun -n 3` fits on a 2-core VM).
+# claim more than the machine has, so `srun -n 3` fits on a 2-core VM). It also declares
+# DMA_SLURM_GPUS stand-in GPUs (default 4; files under $BASE/dev, no real device), so that
+# GPU options (--gpus-per-task, --gpu-bind) are scheduled and set CUDA_VISIBLE_DEVICES.
 set -euo pipefail
 
 BASE=${DMA_SLURM_DIR:-/tmp/dma-slurm}
 CPUS=${DMA_SLURM_CPUS:-8}
+GPUS=${DMA_SLURM_GPUS:-4}
 PORT=${DMA_SLURM_PORT:-16817}
 NODE=$(hostname -s 2>/dev/null || uname -n)
 CONF=$BASE/etc/slurm.conf
@@ -58,6 +61,17 @@ write_config() {
   chmod 700 "$BASE/munge"
   local mpi=none dir; dir=$(plugin_dir)
   ls "$dir"/mpi_pmix*.so >/dev/null 2>&1 && mpi=pmix
+  local gres="" gpu
+  if [ "$GPUS" -gt 0 ]; then
+    mkdir -p "$BASE/dev"
+    : >"$BASE/etc/gres.conf"
+    for gpu in $(seq 0 $((GPUS - 1))); do
+      # A character device (the null device's numbers): Slurm accepts no plain file here.
+      [ -c "$BASE/dev/gpu$gpu" ] || mknod "$BASE/dev/gpu$gpu" c 1 3
+      echo "NodeName=$NODE Name=gpu File=$BASE/dev/gpu$gpu" >>"$BASE/etc/gres.conf"
+    done
+    gres="Gres=gpu:$GPUS"
+  fi
   cat >"$CONF" <<CONF
 # Written by tools/slurm/cluster.sh: a one-node cluster on localhost.
 ClusterName=dma
@@ -90,7 +104,8 @@ SlurmdParameters=config_overrides
 InactiveLimit=0
 KillWait=5
 MinJobAge=30
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS State=UNKNOWN
+GresTypes=gpu
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS $gres State=UNKNOWN
 PartitionName=debug Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 CONF
 }

@@ -33,10 +33,8 @@ struct Live {
   std::size_t store_index = 0;
   Policy* policy = nullptr;
   int rank = 1, slot = 0;
-  int step = 0;
   bool active = true;
-  std::vector<float> prev_weights;  // (D)
-  std::vector<float> losses;        // (D) now
+  obs::Tracker track;               // step, last weights, losses now
   std::vector<float> obs;           // (obs_dim) o_t
   std::vector<double> weights;      // (D) a_t, decided this round
   double episode_return = 0;
@@ -48,8 +46,7 @@ class Generation {
  public:
   Generation(RunContext& ctx, StoreWriter& store, std::map<std::string, std::unique_ptr<Policy>>& policies)
       : ctx_(ctx), store_(store), policies_(policies), z_{ctx.space.num_domains(), ctx.config.orchestrator.slots},
-        fields_(ctx.space.fields()), shares_(ctx.space.token_shares()),
-        base_(store.header().base_eval_loss) {}
+        frame_{ctx.space.fields(), ctx.space.token_shares(), store.header().base_eval_loss, ctx.config.train.horizon} {}
 
   void start(const std::vector<EpisodePlan>& plans);
   /// One round; returns transitions written. Throws on a worker error.
@@ -67,15 +64,12 @@ class Generation {
   void decide();
   void exchange(std::vector<double>& records);
   void absorb(const std::vector<double>& records, std::vector<Transition>& rows);
-  std::vector<float> observe(const Live& l, const std::vector<float>& prev_losses) const;
 
   RunContext& ctx_;
   StoreWriter& store_;
   std::map<std::string, std::unique_ptr<Policy>>& policies_;
   protocol::Sizes z_;
-  std::vector<Field> fields_;
-  std::vector<double> shares_;
-  std::vector<float> base_;
+  obs::EpisodeFrame frame_;
   std::vector<Live> live_;
   std::int64_t round_tokens_ = 0;
   double busy_seconds_ = 0, policy_seconds_ = 0, store_seconds_ = 0;
@@ -85,25 +79,17 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::vector<float> Generation::observe(const Live& l, const std::vector<float>& prev_losses) const {
-  std::vector<float> out(static_cast<size_t>(obs::dim(z_.domains)));
-  obs::build({l.step, ctx_.config.train.horizon, l.prev_weights, l.losses, prev_losses, base_, fields_, shares_}, out);
-  return out;
-}
-
 void Generation::start(const std::vector<EpisodePlan>& plans) {
   std::vector<EpisodeRecord> records;
   live_.clear();
-  const auto base_mix = obs::base_mixture(fields_, shares_);
   for (size_t i = 0; i < plans.size(); ++i) {
     Live l;
     l.plan = plans[i];
     l.policy = policies_.at(plans[i].policy).get();
     l.rank = 1 + static_cast<int>(i) / z_.slots;
     l.slot = static_cast<int>(i) % z_.slots;
-    l.prev_weights = base_mix;
-    l.losses = base_;
-    l.obs = observe(l, base_);
+    l.track = obs::Tracker(frame_);
+    l.obs = l.track.observation();
     const auto seed = trajectory_seed(ctx_.config.run.seed, l.plan.seed_id);
     records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f});
     l.policy->begin_episode(l.plan.id, trajectory_seed(ctx_.config.run.seed, l.plan.seed_id, kStreamPolicy));
@@ -126,7 +112,7 @@ void Generation::decide() {
     std::vector<float> observations;
     for (Live* l : members) {
       ids.push_back(l->plan.id);
-      steps.push_back(l->step);
+      steps.push_back(l->track.step());
       observations.insert(observations.end(), l->obs.begin(), l->obs.end());
     }
     std::vector<double> weights(members.size() * static_cast<size_t>(z_.domains));
@@ -157,7 +143,7 @@ void Generation::exchange(std::vector<double>& records) {
     if (!l.active) continue;
     std::span<double> block(commands.data() + static_cast<size_t>(l.rank * z_.command_block()),
                             static_cast<size_t>(z_.command_block()));
-    protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.step, l.weights);
+    protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.track.step(), l.weights);
   }
   std::vector<double> own(static_cast<size_t>(z_.command_block()));
   ctx_.collective->scatter(commands, own, 0);
@@ -174,34 +160,31 @@ void Generation::absorb(const std::vector<double>& records, std::vector<Transiti
     std::span<const double> block(records.data() + static_cast<size_t>(l.rank * z_.record_block()),
                                   static_cast<size_t>(z_.record_block()));
     const auto rec = protocol::read_record(block, z_, l.slot);
-    if (rec.episode_id != l.plan.id || rec.step != l.step)
+    if (rec.episode_id != l.plan.id || rec.step != l.track.step())
       throw Error(fmt::format("rank {}: record for episode {} step {} where {} step {} was expected (protocol bug)",
-                              l.rank, rec.episode_id, rec.step, l.plan.id, l.step));
+                              l.rank, rec.episode_id, rec.step, l.plan.id, l.track.step()));
     l.tokens += rec.tokens;
     l.seconds += rec.seconds;
     round_tokens_ += rec.tokens;
     if (rec.status != protocol::kOk) {
-      store_.end_episode(l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return));
+      store_.end_episode(l.store_index, EpisodeStatus::kFailed, l.track.step(), static_cast<float>(l.episode_return));
       l.policy->end_episode(l.plan.id);
       l.active = false;
       continue;
     }
-    const FieldScores before = field_scores(l.losses, base_, fields_);
-    const FieldScores after = field_scores(rec.eval_loss, base_, fields_);
-    const std::vector<float> prev_losses = l.losses;
-    l.losses = rec.eval_loss;
-    l.prev_weights.assign(l.weights.begin(), l.weights.end());
-    ++l.step;
+    const FieldScores before = field_scores(l.track.losses(), frame_.base_losses, frame_.fields);
+    const FieldScores after = field_scores(rec.eval_loss, frame_.base_losses, frame_.fields);
+    l.track.advance(l.weights, rec.eval_loss);
     Transition t;
     t.episode_id = l.plan.id;
-    t.step = l.step - 1;
+    t.step = l.track.step() - 1;
     t.observation = std::move(l.obs);
-    l.obs = observe(l, prev_losses);
+    l.obs = l.track.observation();
     t.next_observation = l.obs;
-    t.action = l.prev_weights;
+    t.action = l.track.prev_weights();
     t.reward = static_cast<float>(reward(before, after, cfg.eval));
-    t.timeout = l.step == cfg.train.horizon;
-    t.eval_loss = l.losses;
+    t.timeout = l.track.step() == cfg.train.horizon;
+    t.eval_loss = l.track.losses();
     t.source_score = static_cast<float>(after.source);
     t.target_score = static_cast<float>(after.target);
     t.math_accuracy = static_cast<float>(rec.math_accuracy);
@@ -233,8 +216,8 @@ std::int64_t Generation::round() {
   absorb(records, rows);
   store_.write(rows);
   for (auto& l : live_) {
-    if (l.active && l.step == ctx_.config.train.horizon) {
-      store_.end_episode(l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return));
+    if (l.active && l.track.step() == ctx_.config.train.horizon) {
+      store_.end_episode(l.store_index, EpisodeStatus::kComplete, l.track.step(), static_cast<float>(l.episode_return));
       l.policy->end_episode(l.plan.id);
       l.active = false;
     }

@@ -10,6 +10,7 @@ PACKAGES=(
   libhdf5-dev hdf5-tools                    # HDF5 C API, h5clear/h5dump
   libboost-program-options-dev libfmt-dev   # options, formatting
   libgtest-dev libbenchmark-dev             # tests, benchmarks
+  libcpp-httplib-dev nlohmann-json3-dev     # dma_agent serve: HTTP and JSON
   python3-h5py python3-numpy python3-torch  # Python side (tests, baselines)
   fortunes fortunes-min                     # source-field text of the embedded default
   librsvg2-bin                              # rsvg-convert renders dma_replay's SVGs in tests

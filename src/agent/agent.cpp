@@ -268,7 +268,7 @@ constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
 
 class AgentPolicy : public Policy {
  public:
-  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, double detour,
+  AgentPolicy(std::string spec, std::vector<std::shared_ptr<const AgentModel>> members, double noise, double detour,
               const DomainContext& domains)
       : spec_(std::move(spec)),
         members_(std::move(members)),
@@ -278,9 +278,9 @@ class AgentPolicy : public Policy {
         horizon_(std::max(1, domains.horizon)) {
     for (const Field f : domains.fields) is_target_.push_back(f == Field::kTarget);
     for (const auto& m : members_)
-      if (m.history() != members_.front().history())
+      if (m->history() != members_.front()->history())
         throw PolicyError(fmt::format("policy '{}': ensemble members read different histories ({} and {} steps)", spec_,
-                                      members_.front().history(), m.history()));
+                                      members_.front()->history(), m->history()));
   }
 
   std::string name() const override { return spec_; }
@@ -291,7 +291,7 @@ class AgentPolicy : public Policy {
   void end_episode(std::int64_t episode_id) override { episodes_.erase(episode_id); }
 
   void act(const ActBatch& batch, std::span<double> weights) override {
-    const int D = domains_, od = obs::dim(D), H = members_.front().history();
+    const int D = domains_, od = obs::dim(D), H = members_.front()->history();
     if (batch.obs_dim != od)
       throw PolicyError(fmt::format("policy '{}': observations of {} floats do not fit {} domains ({} expected)", spec_,
                                     batch.obs_dim, D, od));
@@ -362,9 +362,9 @@ class AgentPolicy : public Policy {
   // An ensemble acts with its members' mean logits (a product of their mixtures): members
   // trained on other seeds err in different directions, and the mean errs less.
   std::vector<float> ensemble_logits(std::span<const float> histories, int batch, int D) const {
-    auto sum = members_.front().mean_logits(histories, batch, D);
+    auto sum = members_.front()->mean_logits(histories, batch, D);
     for (size_t m = 1; m < members_.size(); ++m) {
-      const auto more = members_[m].mean_logits(histories, batch, D);
+      const auto more = members_[m]->mean_logits(histories, batch, D);
       for (size_t i = 0; i < sum.size(); ++i) sum[i] += more[i];
     }
     for (auto& x : sum) x /= static_cast<float>(members_.size());
@@ -372,7 +372,7 @@ class AgentPolicy : public Policy {
   }
 
   std::string spec_;
-  std::vector<AgentModel> members_;
+  std::vector<std::shared_ptr<const AgentModel>> members_;
   double noise_;
   double detour_;
   int domains_;
@@ -441,9 +441,20 @@ std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainC
   const double noise = parsed.noise < 0 ? config.agent.exploration_std : parsed.noise;
   const double detour = std::max(parsed.detour, 0.0);
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
-  std::vector<AgentModel> members;
-  for (const auto& member : agent_ensemble_paths(parsed.paths)) members.push_back(AgentModel::load(member));
+  std::vector<std::shared_ptr<const AgentModel>> members;
+  for (const auto& member : agent_ensemble_paths(parsed.paths))
+    members.push_back(std::make_shared<const AgentModel>(AgentModel::load(member)));
   return std::make_unique<AgentPolicy>(spec, std::move(members), noise, detour, domains);
+}
+
+std::unique_ptr<Policy> make_agent_policy(std::shared_ptr<const AgentModel> model, const std::string& name,
+                                          const DomainContext& domains) {
+  if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", name));
+  return std::make_unique<AgentPolicy>(name, std::vector{std::move(model)}, 0.0, 0.0, domains);
+}
+
+void set_agent_threads(int threads) {
+  if (threads > 0) at::set_num_threads(threads);
 }
 
 void register_agent_policy() { register_policy("agent", &make_agent_policy); }

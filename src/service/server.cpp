@@ -152,7 +152,7 @@ class SessionStore {
       auto entry = std::make_shared<Entry>();
       entry->session = std::make_unique<Session>(Session::replay(doc, agent_, id));
       sessions_[id] = entry;
-    } catch (const Error& e) {
+    } catch (const std::exception& e) {  // dma's errors, and JSON fields of the wrong type
       std::cerr << fmt::format("dma_agent: session file '{}' not restored: {}\n", path.string(), e.what());
     }
   }

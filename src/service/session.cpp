@@ -217,23 +217,18 @@ Json Session::step(const Json& request, const std::function<void(const Json&)>& 
                                         T, n));
   StepReport report = step_report(request, "", names_.size());
   const obs::Tracker before = track_;
-  track_.advance(weights_.back(), report.losses);
-  auto steps = steps_;
-  auto weights = weights_;
-  steps.push_back(std::move(report));
+  const size_t steps_before = steps_.size(), weights_before = weights_.size();
   try {
-    if (track_.step() < T) weights.push_back(decide());
-    std::swap(steps, steps_);
-    std::swap(weights, weights_);
-    try {
-      persist(document());
-    } catch (...) {
-      std::swap(steps, steps_);
-      std::swap(weights, weights_);
-      throw;
-    }
+    track_.advance(weights_.back(), report.losses);
+    steps_.push_back(std::move(report));
+    if (track_.step() < T) weights_.push_back(decide());
+    persist(document());
   } catch (...) {
+    // As before the request, so the run can send it again (the agent's memory of this
+    // observation is replaced when it comes back).
     track_ = before;
+    steps_.resize(steps_before);
+    weights_.resize(weights_before);
     throw;
   }
   replayed_ = false;

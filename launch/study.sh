@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # The comparison that shows whether the agent works, as a method and not as one checkpoint:
-# PIPELINES independent pipelines of the shipped recipe at demo size (each its own run seed:
+# PIPELINES independent pipelines of the shipped recipe (each its own run seed:
 # its own base model, collection, agent and tuned baselines), each evaluated on the same
 # block of evaluation seed ids, which training, tuning and model selection never touch. Ends
 # with one table: every pipeline's agent − policy paired by seed, and the lead averaged over
 # the pipelines with a 95 % interval over them.
-# Usage: launch/study.sh [extra dma_orchestrate options]
+# Usage: launch/study.sh [extra dma_orchestrate options]   (50 min on 2 cores)
 # Env: RUN_DIR (runs/study), PIPELINES (3), EVAL_SEEDS (16), EVAL_SEED_OFFSET (16000016),
 #      POLICIES (the agent against the tuned baselines, fixed:0.5 and RegMix).
 set -euo pipefail
@@ -18,8 +18,10 @@ stores=()
 for k in $(seq 1 "$PIPELINES"); do
   dir="$RUN_DIR/pipeline-$k"
   echo "study: pipeline $k of $PIPELINES in $dir ($(( $(date +%s) - start )) s so far)"
-  # The recipe's tuning budget (the demo's is smaller) and the study's evaluation seeds.
-  RUN_DIR="$dir" launch/demo.sh --run.seed="$k" --tune.rollouts=48 --tune.seeds=4 \
+  # demo.sh's build and pipeline, at the study's sizes: 96 trajectories, the recipe's agent
+  # training and tuning budget, and the study's evaluation seeds.
+  RUN_DIR="$dir" launch/demo.sh --run.seed="$k" --collect.trajectories=96 --agent.bc_steps=300 \
+    --agent.cql_steps=1200 --tune.rollouts=48 --tune.seeds=4 \
     --evaluate.policies="$POLICIES" --evaluate.seeds="${EVAL_SEEDS:-16}" \
     --evaluate.seed_offset="${EVAL_SEED_OFFSET:-16000016}" "$@"
   stores+=("$dir/eval.h5")

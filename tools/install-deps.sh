@@ -10,7 +10,9 @@ PACKAGES=(
   libhdf5-dev hdf5-tools                    # HDF5 C API, h5clear/h5dump
   libboost-program-options-dev libfmt-dev   # options, formatting
   libgtest-dev libbenchmark-dev             # tests, benchmarks
+  libcpp-httplib-dev nlohmann-json3-dev     # dma_agent serve: HTTP and JSON
   python3-h5py python3-numpy python3-torch  # Python side (tests, baselines)
+  python3-yaml                              # tests read Foundry schedules back
   fortunes fortunes-min                     # source-field text of the embedded default
   librsvg2-bin                              # rsvg-convert renders dma_replay's SVGs in tests
   clang libclang-rt-14-dev                  # libFuzzer for the store-reader fuzz target

@@ -42,6 +42,39 @@ struct Inputs {
 /// Writes the observation into `out` (dim(D) floats).
 void build(const Inputs& in, std::span<float> out);
 
+/// What stays fixed over one episode: per domain its field, natural token share and the base
+/// model's held-out loss, and the horizon T.
+struct EpisodeFrame {
+  std::vector<Field> fields;          ///< (D)
+  std::vector<double> token_shares;   ///< (D)
+  std::vector<float> base_losses;     ///< (D)
+  int horizon = 1;
+  int num_domains() const { return static_cast<int>(fields.size()); }
+};
+
+/// One episode's observations as dma's environment makes them, step by step: at step 0 the
+/// previous weights are the base mixture and the losses are the base losses; each step
+/// brings in the weights trained on and the losses measured after them. The learner and
+/// `dma_agent` both observe through it, so an outside run sees exactly what a proxy run sees.
+class Tracker {
+ public:
+  Tracker() = default;
+  explicit Tracker(EpisodeFrame frame);
+  const EpisodeFrame& frame() const { return frame_; }
+  int step() const { return step_; }                                ///< steps done, 0..T
+  const std::vector<float>& losses() const { return losses_; }      ///< (D) now
+  const std::vector<float>& prev_weights() const { return prev_weights_; }  ///< (D) last step's weights
+  /// o_step (dim(D) floats).
+  std::vector<float> observation() const;
+  /// One step done: trained with `weights`, then measured `losses` (D each); step() grows by one.
+  void advance(std::span<const double> weights, std::span<const float> losses);
+
+ private:
+  EpisodeFrame frame_;
+  int step_ = 0;
+  std::vector<float> prev_weights_, losses_, prev_losses_;  // (D) each
+};
+
 /// Names of the observation's entries ("progress", ..., "<domain>.prev_weight", ...).
 std::vector<std::string> layout(const std::vector<std::string>& domain_names);
 

@@ -110,6 +110,19 @@ struct FollowOptions {
 /// the writer closed the file (returns 0), or the timeout (returns 2). Lines go to `out`.
 int follow(const std::string& store, const FollowOptions& options, std::ostream& out);
 
+struct ScheduleOptions {
+  std::string policy;                     ///< one policy of the store (as --policy selects it)
+  std::string format;                     ///< megatron|megatron-json|foundry|torchtitan|hf|json|csv
+  std::int64_t total_tokens = 0;          ///< tokens of the run the schedule is for (> 0)
+  std::int64_t global_batch = 0;          ///< tokens per optimizer step; > 0 adds iteration keys
+  std::string data_prefix;                ///< prepended to each domain's name for data paths
+};
+/// `dma_replay schedule`: the policy's complete episodes as an open-loop schedule, one stage
+/// per re-weighting step (its mixture averaged over episodes, with the spread), keyed by
+/// tokens (and iterations), in a trainer's format; the text says it does not react to the
+/// run. Throws ConfigError / StoreError.
+std::string schedule(const std::string& store, const ScheduleOptions& options);
+
 /// `dma_replay repair`: clears the status flags a killed writer leaves (plain HDF5 tools and
 /// non-SWMR readers then open the file).
 void repair(const std::string& store);

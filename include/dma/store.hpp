@@ -169,6 +169,8 @@ std::uint64_t rows_checksum(const RowBlock& block, std::int64_t first, std::int6
 /// Throws StoreError unless `block` (read with observations, holding the episode's rows)
 /// shows the episode intact: steps 0..length-1, its id, and its checksum when it has one.
 void verify_episode_rows(const EpisodeRecord& episode, const RowBlock& block, const std::string& path);
+/// The checksum an ended episode stores: its rows (from `first` in `block`) and its own record.
+std::uint64_t episode_checksum(const EpisodeRecord& episode, const RowBlock& block, std::int64_t first);
 
 /// Clears the superblock status flags a killed SWMR writer leaves (what `h5clear -s` does).
 void clear_status_flags(const std::string& path);

@@ -41,10 +41,13 @@ AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
 // 2-core machine 2 threads ran 2x slower than 1, and once 15x slower (spinning workers).
 class ThreadScope {
  public:
-  explicit ThreadScope(int threads) : saved_(at::get_num_threads()) {
+  // threads <= 0 leaves LibTorch's setting alone (and touches nothing, so concurrent callers may use it).
+  explicit ThreadScope(int threads) : saved_(threads > 0 ? at::get_num_threads() : 0) {
     if (threads > 0) at::set_num_threads(threads);
   }
-  ~ThreadScope() { at::set_num_threads(saved_); }
+  ~ThreadScope() {
+    if (saved_ > 0) at::set_num_threads(saved_);
+  }
   ThreadScope(const ThreadScope&) = delete;
   ThreadScope& operator=(const ThreadScope&) = delete;
 
@@ -289,8 +292,8 @@ constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
 
 class AgentPolicy : public Policy {
  public:
-  AgentPolicy(std::string spec, std::vector<AgentModel> members, double noise, double detour, int threads,
-              const DomainContext& domains)
+  AgentPolicy(std::string spec, std::vector<std::shared_ptr<const AgentModel>> members, double noise, double detour,
+              int threads, const DomainContext& domains)
       : spec_(std::move(spec)),
         members_(std::move(members)),
         noise_(noise),
@@ -300,9 +303,9 @@ class AgentPolicy : public Policy {
         horizon_(std::max(1, domains.horizon)) {
     for (const Field f : domains.fields) is_target_.push_back(f == Field::kTarget);
     for (const auto& m : members_)
-      if (m.history() != members_.front().history())
+      if (m->history() != members_.front()->history())
         throw PolicyError(fmt::format("policy '{}': ensemble members read different histories ({} and {} steps)", spec_,
-                                      members_.front().history(), m.history()));
+                                      members_.front()->history(), m->history()));
   }
 
   std::string name() const override { return spec_; }
@@ -313,7 +316,7 @@ class AgentPolicy : public Policy {
   void end_episode(std::int64_t episode_id) override { episodes_.erase(episode_id); }
 
   void act(const ActBatch& batch, std::span<double> weights) override {
-    const int D = domains_, od = obs::dim(D), H = members_.front().history();
+    const int D = domains_, od = obs::dim(D), H = members_.front()->history();
     if (batch.obs_dim != od)
       throw PolicyError(fmt::format("policy '{}': observations of {} floats do not fit {} domains ({} expected)", spec_,
                                     batch.obs_dim, D, od));
@@ -387,9 +390,9 @@ class AgentPolicy : public Policy {
   // An ensemble acts with its members' mean logits (a product of their mixtures): members
   // trained on other seeds err in different directions, and the mean errs less.
   std::vector<float> ensemble_logits(std::span<const float> histories, int batch, int D) const {
-    auto sum = members_.front().mean_logits(histories, batch, D);
+    auto sum = members_.front()->mean_logits(histories, batch, D);
     for (size_t m = 1; m < members_.size(); ++m) {
-      const auto more = members_[m].mean_logits(histories, batch, D);
+      const auto more = members_[m]->mean_logits(histories, batch, D);
       for (size_t i = 0; i < sum.size(); ++i) sum[i] += more[i];
     }
     for (auto& x : sum) x /= static_cast<float>(members_.size());
@@ -397,7 +400,7 @@ class AgentPolicy : public Policy {
   }
 
   std::string spec_;
-  std::vector<AgentModel> members_;
+  std::vector<std::shared_ptr<const AgentModel>> members_;
   double noise_;
   double detour_;
   int threads_;
@@ -467,9 +470,21 @@ std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainC
   const double noise = parsed.noise < 0 ? config.agent.exploration_std : parsed.noise;
   const double detour = std::max(parsed.detour, 0.0);
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
-  std::vector<AgentModel> members;
-  for (const auto& member : agent_ensemble_paths(parsed.paths)) members.push_back(AgentModel::load(member));
+  std::vector<std::shared_ptr<const AgentModel>> members;
+  for (const auto& member : agent_ensemble_paths(parsed.paths))
+    members.push_back(std::make_shared<const AgentModel>(AgentModel::load(member)));
   return std::make_unique<AgentPolicy>(spec, std::move(members), noise, detour, config.agent.threads, domains);
+}
+
+std::unique_ptr<Policy> make_agent_policy(std::shared_ptr<const AgentModel> model, const std::string& name,
+                                          const DomainContext& domains) {
+  if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", name));
+  // threads 0: the service sets LibTorch's threads once (set_agent_threads), not per request.
+  return std::make_unique<AgentPolicy>(name, std::vector{std::move(model)}, 0.0, 0.0, 0, domains);
+}
+
+void set_agent_threads(int threads) {
+  if (threads > 0) at::set_num_threads(threads);
 }
 
 void register_agent_policy() { register_policy("agent", &make_agent_policy); }

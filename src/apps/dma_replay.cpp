@@ -1,7 +1,9 @@
 // dma_replay: offline analysis of trajectory stores (DESIGN §6).
-//   dma_replay summary|compare|export|plot|follow|repair STORE... [options]
+//   dma_replay summary|compare|export|plot|follow|repair|schedule STORE... [options]
 #include <hdf5.h>
 
+#include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -25,7 +27,10 @@ constexpr const char* kUsage =
     "  export STORE OUT          --format d4rl|minari|csv (default: complete episodes)\n"
     "  plot STORE --out DIR      SVG weight schedules, scores per step, reward and return distributions\n"
     "  follow STORE              live view of a running store until the run ends\n"
-    "  repair STORE              clear the status flags a killed writer left (for non-SWMR tools)\n";
+    "  repair STORE              clear the status flags a killed writer left (for non-SWMR tools)\n"
+    "  schedule STORE --policy P --format F --total-tokens N [--global-batch B] --out FILE\n"
+    "                            P's rollouts as an open-loop schedule (F: megatron, megatron-json, foundry,\n"
+    "                            torchtitan, hf, json, csv)\n";
 
 struct Args {
   std::string command;
@@ -70,9 +75,12 @@ int run(int argc, char** argv) {
       "status", po::value<std::string>(), "select statuses: complete,failed,interrupted,running or all")(
       "episodes", po::value<std::string>(), "select episode ids: A-B, A, A- or -B")(
       "dataset-id", po::value<std::string>(), "Minari dataset id (default dma/<store>-v0)")(
-      "observations", "csv export: add the observation columns")("force", "export: overwrite the output")(
+      "observations", "csv export: add the observation columns")("force", "export, schedule: overwrite the output")(
       "interval", po::value<double>()->default_value(2.0), "follow: refresh period in seconds")(
-      "timeout", po::value<double>()->default_value(0.0), "follow: give up after this many seconds (0: never)");
+      "timeout", po::value<double>()->default_value(0.0), "follow: give up after this many seconds (0: never)")(
+      "total-tokens", po::value<std::int64_t>(), "schedule: tokens of the run the schedule is for")(
+      "global-batch", po::value<std::int64_t>(), "schedule: tokens per optimizer step (adds iteration keys)")(
+      "data-prefix", po::value<std::string>(), "schedule: prepended to each domain name to make its data path");
   if (argc < 2 || std::string(argv[1]) == "--help" || std::string(argv[1]) == "-h") {
     std::cout << kUsage << "\n" << opts;
     return argc < 2 ? 2 : 0;
@@ -115,8 +123,24 @@ int run(int argc, char** argv) {
     need_inputs(a, 1, 1, "one STORE");
     replay::repair(a.inputs[0]);
     std::cout << fmt::format("cleared the status flags of {}\n", a.inputs[0]);
+  } else if (a.command == "schedule") {
+    need_inputs(a, 1, 1, "one STORE");
+    if (opt(a, "out").empty() || !a.vm.count("format"))
+      throw ConfigError("'schedule' needs --format F and --out FILE: see dma_replay --help");
+    replay::ScheduleOptions o{opt(a, "policy"), opt(a, "format"),
+                              a.vm.count("total-tokens") ? a.vm["total-tokens"].as<std::int64_t>() : 0,
+                              a.vm.count("global-batch") ? a.vm["global-batch"].as<std::int64_t>() : 0,
+                              opt(a, "data-prefix")};
+    const std::string text = replay::schedule(a.inputs[0], o);
+    if (std::filesystem::exists(opt(a, "out")) && !a.vm.count("force"))
+      throw ConfigError(fmt::format("'{}' exists: pass --force to overwrite it", opt(a, "out")));
+    std::ofstream out(opt(a, "out"));
+    if (!(out << text) || !out.flush())
+      throw ConfigError(fmt::format("cannot write '{}': check the directory", opt(a, "out")));
+    std::cout << fmt::format("wrote {} ({} format; an open-loop schedule: it does not react to the run)\n",
+                             opt(a, "out"), opt(a, "format"));
   } else {
-    throw ConfigError(fmt::format("unknown command '{}': use summary, compare, export, plot, follow or repair",
+    throw ConfigError(fmt::format("unknown command '{}': use summary, compare, export, plot, follow, repair or schedule",
                                   a.command));
   }
   return 0;

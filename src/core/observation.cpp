@@ -1,6 +1,7 @@
 #include "dma/observation.hpp"
 
 #include <cmath>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,30 @@ std::vector<float> base_mixture(std::span<const Field> fields, std::span<const d
   if (total <= 0)
     for (auto& x : w) x = 1.0f / static_cast<float>(w.size());
   return w;
+}
+
+Tracker::Tracker(EpisodeFrame frame)
+    : frame_(std::move(frame)),
+      prev_weights_(base_mixture(frame_.fields, frame_.token_shares)),
+      losses_(frame_.base_losses),
+      prev_losses_(frame_.base_losses) {}
+
+std::vector<float> Tracker::observation() const {
+  std::vector<float> out(static_cast<size_t>(dim(frame_.num_domains())));
+  build({step_, frame_.horizon, prev_weights_, losses_, prev_losses_, frame_.base_losses, frame_.fields,
+         frame_.token_shares},
+        out);
+  return out;
+}
+
+void Tracker::advance(std::span<const double> weights, std::span<const float> losses) {
+  const size_t D = frame_.fields.size();
+  if (weights.size() != D || losses.size() != D)
+    throw Error(fmt::format("obs::Tracker: {} weights and {} losses for {} domains", weights.size(), losses.size(), D));
+  prev_weights_.assign(weights.begin(), weights.end());
+  prev_losses_ = losses_;
+  losses_.assign(losses.begin(), losses.end());
+  ++step_;
 }
 
 }  // namespace dma::obs

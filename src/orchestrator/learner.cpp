@@ -37,10 +37,8 @@ struct Live {
   std::size_t store_index = 0;
   Policy* policy = nullptr;
   int rank = 1, slot = 0;
-  int step = 0;
   bool active = true;
-  std::vector<float> prev_weights;  // (D)
-  std::vector<float> losses;        // (D) now
+  obs::Tracker track;               // step, last weights, losses now
   std::vector<float> obs;           // (obs_dim) o_t
   std::vector<double> weights;      // (D) a_t, decided this round
   double episode_return = 0;
@@ -68,7 +66,7 @@ struct Generation::Impl {
        Collective& collective, WorkerErrorReader read_worker_error)
       : config_(config), store_(store), policies_(policies), collective_(collective),
         read_worker_error_(std::move(read_worker_error)), z_{domains.num_domains(), config.orchestrator.slots},
-        fields_(domains.fields), shares_(domains.token_shares), base_(store.header().base_eval_loss) {}
+        frame_{domains.fields, domains.token_shares, store.header().base_eval_loss, config.train.horizon} {}
 
   void start(const std::vector<EpisodePlan>& plans);
   std::int64_t round();
@@ -77,7 +75,6 @@ struct Generation::Impl {
   void check_flags(const std::vector<double>& records);
   void absorb(const std::vector<double>& records, std::vector<Transition>& rows);
   void seal_finished();
-  std::vector<float> observe(const Live& l, const std::vector<float>& prev_losses) const;
 
   const Config& config_;
   StoreWriter& store_;
@@ -85,20 +82,12 @@ struct Generation::Impl {
   Collective& collective_;
   WorkerErrorReader read_worker_error_;
   protocol::Sizes z_;
-  std::vector<Field> fields_;
-  std::vector<double> shares_;
-  std::vector<float> base_;
+  obs::EpisodeFrame frame_;
   std::vector<Live> live_;
   std::vector<EpisodeEnd> ending_;  // episodes this round ends
   std::int64_t round_tokens_ = 0;
   RoundTimes times_;
 };
-
-std::vector<float> Generation::Impl::observe(const Live& l, const std::vector<float>& prev_losses) const {
-  std::vector<float> out(static_cast<size_t>(obs::dim(z_.domains)));
-  obs::build({l.step, config_.train.horizon, l.prev_weights, l.losses, prev_losses, base_, fields_, shares_}, out);
-  return out;
-}
 
 void Generation::Impl::start(const std::vector<EpisodePlan>& plans) {
   if (plans.size() > static_cast<size_t>((collective_.size() - 1) * z_.slots))
@@ -106,16 +95,14 @@ void Generation::Impl::start(const std::vector<EpisodePlan>& plans) {
                             collective_.size() - 1, z_.slots));
   std::vector<EpisodeRecord> records;
   live_.clear();
-  const auto base_mix = obs::base_mixture(fields_, shares_);
   for (size_t i = 0; i < plans.size(); ++i) {
     Live l;
     l.plan = plans[i];
     l.policy = policies_.at(plans[i].policy).get();
     l.rank = 1 + static_cast<int>(i) / z_.slots;
     l.slot = static_cast<int>(i) % z_.slots;
-    l.prev_weights = base_mix;
-    l.losses = base_;
-    l.obs = observe(l, base_);
+    l.track = obs::Tracker(frame_);
+    l.obs = l.track.observation();
     const auto seed = trajectory_seed(config_.run.seed, l.plan.seed_id);
     records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f});
     l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
@@ -138,7 +125,7 @@ void Generation::Impl::decide() {
     std::vector<float> observations;
     for (Live* l : members) {
       ids.push_back(l->plan.id);
-      steps.push_back(l->step);
+      steps.push_back(l->track.step());
       observations.insert(observations.end(), l->obs.begin(), l->obs.end());
     }
     std::vector<double> weights(members.size() * static_cast<size_t>(z_.domains));
@@ -169,7 +156,7 @@ void Generation::Impl::exchange(std::vector<double>& records) {
     if (!l.active) continue;
     std::span<double> block(commands.data() + static_cast<size_t>(l.rank * z_.command_block()),
                             static_cast<size_t>(z_.command_block()));
-    protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.step, l.weights);
+    protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.track.step(), l.weights);
   }
   std::vector<double> own(static_cast<size_t>(z_.command_block()));
   collective_.scatter(commands, own, 0);
@@ -196,34 +183,31 @@ void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Tr
     std::span<const double> block(records.data() + static_cast<size_t>(l.rank * z_.record_block()),
                                   static_cast<size_t>(z_.record_block()));
     const auto rec = protocol::read_record(block, z_, l.slot);
-    if (rec.episode_id != l.plan.id || rec.step != l.step)
+    if (rec.episode_id != l.plan.id || rec.step != l.track.step())
       throw Error(fmt::format("rank {}: record for episode {} step {} where {} step {} was expected (protocol bug)",
-                              l.rank, rec.episode_id, rec.step, l.plan.id, l.step));
+                              l.rank, rec.episode_id, rec.step, l.plan.id, l.track.step()));
     l.tokens += rec.tokens;
     l.seconds += rec.seconds;
     round_tokens_ += rec.tokens;
     if (rec.status != protocol::kOk) {
-      ending_.push_back({l.store_index, EpisodeStatus::kFailed, l.step, static_cast<float>(l.episode_return)});
+      ending_.push_back({l.store_index, EpisodeStatus::kFailed, l.track.step(), static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
       continue;
     }
-    const FieldScores before = field_scores(l.losses, base_, fields_);
-    const FieldScores after = field_scores(rec.eval_loss, base_, fields_);
-    const std::vector<float> prev_losses = l.losses;
-    l.losses = rec.eval_loss;
-    l.prev_weights.assign(l.weights.begin(), l.weights.end());
-    ++l.step;
+    const FieldScores before = field_scores(l.track.losses(), frame_.base_losses, frame_.fields);
+    const FieldScores after = field_scores(rec.eval_loss, frame_.base_losses, frame_.fields);
+    l.track.advance(l.weights, rec.eval_loss);
     Transition t;
     t.episode_id = l.plan.id;
-    t.step = l.step - 1;
+    t.step = l.track.step() - 1;
     t.observation = std::move(l.obs);
-    l.obs = observe(l, prev_losses);
+    l.obs = l.track.observation();
     t.next_observation = l.obs;
-    t.action = l.prev_weights;
+    t.action = l.track.prev_weights();
     t.reward = static_cast<float>(reward(before, after, config_.eval));
-    t.timeout = l.step == config_.train.horizon;
-    t.eval_loss = l.losses;
+    t.timeout = l.track.step() == config_.train.horizon;
+    t.eval_loss = l.track.losses();
     t.source_score = static_cast<float>(after.source);
     t.target_score = static_cast<float>(after.target);
     t.math_accuracy = static_cast<float>(rec.math_accuracy);
@@ -237,8 +221,8 @@ void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Tr
 // Failed episodes (found by absorb) and completed ones end in one store call.
 void Generation::Impl::seal_finished() {
   for (auto& l : live_) {
-    if (l.active && l.step == config_.train.horizon) {
-      ending_.push_back({l.store_index, EpisodeStatus::kComplete, l.step, static_cast<float>(l.episode_return)});
+    if (l.active && l.track.step() == config_.train.horizon) {
+      ending_.push_back({l.store_index, EpisodeStatus::kComplete, l.track.step(), static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
     }

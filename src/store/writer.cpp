@@ -96,11 +96,11 @@ void seal(const Datasets& ds, const StoreHeader& h, const std::vector<std::size_
     const auto held = written.find(index);
     if (held != written.end()) {
       held->second.timeouts[static_cast<std::size_t>(e.length - 1)] = 1;
-      e.checksum = rows_checksum(held->second, 0, e.length);
+      e.checksum = episode_checksum(e, held->second, 0);
     } else {
       auto block = read_block(ds, h, e.start, e.length, true);
       block.timeouts.back() = 1;
-      e.checksum = rows_checksum(block, 0, e.length);
+      e.checksum = episode_checksum(e, block, 0);
     }
   }
   std::sort(last_rows.begin(), last_rows.end());

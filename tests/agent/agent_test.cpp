@@ -28,12 +28,15 @@ namespace {
 using namespace agent_test;
 
 // Tiny networks and few steps; `extra` holds "section.key=value" lines that override them.
+// The tests train on synthetic stores with their own recipe: no source gain (the tests of the
+// gain set one) and a light conservative weight, so what a test checks is the objective it names.
 Config tiny_config(const std::string& extra = "") {
   torch::set_num_threads(1);
   std::map<std::string, std::string> keys = {
       {"run.seed", "3"},          {"run.progress_seconds", "1000"}, {"agent.d_token", "16"},
       {"agent.n_layers", "1"},    {"agent.n_heads", "2"},           {"agent.batch_size", "32"},
-      {"agent.bc_steps", "20"},   {"agent.cql_steps", "20"},        {"agent.n_sampled_actions", "4"}};
+      {"agent.bc_steps", "20"},   {"agent.cql_steps", "20"},        {"agent.n_sampled_actions", "4"},
+      {"agent.source_gain", "0"}, {"agent.cql_alpha", "0.3"}};
   std::istringstream lines(extra);
   for (std::string line; std::getline(lines, line);)
     if (const auto eq = line.find('='); eq != std::string::npos) keys[line.substr(0, eq)] = line.substr(eq + 1);

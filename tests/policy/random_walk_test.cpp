@@ -191,7 +191,9 @@ TEST(RandomWalk, JumpsBreakTheLinkBetweenPastAndNextTargetShare) {
 
 TEST(RandomWalk, SometimesConcentratesOnOneOrTwoDomains) {
   const auto ctx = make_context(8, 4, 16);
-  auto p = make_policy("random", ctx, Config{});  // concentrate_prob 0.3
+  Config config;
+  config.random.concentrate_prob = 0.3;
+  auto p = make_policy("random", ctx, config);
   int concentrated = 0;
   const auto actions = run_episodes(*p, ctx, ids(400));
   for (const auto& episode : actions) {

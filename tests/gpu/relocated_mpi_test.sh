@@ -20,10 +20,12 @@ fi
 mkdir "$work/empty"
 hide='for d in /usr/lib/x86_64-linux-gnu/openmpi /usr/lib/x86_64-linux-gnu/pmix2 /usr/share/openmpi /etc/openmpi; do
         [ -d "$d" ] && mount --bind "$1" "$d"; done; shift; exec "$@"'
-out=$(LD_DEBUG=files unshare -m bash -c "$hide" _ "$work/empty" mpirun -n 2 --oversubscribe "$probe" --backend mpi --rounds 2 2>&1) ||
-  { grep -v '^ *[0-9]*:' <<<"$out"; echo "relocated_mpi_test: FAIL: mpirun of the moved tree failed"; exit 1; }
-grep -q 'comm_probe: ok backend=mpi ranks=2 ' <<<"$out" || { grep -v '^ *[0-9]*:' <<<"$out"; echo "relocated_mpi_test: FAIL: no ok line"; exit 1; }
-loaded=$(grep -o 'calling init: [^ ]*\(libmpi\|libopen-\|libpmix\|mca_\)[^ ]*' <<<"$out" | sort -u)
+# The loader's log goes to one file per process: written to one pipe, the processes' lines interleave.
+out=$(LD_DEBUG=files LD_DEBUG_OUTPUT="$work/ld" unshare -m bash -c "$hide" _ "$work/empty" \
+  mpirun -n 2 --oversubscribe "$probe" --backend mpi --rounds 2 2>&1) ||
+  { echo "$out"; echo "relocated_mpi_test: FAIL: mpirun of the moved tree failed"; exit 1; }
+grep -q 'comm_probe: ok backend=mpi ranks=2 ' <<<"$out" || { echo "$out"; echo "relocated_mpi_test: FAIL: no ok line"; exit 1; }
+loaded=$(cat "$work"/ld.* | grep -o 'calling init: [^ ]*\(libmpi\|libopen-\|libpmix\|mca_\)[^ ]*' | sort -u)
 outside=$(grep -v "calling init: $work/moved/" <<<"$loaded" || true)
 [ -n "$loaded" ] || { echo "relocated_mpi_test: FAIL: LD_DEBUG showed no MPI library loads"; exit 1; }
 [ -z "$outside" ] || { echo "relocated_mpi_test: FAIL: loaded from outside the tree:"; echo "$outside"; exit 1; }

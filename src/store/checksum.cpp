@@ -59,16 +59,25 @@ std::uint64_t rows_checksum(const RowBlock& b, std::int64_t first, std::int64_t 
   return h | 1;  // never 0, which means "no checksum yet"
 }
 
-std::uint64_t episode_checksum(const EpisodeRecord& e, const RowBlock& b, std::int64_t first) {
-  // The episode's own record is raw chunk data too: its seed, rank, status and return are
-  // checked with its rows (id, start and length are checked against the rows themselves).
-  std::uint64_t h = rows_checksum(b, first, e.length);
+namespace {
+
+/// The episode's own record folded into its rows' checksum. The record is raw chunk data too:
+/// its seed, rank, status and return are checked with its rows (id, start and length are
+/// checked against the rows themselves).
+std::uint64_t with_record(const EpisodeRecord& e, std::uint64_t rows) {
+  std::uint64_t h = rows;
   const std::uint64_t status = static_cast<std::uint64_t>(e.status);
   for (const std::uint64_t v : {static_cast<std::uint64_t>(e.id), e.seed, static_cast<std::uint64_t>(e.rank), status})
     h = fold(h, &v, sizeof v);
   h = fold(h, &e.return_, sizeof e.return_);
   h = fold(h, e.policy.data(), e.policy.size());
   return h | 1;
+}
+
+}  // namespace
+
+std::uint64_t episode_checksum(const EpisodeRecord& e, const RowBlock& b, std::int64_t first) {
+  return with_record(e, rows_checksum(b, first, e.length));
 }
 
 void verify_episode_rows(const EpisodeRecord& e, const RowBlock& b, const std::string& path) {
@@ -81,9 +90,10 @@ void verify_episode_rows(const EpisodeRecord& e, const RowBlock& b, const std::s
       throw StoreError(fmt::format("store '{}' is damaged: row {} of episode {} holds episode {} step {}", path, k, e.id,
                                    b.episode_id[row], b.step[row]));
   }
+  if (e.status == EpisodeStatus::kRunning || e.checksum == 0) return;
   // Stores written before the record joined the checksum hold the rows' checksum alone.
-  if (e.status != EpisodeStatus::kRunning && e.checksum != 0 && episode_checksum(e, b, first) != e.checksum &&
-      rows_checksum(b, first, e.length) != e.checksum)
+  const std::uint64_t rows = rows_checksum(b, first, e.length);
+  if (with_record(e, rows) != e.checksum && rows != e.checksum)
     throw StoreError(fmt::format("store '{}' is damaged: the rows of episode {} do not match its checksum (a flipped "
                                  "bit or a foreign write): restore the file from a copy",
                                  path, e.id));

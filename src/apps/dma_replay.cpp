@@ -69,7 +69,7 @@ int run(int argc, char** argv) {
       "score", po::value<std::string>(),
       "balanced score: mean|min|weighted[:<target weight>]|normalized|budget[:<tolerance>] (default: the store's); "
       "compare takes several, comma-separated")(
-      "against", po::value<std::string>(), "compare: the policy every other is compared with (default: the agent)")(
+      "against", po::value<std::string>(), "compare: the policy every other is compared with, a full spec or as matched across stores (tuned-fixed, agent:STEM); default: the agent")(
       "out,o", po::value<std::string>(), "export output / plot directory")(
       "policy", po::value<std::string>(), "select policies (comma-separated; 'fixed' matches 'fixed:0.3')")(
       "status", po::value<std::string>(), "select statuses: complete,failed,interrupted,running or all")(

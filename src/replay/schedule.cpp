@@ -10,6 +10,7 @@
 
 #include "dma/error.hpp"
 #include "dma/replay.hpp"
+#include "replay_internal.hpp"
 
 namespace dma::replay {
 namespace {
@@ -181,13 +182,6 @@ std::string torchtitan(const Schedule& s) {
     for (size_t d = 0; d < s.names.size(); ++d) out += fmt::format("{} = {}\n", json_string(s.names[d]), number(st.weights[d]));
   }
   return out;
-}
-
-// RFC 4180: quoted, inner quotes doubled.
-std::string csv_field(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 std::string csv(const Schedule& s) {

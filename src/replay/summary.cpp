@@ -247,18 +247,30 @@ std::vector<ScoredPolicy> score_policies(const StoreData& d) {
   return out;
 }
 
-/// The policy every other is compared with: `against`, else the store's first agent policy.
-const ScoredPolicy* reference(const std::vector<ScoredPolicy>& policies, const std::string& against) {
-  for (const auto& p : policies)
-    if (against.empty() ? policy_kind(p.name) == "agent" : p.name == against) return &p;
-  return nullptr;
-}
-
-/// A policy's name across independent pipelines: a tuned baseline or an agent keeps only its
-/// kind, since each pipeline tunes or trains its own; any other policy keeps its full spec.
+/// A policy's name across independent pipelines: a tuned baseline keeps only its kind, since
+/// each pipeline tunes its own; an agent is named by its checkpoint's file name, since each
+/// pipeline trains its own in its own directory ("agent" for the run's `agent.pt`, else
+/// "agent:STEM", so the variants of an ablation match across pipelines); any other policy keeps
+/// its full spec.
 std::string pipeline_key(const std::string& name) {
   if (const auto family = tuned_family(name)) return tuned_kind(*family);
-  return policy_kind(name) == "agent" ? "agent" : name;
+  if (policy_kind(name) != "agent") return name;
+  const auto colon = name.find(':');
+  if (colon == std::string::npos) return "agent";
+  const std::string stem = std::filesystem::path(name.substr(colon + 1, name.find('?') - colon - 1)).stem().string();
+  return stem == "agent" ? "agent" : "agent:" + stem;
+}
+
+/// The policy every other is compared with: `against` (a full spec or a pipeline key), else the
+/// store's agent (its `agent.pt` before any other checkpoint).
+const ScoredPolicy* reference(const std::vector<ScoredPolicy>& policies, const std::string& against) {
+  const std::string key = against.empty() ? "agent" : against;
+  for (const auto& p : policies)
+    if (p.name == key || pipeline_key(p.name) == key) return &p;
+  if (!against.empty()) return nullptr;
+  for (const auto& p : policies)
+    if (policy_kind(p.name) == "agent") return &p;
+  return nullptr;
 }
 
 }  // namespace

@@ -55,10 +55,10 @@ const std::string kSrc = DMA_SOURCE_DIR;
 /// Episodes 0..8 of policies random, uniform, fixed:0.3 (id % 3); with `paired`, the three
 /// policies share a seed per id / 3, as in an evaluation.
 std::string make_test_store(const TempDir& dir, const std::string& name = "store.h5", const std::string& score = "budget",
-                            bool paired = false) {
+                            bool paired = false,
+                            const std::vector<std::string>& policies = {"random", "uniform", "fixed:0.3"}) {
   const auto path = dir.file(name);
   auto w = StoreWriter::create(path, synthetic_header({.score = score}));
-  const std::vector<std::string> policies{"random", "uniform", "fixed:0.3"};
   for (std::int64_t id = 0; id < 9; ++id)
     write_generation(w, {id}, {policies[static_cast<std::size_t>(id % 3)]}, w.header().horizon, true,
                      0.2 + 0.3 * static_cast<double>(id % 3), paired ? 3 : 1);
@@ -80,12 +80,15 @@ std::vector<std::map<std::string, std::string>> parse_csv(const std::string& tex
   std::string line;
   std::vector<std::string> head;
   std::vector<std::map<std::string, std::string>> rows;
-  auto split = [](const std::string& l) {
-    std::vector<std::string> out;
-    std::string cell;
-    std::istringstream s(l);
-    while (std::getline(s, cell, ',')) out.push_back(cell);
-    if (!l.empty() && l.back() == ',') out.emplace_back();
+  auto split = [](const std::string& l) {  // RFC 4180 fields: quoted when they hold a comma or a quote
+    std::vector<std::string> out(1);
+    bool quoted = false;
+    for (std::size_t i = 0; i < l.size(); ++i) {
+      if (quoted && l[i] == '"' && i + 1 < l.size() && l[i + 1] == '"') out.back() += l[++i];
+      else if (l[i] == '"') quoted = !quoted;
+      else if (l[i] == ',' && !quoted) out.emplace_back();
+      else out.back() += l[i];
+    }
     return out;
   };
   while (std::getline(in, line)) {
@@ -207,6 +210,27 @@ TEST(ReplayCompare, AveragesThePairedLeadOverStores) {
   // Each store under its own score (budget, mean): no average.
   const auto own = replay::compare({a, b}, replay::TableFormat::kText, "", "uniform");
   EXPECT_EQ(own.find("mean of 2 stores  "), std::string::npos) << own;
+}
+
+TEST(ReplayCompare, MatchesAgentsAcrossStoresByCheckpointName) {
+  // An ablation: each pipeline's own agent and one variant of it, in the pipeline's directory.
+  TempDir dir;
+  std::vector<std::string> stores;
+  for (const std::string k : {"1", "2"})
+    stores.push_back(make_test_store(dir, "eval-" + k + ".h5", "budget", /*paired=*/true,
+                                     {"agent:p" + k + "/time-only.pt", "agent:p" + k + "/agent.pt", "uniform"}));
+  const auto rows = parse_csv(replay::compare(stores, replay::TableFormat::kCsv, "budget"));
+  std::map<std::string, double> across;
+  for (const auto& r : rows) {
+    if (r.at("store") == "mean of 2 stores") across[r.at("policy")] = std::stod(r.at("diff_mean"));
+    else EXPECT_EQ(r.at("reference"), "agent:p" + std::string(1, r.at("store").at(5)) + "/agent.pt") << r.at("store");
+  }
+  EXPECT_EQ(across.size(), 2u);
+  EXPECT_EQ(across.count("agent:time-only"), 1u);
+  EXPECT_EQ(across.count("uniform"), 1u);
+  // The variant as the reference, named as it is matched across the stores.
+  for (const auto& r : parse_csv(replay::compare(stores, replay::TableFormat::kCsv, "budget", "agent:time-only")))
+    EXPECT_NE(r.at("reference").find("time-only.pt"), std::string::npos);
 }
 
 TEST(ReplayCompare, PairsEveryPolicyWithTheReferenceUnderEachScore) {

@@ -11,7 +11,7 @@
 # Usage: AGENT=runs/study/pipeline-1/agent.pt RUN_DIR=runs/transfer-large launch/transfer.sh \
 #          [dma_orchestrate options for the new setting, e.g. --proxy.n_layers=3 --proxy.d_model=96]
 # Env: TRANSFERRED (the tuned baselines carried over, default: read from the agent's run's
-#      tuning.md, e.g. "tuned-fixed:0.55,tuned-schedule:0.7>0.4"),
+#      tuning.md, e.g. "fixed:0.55,schedule:0.7>0.4"),
 #      PREPARE_ARGS (extra `dma_prepare demo` options, e.g. "--categories art,linux,wisdom"),
 #      SEEDS (evaluation seeds, default 16), EVAL_SEED_OFFSET (required: a block not yet looked
 #      at), REGMIX_TRAJECTORIES (default 32), RANKS (default 3).
@@ -29,6 +29,9 @@ if [ -z "${TRANSFERRED:-}" ]; then
   [ -f "$tuning" ] || { echo "transfer: no $tuning to read the tuned baselines from: set TRANSFERRED" >&2; exit 2; }
   TRANSFERRED=$(sed -n 's/^## tuned-[a-z]*: \([^ ]*\) .*/\1/p' "$tuning" | paste -sd, -)
 fi
+# Carried over as the plain mixtures they stand for (tuned-fixed:0.55 is fixed:0.55), so that the
+# store tells them from the constant tuned in this space and a suite matches them across settings.
+TRANSFERRED=$(echo "$TRANSFERRED" | sed 's/tuned-fixed:/fixed:/g; s/tuned-schedule:/schedule:/g')
 policies="agent,$TRANSFERRED,regmix,tuned-fixed,uniform,fixed:0.5"
 
 COLLECT_POLICIES=random launch/space.sh "$RUN_DIR" "${REGMIX_TRAJECTORIES:-32}" "$@"

@@ -27,7 +27,6 @@ struct AgentTrainReport {
   double actor_loss = 0;
   double val_bc_loss = 0;
   double seconds = 0;
-  // Added by the agent engineer (additive):
   std::int64_t val_episodes = 0;
   std::int64_t bc_episodes = 0;       ///< episodes cloned (top bc_top_q of the training split)
   double val_td_loss = 0;             ///< TD error on the validation episodes (normalised rewards)

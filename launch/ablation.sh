@@ -13,14 +13,15 @@ start=$(date +%s)
 RUN_DIR=${RUN_DIR:-runs/study}
 PIPELINES=${PIPELINES:-3}
 JOBS=${JOBS:-2}
+# Each variant: its name, then its training steps (the study's 300 + 1200 unless switched
+# off) and the options that switch its part off.
 variants=(
-  "time-only --agent.actor_features=is_target,progress --agent.source_gain=0"
-  "no-gain --agent.source_gain=0"
-  "bc-only --agent.cql_steps=0"
-  "cql-only --agent.bc_steps=0"
+  "time-only --agent.bc_steps=300 --agent.cql_steps=1200 --agent.actor_features=is_target,progress --agent.source_gain=0"
+  "no-gain --agent.bc_steps=300 --agent.cql_steps=1200 --agent.source_gain=0"
+  "bc-only --agent.bc_steps=300 --agent.cql_steps=0"
+  "cql-only --agent.bc_steps=0 --agent.cql_steps=1200"
 )
-common=(--config configs/demo.ini --agent.bc_steps=300 --agent.cql_steps=1200
-        --evaluate.seeds="${EVAL_SEEDS:-16}" --evaluate.seed_offset="${EVAL_SEED_OFFSET:-16000016}")
+common=(--config configs/demo.ini --evaluate.seeds="${EVAL_SEEDS:-16}" --evaluate.seed_offset="${EVAL_SEED_OFFSET:-16000016}")
 # The binaries this run started with, so that a rebuild while it runs cannot mix versions.
 bin="$RUN_DIR/ablation-bin"
 mkdir -p "$bin"
@@ -49,9 +50,9 @@ for k in $(seq 1 "$PIPELINES"); do
       mv "$abl/$name/agent.pt" "$abl/$name.pt"
     ) &
     running=$((running + 1))
-    if [ "$running" -ge "$JOBS" ]; then wait -n; running=$((running - 1)); fi
+    if [ "$running" -ge "$JOBS" ]; then wait -n || true; running=$((running - 1)); fi
   done
-  wait
+  wait || true
   for v in "${variants[@]}"; do
     read -r name _ <<< "$v"
     [ -f "$abl/$name.pt" ] || { echo "ablation.sh: training $name failed: see $abl/$name.log" >&2; exit 1; }

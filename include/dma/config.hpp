@@ -91,10 +91,6 @@ struct RandomPolicyConfig {
   double within_alpha = 1.0;      ///< Dirichlet concentration within a field
   double smoothness = 0.7;        ///< 0: a new draw each step; near 1: slow drift
   int knots = 4;                  ///< control points of a field-share curve over the horizon
-  /// Chance per step that the target share jumps to a fresh uniform level (the curve's shape
-  /// continues from there). Smooth walks let an episode's past share predict its next one,
-  /// which an offline actor learns to copy; jumps break that link.
-  double jump_prob = 0.0;
 };
 
 struct OnlineEgConfig {
@@ -158,18 +154,6 @@ struct AgentConfig {
   double exploration_std = 0.0;
   double bc_lr = 1e-3;            ///< learning rate of the behaviour-cloning warm start
   double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
-  /// 1: a cloned row reads another cloned row's episode state at the same step, so cloning
-  /// copies the best episodes' schedule, not how their state tracks their past (trainer.cpp).
-  /// Off by default: alone it left the actor's answer to the source score as it was
-  /// (docs/study.md), and the embedded default's result was measured without it.
-  int bc_decorrelate = 0;
-  /// The states the actor learns to act on: "all" training states, or "agent" (the rollouts
-  /// of agents, iterate's, where the stores hold any; else all). The actor reads only part of
-  /// the state, so its best answer to a source score depends on the states behind it: in
-  /// random walks a low one means a long target-heavy past. "agent" flattened the actor's
-  /// wrong-way answer but did not turn it round (docs/study.md, "The agent on the old default").
-  std::string actor_states = "all";
-  int bootstrap_timeouts = 0;     ///< 1: bootstrap through the horizon's last step; 0: value 0 after it
   int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return
   double target_noise = 0.3;      ///< TD3 target smoothing: logit noise std on the backup's action
   int threads = 1;                ///< intra-op threads while training and acting (0: leave LibTorch's setting)
@@ -179,10 +163,6 @@ struct IterateConfig {
   int generations = 0;  ///< online generations after the offline training; they did not beat it (docs/study.md)
   int trajectories = 0;  ///< rollouts per generation; 0: one per worker slot
   double exploration_std = 0.3;
-  /// Rollouts start with a detour: the target field's logits shifted by N(0, detour_std) for
-  /// a random number of steps (0..horizon-1), so the updates also see states off the agent's
-  /// own schedule and what recovering from them is worth. 0: no detour.
-  double detour_std = 0.0;
   int updates_per_generation = 300;
   int select = 1;  ///< 1: agent.pt is the generation (offline agent included) best on the selection seeds
 };

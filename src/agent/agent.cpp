@@ -112,8 +112,7 @@ AgentTrainReport train_agent_offline(const Config& config, const std::vector<Off
     state.source_scale = eval.source_scale;
     state.target_scale = eval.target_scale;
   }
-  agent::DatasetOptions opt{state.history,   eval, ac.bootstrap_timeouts != 0, ac.val_fraction, ac.bc_top_q,
-                            ac.actor_states == "agent", config.run.seed};
+  agent::DatasetOptions opt{state.history, eval, ac.val_fraction, ac.bc_top_q, config.run.seed};
   const auto ds = agent::build_dataset(stores, opt);
   if (!resume) fit_scales(state, ds);
   state.config_ini = to_ini(config);
@@ -292,16 +291,13 @@ constexpr std::uint64_t kStreamAgentNoise = 0xa6e7;
 
 class AgentPolicy : public Policy {
  public:
-  AgentPolicy(std::string spec, std::vector<std::shared_ptr<const AgentModel>> members, double noise, double detour,
-              int threads, const DomainContext& domains)
+  AgentPolicy(std::string spec, std::vector<std::shared_ptr<const AgentModel>> members, double noise, int threads,
+              const DomainContext& domains)
       : spec_(std::move(spec)),
         members_(std::move(members)),
         noise_(noise),
-        detour_(detour),
         threads_(threads),
-        domains_(domains.num_domains()),
-        horizon_(std::max(1, domains.horizon)) {
-    for (const Field f : domains.fields) is_target_.push_back(f == Field::kTarget);
+        domains_(domains.num_domains()) {
     for (const auto& m : members_)
       if (m->history() != members_.front()->history())
         throw PolicyError(fmt::format("policy '{}': ensemble members read different histories ({} and {} steps)", spec_,
@@ -338,10 +334,8 @@ class AgentPolicy : public Policy {
       auto& ep = episode(batch.episode_ids[b]);
       std::normal_distribution<double> normal(0.0, 1.0);
       std::vector<double> z(static_cast<size_t>(D));
-      for (int d = 0; d < D; ++d) {
+      for (int d = 0; d < D; ++d)
         z[d] = logits[static_cast<size_t>(b) * D + d] + (noise_ > 0 ? noise_ * normal(ep.rng) : 0.0);
-        if (is_target_[d] && batch.steps[b] < ep.detour_steps) z[d] += ep.detour_shift;
-      }
       softmax_into(z, weights.subspan(static_cast<size_t>(b) * D, static_cast<size_t>(D)));
     }
   }
@@ -350,19 +344,9 @@ class AgentPolicy : public Policy {
   struct Episode {
     std::vector<std::pair<std::int32_t, std::vector<float>>> history;  // (step, observation), oldest first
     std::mt19937_64 rng;
-    double detour_shift = 0;  // added to the target domains' logits ...
-    int detour_steps = 0;     // ... at steps before this one
   };
 
-  // The detour is drawn before any noise, so it depends on the episode seed alone.
-  Episode start_episode(std::uint64_t seed) const {
-    Episode ep{{}, std::mt19937_64(mix64(seed ^ kStreamAgentNoise))};
-    if (detour_ > 0) {
-      ep.detour_shift = std::normal_distribution<double>(0.0, detour_)(ep.rng);
-      ep.detour_steps = std::uniform_int_distribution<int>(0, horizon_ - 1)(ep.rng);
-    }
-    return ep;
-  }
+  static Episode start_episode(std::uint64_t seed) { return {{}, std::mt19937_64(mix64(seed ^ kStreamAgentNoise))}; }
 
   Episode& episode(std::int64_t id) {
     auto it = episodes_.find(id);
@@ -402,11 +386,8 @@ class AgentPolicy : public Policy {
   std::string spec_;
   std::vector<std::shared_ptr<const AgentModel>> members_;
   double noise_;
-  double detour_;
   int threads_;
   int domains_;
-  int horizon_;
-  std::vector<bool> is_target_;  // (D)
   std::map<std::int64_t, Episode> episodes_;
 };
 
@@ -428,19 +409,17 @@ std::vector<std::string> agent_ensemble_paths(const std::string& paths) {
 
 namespace {
 
-// "agent:<checkpoint>[+<checkpoint>...][?noise=<std>][&detour=<std>]" (either option may
-// come first); an option left out is -1.
+// "agent:<checkpoint>[+<checkpoint>...][?noise=<std>]"; noise left out is -1.
 struct AgentSpec {
   std::string paths;
   double noise = -1;
-  double detour = -1;
 };
 
 AgentSpec parse_agent_spec(const std::string& spec) {
   const std::string prefix = "agent:";
   const auto usage = [&](const std::string& why) {
-    return PolicyError(fmt::format("policy '{}': {}: write agent:<checkpoint>[?noise=<std>][&detour=<std>], as in "
-                                   "agent:runs/demo/agent.pt?noise=0.3&detour=0.5",
+    return PolicyError(fmt::format("policy '{}': {}: write agent:<checkpoint>[?noise=<std>], as in "
+                                   "agent:runs/demo/agent.pt?noise=0.3",
                                    spec, why));
   };
   if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size()) throw usage("no checkpoint");
@@ -453,7 +432,7 @@ AgentSpec parse_agent_spec(const std::string& spec) {
   for (std::string option; std::getline(options, option, '&');) {
     const auto eq = option.find('=');
     const std::string key = option.substr(0, eq);
-    double* slot = key == "noise" ? &out.noise : key == "detour" ? &out.detour : nullptr;
+    double* slot = key == "noise" ? &out.noise : nullptr;
     if (slot == nullptr || eq == std::string::npos) throw usage(fmt::format("unknown option '{}'", option));
     const std::string value = option.substr(eq + 1);
     const auto x = parse_number(value);
@@ -468,19 +447,18 @@ AgentSpec parse_agent_spec(const std::string& spec) {
 std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config) {
   const AgentSpec parsed = parse_agent_spec(spec);
   const double noise = parsed.noise < 0 ? config.agent.exploration_std : parsed.noise;
-  const double detour = std::max(parsed.detour, 0.0);
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
   std::vector<std::shared_ptr<const AgentModel>> members;
   for (const auto& member : agent_ensemble_paths(parsed.paths))
     members.push_back(std::make_shared<const AgentModel>(AgentModel::load(member)));
-  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, detour, config.agent.threads, domains);
+  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, config.agent.threads, domains);
 }
 
 std::unique_ptr<Policy> make_agent_policy(std::shared_ptr<const AgentModel> model, const std::string& name,
                                           const DomainContext& domains) {
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", name));
   // threads 0: the service sets LibTorch's threads once (set_agent_threads), not per request.
-  return std::make_unique<AgentPolicy>(name, std::vector{std::move(model)}, 0.0, 0.0, 0, domains);
+  return std::make_unique<AgentPolicy>(name, std::vector{std::move(model)}, 0.0, 0, domains);
 }
 
 void set_agent_threads(int threads) {

@@ -89,7 +89,7 @@ double add_episode(const OfflineStore& s, const std::vector<Transition>& rows, i
     rew.push_back(static_cast<float>(b - prev));
     ret += b - prev;
     prev = b;
-    nd.push_back(!o.bootstrap_timeouts && r.step + 1 >= h.horizon ? 0.0f : 1.0f);
+    nd.push_back(r.step + 1 >= h.horizon ? 0.0f : 1.0f);  // a timeout backs up 0: the horizon is the task
   }
   const auto& last = rows[length - 1].next_observation;
   std::copy(last.begin(), last.end(), seq.begin() + static_cast<std::ptrdiff_t>(length) * od);
@@ -147,26 +147,21 @@ void mark_top(Dataset& ds, double q) {
 
 torch::Tensor rows_where(const torch::Tensor& mask) { return mask.nonzero().view(-1); }
 
-void finish_group(Group& g, const Dataset& ds, bool actor_on_agent_states) {
+void finish_group(Group& g, const Dataset& ds) {
   const auto n = g.episode.size(0);
   auto val = torch::empty({n}, torch::kBool), top = torch::empty({n}, torch::kBool);
-  auto agent = torch::empty({n}, torch::kBool);
   auto ep = g.episode.accessor<std::int64_t, 1>();
   auto va = val.accessor<bool, 1>();
   auto ta = top.accessor<bool, 1>();
-  auto aa = agent.accessor<bool, 1>();
   for (std::int64_t i = 0; i < n; ++i) {
     const auto& e = ds.episodes[static_cast<size_t>(ep[i])];
     va[i] = e.val;
     ta[i] = e.top;
-    aa[i] = e.agent;
   }
   g.train_rows = rows_where(~val);
   g.val_rows = rows_where(val);
   g.bc_rows = rows_where(~val & top);
   g.val_bc_rows = rows_where(val & top);
-  g.actor_rows = actor_on_agent_states ? rows_where(~val & agent) : g.train_rows;
-  if (g.actor_rows.size(0) == 0) g.actor_rows = g.train_rows;
 }
 
 }  // namespace
@@ -213,7 +208,6 @@ Dataset build_dataset(const std::vector<OfflineStore>& stores, const DatasetOpti
       if (n == 0) continue;
       EpisodeInfo info{s.name, e.id, e.status == EpisodeStatus::kComplete && n == static_cast<int>(s.rows[i].size()),
                        is_val(si, e.id, o), false, 0.0};
-      info.agent = e.policy.rfind("agent:", 0) == 0;
       info.ret = add_episode(s, s.rows[i], n, static_cast<std::int64_t>(ds.episodes.size()), o, builders[D]);
       ds.episodes.push_back(info);
     }
@@ -236,7 +230,7 @@ Dataset build_dataset(const std::vector<OfflineStore>& stores, const DatasetOpti
     g.rewards = torch::cat(b.rewards);
     g.not_done = torch::cat(b.not_done);
     g.episode = torch::cat(b.episode);
-    finish_group(g, ds, o.actor_on_agent_states);
+    finish_group(g, ds);
     ds.train_transitions += g.train_rows.size(0);
     ds.groups.push_back(std::move(g));
   }

@@ -20,10 +20,9 @@ struct Group {
   torch::Tensor is_target;            // (N, D)
   torch::Tensor actions;              // (N, D) on the simplex
   torch::Tensor rewards;              // (N) recomputed, not yet scaled
-  torch::Tensor not_done;             // (N) 1 unless the row ends the horizon and timeouts are not bootstrapped
+  torch::Tensor not_done;             // (N) 0 where the row ends the horizon: nothing is worth anything after it
   torch::Tensor episode;              // (N) index into Dataset::episodes
   torch::Tensor train_rows, val_rows, bc_rows, val_bc_rows;  // row indices (long)
-  torch::Tensor actor_rows;  // the training rows the actor learns to act on (see DatasetOptions)
 };
 
 struct EpisodeInfo {
@@ -33,7 +32,6 @@ struct EpisodeInfo {
   bool val = false;
   bool top = false;   // cloned in the warm start
   double ret = 0;     // recomputed return (= final balanced score for a complete episode)
-  bool agent = false; // acted by an agent (an `agent:` policy): states it visits itself
 };
 
 struct Dataset {
@@ -50,13 +48,8 @@ std::pair<double, double> normalized_scales(const std::vector<OfflineStore>& sto
 struct DatasetOptions {
   int history = 1;
   EvalConfig eval;              // balanced score (scales already set)
-  bool bootstrap_timeouts = true;
   double val_fraction = 0.1;
   double bc_top_q = 0.25;
-  /// The actor reads part of the state, so its best answer depends on which states it meets.
-  /// true: it learns on the states agents visited (iterate's rollouts), where the stores
-  /// hold any; false, or none there: on every training state.
-  bool actor_on_agent_states = false;
   std::uint64_t seed = 1;
 };
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <map>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
@@ -95,19 +94,15 @@ class Trainer {
   AgentTrainReport run(const TrainPlan& plan);
 
  private:
-  enum class Split { kTrain, kBc, kActor };
-  const torch::Tensor& rows(const Group& g, Split split) const {
-    return split == Split::kBc ? g.bc_rows : split == Split::kActor ? g.actor_rows : g.train_rows;
-  }
+  enum class Split { kTrain, kBc };
+  const torch::Tensor& rows(const Group& g, Split split) const { return split == Split::kBc ? g.bc_rows : g.train_rows; }
   Batch sample(Split split);
   Batch gather(size_t group, const torch::Tensor& idx) const;
   torch::Tensor bc_kl(const torch::Tensor& s, const torch::Tensor& m, const torch::Tensor& a);
   std::pair<size_t, torch::Tensor> sample_rows(Split split);  // (group, row indices)
   Batch sample_clone();
-  void index_clone_rows_by_step(const Group& g);
   void critic_step(const Batch& b, torch::Tensor& e1, torch::Tensor& e2);
   void actor_step(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
-  void actor_update(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2);
   void bc_step();
   torch::Tensor source_gain_shortfall(const Batch& b);
   void soft_update();
@@ -124,11 +119,7 @@ class Trainer {
   std::vector<NStep> n_step_;                        // per group, see n_step_backups
   std::unique_ptr<torch::optim::Adam> actor_opt_, bc_opt_, critic_opt_, alpha_opt_;
   Meter bc_, td_, cql_, actor_, q_, gain_;
-  bool separate_actor_rows_ = false;  // some group's actor rows are not its training rows
-  torch::Tensor episode_state_cols_;  // (F) 1 for the actor's inputs that an episode's past moves
-  torch::Tensor source_nudge_;        // (F) a kSourceNudge rise of the newest source score, normalised
-  std::vector<std::vector<std::int64_t>> step_of_row_;                // per group: (N) step index
-  std::vector<std::vector<std::vector<std::int64_t>>> clone_rows_by_step_;  // per group, per step: bc rows
+  torch::Tensor source_nudge_;  // (F) a kSourceNudge rise of the newest source score, normalised
 };
 
 Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& config, std::uint64_t seed)
@@ -150,7 +141,6 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
                                                     torch::optim::AdamOptions(kAlphaLr));
   for (auto* m : {s_.q1_target.ptr().get(), s_.q2_target.ptr().get()})
     for (auto& p : m->parameters()) p.set_requires_grad(false);
-  episode_state_cols_ = s_.actor_mask * (1 - actor_input_mask(s_.history, "is_target,progress"));
   source_nudge_ = torch::zeros({s_.shape.in_features});
   const auto source_col = step_feature_column("source_score");  // the newest step's block comes first
   // config.cpp checks agent.actor_features, but continued training acts on the checkpoint's mask.
@@ -159,28 +149,6 @@ Trainer::Trainer(AgentState& state, const Dataset& data, const AgentConfig& conf
                                   "actor does not: set agent.source_gain=0 to continue it, or train a new agent",
                                   c_.source_gain));
   source_nudge_[source_col] = kSourceNudge / s_.norm.std[source_col].item<double>();
-  for (const auto& g : ds_.groups) {
-    if (c_.bc_decorrelate) index_clone_rows_by_step(g);
-    separate_actor_rows_ = separate_actor_rows_ || !g.actor_rows.equal(g.train_rows);
-  }
-}
-
-// Steps are told apart by the raw progress feature t/T (the same float for the same step).
-void Trainer::index_clone_rows_by_step(const Group& g) {
-  const auto progress = g.tokens.select(/*dim=*/1, 0).select(/*dim=*/1, step_feature_column("progress")).contiguous();
-  const float* p = progress.data_ptr<float>();
-  std::map<float, std::int64_t> step_ids;
-  for (std::int64_t i = 0; i < progress.numel(); ++i) step_ids.emplace(p[i], 0);
-  std::int64_t next = 0;
-  for (auto& [value, id] : step_ids) id = next++;
-  auto& step_of = step_of_row_.emplace_back(static_cast<size_t>(progress.numel()));
-  for (std::int64_t i = 0; i < progress.numel(); ++i) step_of[static_cast<size_t>(i)] = step_ids[p[i]];
-  auto& by_step = clone_rows_by_step_.emplace_back(step_ids.size());
-  const auto bc = g.bc_rows.contiguous();
-  for (std::int64_t i = 0; i < bc.numel(); ++i) {
-    const auto row = bc.data_ptr<std::int64_t>()[i];
-    by_step[static_cast<size_t>(step_of[static_cast<size_t>(row)])].push_back(row);
-  }
 }
 
 Batch Trainer::gather(size_t group, const torch::Tensor& idx) const {
@@ -217,31 +185,10 @@ torch::Tensor Trainer::bc_kl(const torch::Tensor& s, const torch::Tensor& m, con
   return (torch::xlogy(a, a) - a * logq).sum(/*dim=*/-1).mean();
 }
 
-// The best episodes' rows to clone. With agent.bc_decorrelate, each row's episode state
-// (the actor's inputs other than time and field) comes from another cloned row at the same
-// step: the collected walks are smooth, so within one episode a low source score means a high
-// past target share, which predicts a high next one; cloned as is, that teaches "the more
-// the source has lost, the more target" (slope -2..-4 in the best quarter of the
-// random walks, and in every agent trained on them). Decorrelated, cloning teaches the best
-// episodes' schedule over time, and how to answer the source score is left to the critics.
+// The best episodes' rows to clone.
 Batch Trainer::sample_clone() {
   const auto [gi, idx] = sample_rows(Split::kBc);
-  auto b = gather(gi, idx);
-  if (!c_.bc_decorrelate) return b;
-  // A random cloned row of the same step for each row (itself only by chance, 1 in the
-  // number of cloned episodes).
-  const auto& by_step = clone_rows_by_step_[gi];
-  const auto& step_of = step_of_row_[gi];
-  const auto u = torch::rand({idx.size(0)}, gen_).contiguous();
-  const auto rows = idx.contiguous();
-  auto donors = torch::empty_like(rows);
-  for (std::int64_t i = 0; i < rows.size(0); ++i) {
-    const auto& pool = by_step[static_cast<size_t>(step_of[static_cast<size_t>(rows.data_ptr<std::int64_t>()[i])])];
-    const auto k = static_cast<size_t>(static_cast<double>(u.data_ptr<float>()[i]) * static_cast<double>(pool.size()));
-    donors.data_ptr<std::int64_t>()[i] = pool[std::min(k, pool.size() - 1)];
-  }
-  b.s = b.s * (1 - episode_state_cols_) + tokens_[gi].index_select(0, donors) * episode_state_cols_;
-  return b;
+  return gather(gi, idx);
 }
 
 // With agent.source_gain = k > 0, the squared shortfall of the actor's d(target share)/d(source
@@ -348,19 +295,6 @@ void Trainer::actor_step(const Batch& b, const torch::Tensor& e1, const torch::T
   actor_.add(item(loss));
 }
 
-// The actor learns on its own states (Split::kActor) when they are not the critics' batch.
-void Trainer::actor_update(const Batch& b, const torch::Tensor& e1, const torch::Tensor& e2) {
-  if (!separate_actor_rows_) return actor_step(b, e1, e2);
-  auto ab = sample(Split::kActor);
-  torch::Tensor a1, a2;
-  {
-    torch::NoGradGuard no_grad;
-    a1 = s_.q1->encode(ab.s);
-    a2 = s_.q2->encode(ab.s);
-  }
-  actor_step(ab, a1, a2);
-}
-
 void Trainer::soft_update() {
   torch::NoGradGuard no_grad;
   const double tau = c_.tau;
@@ -438,7 +372,7 @@ AgentTrainReport Trainer::run(const TrainPlan& plan) {
     auto b = sample(Split::kTrain);
     torch::Tensor e1, e2;
     critic_step(b, e1, e2);
-    if (!cloning) actor_update(b, e1, e2);
+    if (!cloning) actor_step(b, e1, e2);
     soft_update();
     if ((step + 1) % val_every == 0) validate(report);
     progress.update(step + 1, fmt::format("{} | val bc {:.4f} td {:.4f}", line(), report.val_bc_loss, report.val_td_loss));

@@ -4,7 +4,7 @@
 //     weights to the softmax of its mean logits); the critics already learn (step 2).
 //  2. Critics, every step: TD on rewards centred and scaled to unit std, backup with the
 //     target critics at the actor's mean action plus clipped logit noise (TD3 smoothing);
-//     the last step of the horizon backs up 0 unless agent.bootstrap_timeouts; plus
+//     the last step of the horizon backs up 0 (nothing is earned after it); plus
 //     cql_alpha * CQL(H): logsumexp over uniform logits in the box and policy samples at o
 //     and o' (importance-weighted by their densities) minus Q at the stored action. With
 //     cql_calibrate (Cal-QL) a sampled action's Q enters as max(Q, return of the stored

@@ -129,7 +129,6 @@ void register_orchestration(Table& t, Config& c) {
   t.num("random.within_alpha", c.random.within_alpha, 1e-3, 1e3, "Dirichlet alpha within a field");
   t.num("random.smoothness", c.random.smoothness, 0.0, 0.999, "step-to-step smoothing");
   t.num("random.knots", c.random.knots, 1, 1000, "control points of the field-share curve");
-  t.num("random.jump_prob", c.random.jump_prob, 0.0, 1.0, "chance per step that the target share jumps to a new level");
   t.num("online_eg.step_size", c.online_eg.step_size, 0.0, 1e3, "exponentiated-gradient step");
   t.num("online_eg.smoothing", c.online_eg.smoothing, 0.0, 1.0, "mix with uniform");
   t.str("evaluate.policies", c.evaluate.policies, {}, "comma-separated policies to evaluate");
@@ -162,8 +161,6 @@ void register_agent(Table& t, Config& c) {
         "step features the actor reads: comma-separated names of the agent's features, or 'all'");
   t.num("agent.source_gain", c.agent.source_gain, 0.0, 1e3,
         "least d(target share)/d(source score) of the actor (0: unconstrained)");
-  t.str("agent.actor_states", c.agent.actor_states, {"agent", "all"},
-        "states the actor learns on: agent (iterate's rollouts, where there are any) or all");
   t.num("agent.field_balanced", c.agent.field_balanced, 0, 1,
         "1: the actor's attention and output weigh each field as a whole, whatever its number of domains");
   t.num("agent.candidates", c.agent.candidates, 1, 1000, "agents trained on seeds run.seed+k; the best by rollouts is kept");
@@ -179,15 +176,12 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.exploration_std", c.agent.exploration_std, 0.0, 10.0, "logit noise when acting");
   t.num("agent.bc_lr", c.agent.bc_lr, 0.0, 1.0, "behaviour-cloning learning rate");
   t.num("agent.actor_bc_weight", c.agent.actor_bc_weight, 0.0, 1e4, "cloning term in the actor loss (TD3+BC)");
-  t.num("agent.bc_decorrelate", c.agent.bc_decorrelate, 0, 1, "1: clone the best episodes' schedule, not their state");
-  t.num("agent.bootstrap_timeouts", c.agent.bootstrap_timeouts, 0, 1, "bootstrap through the last step (1) or not (0)");
   t.num("agent.cql_calibrate", c.agent.cql_calibrate, 0, 1, "Cal-QL: keep sampled actions' Q above the data's return");
   t.num("agent.target_noise", c.agent.target_noise, 0.0, 10.0, "logit noise on the backup's action (TD3 smoothing)");
   t.num("agent.threads", c.agent.threads, 0, 1024, "LibTorch threads while training the agent (0: unchanged)");
   t.num("iterate.generations", c.iterate.generations, 0, 100000, "online generations (0: the pipeline keeps the offline agent)");
   t.num("iterate.trajectories", c.iterate.trajectories, 0, kIntMax, "rollouts per generation (0: one per worker slot)");
   t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
-  t.num("iterate.detour_std", c.iterate.detour_std, 0.0, 10.0, "target-logit shift at the start of rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");
   t.num("iterate.select", c.iterate.select, 0, 1,
         "1: keep the generation (offline agent included) that scores best on the selection seeds; 0: the last");

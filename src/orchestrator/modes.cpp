@@ -294,8 +294,7 @@ bool run_generations(RunContext& ctx, int first, bool resume) {
   const std::int64_t per_gen = it.trajectories > 0 ? it.trajectories : slots;
   constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
   for (int g = first; g < it.generations; ++g) {
-    std::string spec = fmt::format("agent:{}?noise={}", generation_checkpoint(ctx, g), it.exploration_std);
-    if (it.detour_std > 0) spec += fmt::format("&detour={}", it.detour_std);
+    const std::string spec = fmt::format("agent:{}?noise={}", generation_checkpoint(ctx, g), it.exploration_std);
     std::vector<EpisodePlan> plans;
     for (std::int64_t b = 0; b < per_gen; ++b) {
       const std::int64_t id = kIterateIds + g * per_gen + b;

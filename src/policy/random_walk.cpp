@@ -8,8 +8,7 @@
 //    and its mean is the level. Interpolated uniform knots alone would average out (4
 //    knots: episode means with std 0.15 around 0.5), the flat Dirichlet's failure at a
 //    smaller scale; the level makes the episode mean uniform over 0..1 while the shape
-//    still varies the timing. With probability jump_prob at each later step, the share
-//    moves to a fresh uniform level and the curve's shape continues from there.
+//    still varies the timing.
 // 2. Weights within each field: Dirichlet(within_alpha) at every step, smoothed with the
 //    beta-gamma AR(1) process G_t = B_t G_{t-1} + E_t, B_t ~ Beta(s a, (1-s) a),
 //    E_t ~ Gamma((1-s) a): every step is an exact Dirichlet(a) draw with lag-one
@@ -119,13 +118,8 @@ std::vector<double> share_curve(int T, const RandomPolicyConfig& cfg, Rng& rng) 
   if (down > 1e-12) room = std::min(room, level / down);
   const double scale = room < 1e300 ? amplitude * room : 0.0;
   std::vector<double> curve(static_cast<size_t>(T));
-  double shift = 0;  // after a jump: the fresh level minus the curve's value there
-  for (int t = 0; t < T; ++t) {
-    const double value = level + scale * (shape[static_cast<size_t>(t)] - mean);
-    // No draw without jumps, so jump_prob = 0 gives the same episodes as before it existed.
-    if (cfg.jump_prob > 0 && t > 0 && rng.uniform() < cfg.jump_prob) shift = rng.uniform() - value;
-    curve[static_cast<size_t>(t)] = std::clamp(value + shift, 0.0, 1.0);
-  }
+  for (int t = 0; t < T; ++t)
+    curve[static_cast<size_t>(t)] = std::clamp(level + scale * (shape[static_cast<size_t>(t)] - mean), 0.0, 1.0);
   return curve;
 }
 
@@ -197,9 +191,9 @@ class RandomWalkPolicy final : public Policy {
 std::unique_ptr<Policy> make_random_policy(const std::string& spec, const DomainContext& ctx,
                                            const RandomPolicyConfig& cfg) {
   if (!(cfg.within_alpha > 0) || cfg.smoothness < 0 || cfg.smoothness >= 1 || cfg.concentrate_prob < 0 ||
-      cfg.concentrate_prob > 1 || cfg.knots < 1 || cfg.jump_prob < 0 || cfg.jump_prob > 1)
+      cfg.concentrate_prob > 1 || cfg.knots < 1)
     throw PolicyError(fmt::format("policy '{}': random.within_alpha must be > 0, random.smoothness in [0, 1), "
-                                  "random.concentrate_prob and random.jump_prob in [0, 1] and random.knots >= 1",
+                                  "random.concentrate_prob in [0, 1] and random.knots >= 1",
                                   spec));
   return std::make_unique<RandomWalkPolicy>(spec, ctx, cfg);
 }

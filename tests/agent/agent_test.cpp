@@ -5,11 +5,9 @@
 
 #include <algorithm>
 #include <fstream>
-#include <functional>
 #include <map>
 #include <sstream>
 #include <numeric>
-#include <set>
 
 #include "dma/agent.hpp"
 #include "dma/error.hpp"
@@ -182,8 +180,7 @@ TEST(Agent, BehaviourCloningReproducesAFixedScheduleFromAStoreFile) {
 }
 
 // Each episode holds one target share (0.2 .. 0.8), so its source score tells which share it
-// held. Cloned as is, the actor reads the share back from the source score; decorrelated
-// (the default), it learns the episodes' common schedule and answers every source score alike.
+// held, and a cloned actor reads the share back from the source score.
 // 14 episodes of 8 steps, each at one target share from 0.2 (episodes 0 and 7) to 0.8 (6
 // and 13): within an episode a lower source score comes with a higher share.
 OfflineStore constant_share_store() {
@@ -248,25 +245,20 @@ TEST(Agent, EachStoreClonesItsOwnBestEpisodes) {
   }
 }
 
-TEST(Agent, DecorrelatedCloningCopiesTheScheduleNotTheEpisodesPast) {
+TEST(Agent, CloningCopiesTheEpisodesShareBackFromItsState) {
   const auto store = constant_share_store();
   const auto& h = store.header;
   const auto& low = store.rows[0][4].observation;   // share 0.2: the source has lost least
   const auto& high = store.rows[6][4].observation;  // share 0.8: most
   ASSERT_GT(low[obs::kSourceScore], high[obs::kSourceScore] + 0.01);
-  auto shares_after_cloning = [&](int decorrelate) {
-    TempDir dir;
-    const Config c = tiny_config("agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
-                                 "agent.val_fraction=0\nagent.bc_decorrelate=" + std::to_string(decorrelate));
-    train_agent_offline(c, {store}, dir.file("agent.pt"));
-    auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
-    return std::pair{target_share(h, act_once(*policy, low, 1, 4)), target_share(h, act_once(*policy, high, 2, 4))};
-  };
-  const auto [copy_low, copy_high] = shares_after_cloning(0);
+  TempDir dir;
+  const Config c = tiny_config("agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
+                               "agent.val_fraction=0");
+  train_agent_offline(c, {store}, dir.file("agent.pt"));
+  auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
+  const double copy_low = target_share(h, act_once(*policy, low, 1, 4));
+  const double copy_high = target_share(h, act_once(*policy, high, 2, 4));
   EXPECT_GT(copy_high - copy_low, 0.25) << "the plain clone copies the episode's share back from its state";
-  const auto [sched_low, sched_high] = shares_after_cloning(1);
-  EXPECT_LT(std::abs(sched_high - sched_low), 0.1) << sched_low << " " << sched_high << " plain " << copy_low << " " << copy_high;
-  EXPECT_NEAR(sched_low, 0.5, 0.1) << "the common schedule: the mean share";
 }
 
 // Cloned as they are, the constant-share episodes teach "lower source, more target"; with
@@ -320,17 +312,13 @@ TEST(Agent, ContinuingAnActorBlindToTheSourceScoreWithAGainIsRefused) {
 
 // --- CQL --------------------------------------------------------------------------------
 
-// How an episode's target losses behave: they start at `start` times the base losses and
-// change by a factor (1 + per_weight * w) per step of target weight w.
-struct TargetResponse {
-  float start = 1.0f;
-  float per_weight = -0.05f;  // < 0: target weight lowers the target losses
-};
+// An episode's target losses change by a factor (1 + kTargetPerWeight * w) per step of target
+// weight w: target weight lowers them.
+constexpr float kTargetPerWeight = -0.05f;
 
 // Four domains; each step takes G (target share 0.8) or B (0.2) at random. Only target
 // losses move, by the target weight, so by default G is clearly better under the budget score.
-OfflineStore two_action_store(int episodes, int horizon,
-                              const std::function<TargetResponse(int episode)>& response = {}) {
+OfflineStore two_action_store(int episodes, int horizon) {
   SimSpace sp;
   sp.sources = 2;
   sp.targets = 2;
@@ -342,9 +330,7 @@ OfflineStore two_action_store(int episodes, int horizon,
   const std::vector<float> good = {0.1f, 0.1f, 0.4f, 0.4f}, bad = {0.4f, 0.4f, 0.1f, 0.1f};
   std::mt19937_64 rng(5);
   for (int e = 0; e < episodes; ++e) {
-    const TargetResponse target = response ? response(e) : TargetResponse{};
     std::vector<float> losses(h.base_eval_loss), prev_w = obs::base_mixture(h.domain_fields, h.token_shares);
-    for (int d = 2; d < 4; ++d) losses[static_cast<size_t>(d)] *= target.start;
     auto prev_losses = losses;
     auto observe = [&](int t) {
       std::vector<float> o(static_cast<size_t>(obs::dim(4)));
@@ -361,7 +347,7 @@ OfflineStore two_action_store(int episodes, int horizon,
       tr.action = rng() % 2 ? good : bad;
       prev_losses = losses;
       for (int d = 2; d < 4; ++d)
-        losses[static_cast<size_t>(d)] *= 1.0f + target.per_weight * tr.action[static_cast<size_t>(d)];
+        losses[static_cast<size_t>(d)] *= 1.0f + kTargetPerWeight * tr.action[static_cast<size_t>(d)];
       prev_w = tr.action;
       tr.next_observation = observe(t + 1);
       tr.eval_loss = losses;
@@ -413,51 +399,6 @@ TEST(Agent, CqlRanksDataActionsAboveRandomOnesAndTheActorMovesToTheBetterAction)
   // Every state prefers target weight now (the initial actor is near uniform: share 0.5).
   EXPECT_GT(start_share / 24, 0.62);
   EXPECT_GT(end_share / (n - 24), 0.62);
-}
-
-// Two settings the actor cannot tell apart (it reads time and the source score; only the
-// target losses differ): in the collected one (`random`, 2 episodes in 3) target weight
-// hurts, in the agent's own rollouts it helps. The critics see the difference. Learning on
-// every state, the actor follows the majority; on its own states (agent.actor_states=agent),
-// it follows the rollouts. Without agent episodes the option changes nothing.
-OfflineStore two_setting_store(int episodes, int horizon, bool with_agent) {
-  const auto is_agent = [with_agent](int e) { return with_agent && e % 3 == 0; };
-  // The collected setting: target weight raises the target losses instead, and they start
-  // higher, which the critics read.
-  OfflineStore s = two_action_store(episodes, horizon, [&](int e) {
-    return is_agent(e) ? TargetResponse{} : TargetResponse{2.0f, 0.05f};
-  });
-  for (size_t e = 0; e < s.episodes.size(); ++e)
-    s.episodes[e].policy = is_agent(static_cast<int>(e)) ? "agent:rollout.pt" : "random";
-  return s;
-}
-
-TEST(Agent, TheActorLearnsOnTheAgentsOwnStatesWhenTheStoresHoldThem) {
-  TempDir dir;
-  const std::string base = "agent.bc_steps=0\nagent.cql_steps=800\nagent.actor_bc_weight=0\nagent.actor_lr=0.003\n"
-                           "agent.critic_lr=0.003\nagent.tau=0.05\nagent.val_fraction=0\n";
-  const auto mean_target_share = [&](const std::string& states, const OfflineStore& store) {
-    const Config c = tiny_config(base + "agent.actor_states=" + states);
-    const std::string path = dir.file(states + std::to_string(store.episodes.front().policy.size()) + ".pt");
-    train_agent_offline(c, {store}, path);
-    const auto model = AgentModel::load(path);
-    double share = 0;
-    int n = 0;
-    for (const auto& rows : store.rows)
-      for (const auto& t : rows) {
-        const auto w = torch::softmax(torch::tensor(model.mean_logits(t.observation, 1, 4)), 0);
-        share += (w[2] + w[3]).item<double>();
-        ++n;
-      }
-    return share / n;
-  };
-  const auto mixed = two_setting_store(32, 6, true);
-  const double own = mean_target_share("agent", mixed), every = mean_target_share("all", mixed);
-  EXPECT_GT(own, 0.6) << "on its own states, target weight helps (every state: " << every << ")";
-  EXPECT_LT(every, 0.4) << "on every state, the collected majority wins (own states: " << own << ")";
-  const auto collected = two_setting_store(32, 6, false);
-  EXPECT_NEAR(mean_target_share("agent", collected), mean_target_share("all", collected), 1e-6)
-      << "no agent episodes: every state";
 }
 
 // The probe (tools/analysis/agent_probe) reads the actor as the policy acts, and the critics'
@@ -590,60 +531,12 @@ TEST(Agent, PolicySpecNoiseIsOptionalAndSeededPerEpisode) {
   auto noisy3 = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), explore);
   noisy3->begin_episode(1, 42);
   EXPECT_EQ(act_once(*noisy3, o, 1, 0), w1);
-  for (const char* bad : {"agent:", "agent:x.pt?noise=abc", "agent:x.pt?noise=-1"})
+  for (const char* bad : {"agent:", "agent:x.pt?noise=abc", "agent:x.pt?noise=-1", "agent:x.pt?noise=0.1&speed=2",
+                          "agent:x.pt?noise=0.1&detour=0.5"})
     EXPECT_THROW(make_agent_policy(bad, context(h), c), PolicyError) << bad;
   // Observations of another domain count are refused, not misread.
   std::vector<float> short_obs(static_cast<size_t>(obs::dim(5)), 0.0f);
   EXPECT_THROW(act_once(*plain, short_obs, 1, 1), PolicyError);
-}
-
-// A detour shifts the target field's share for a prefix of the episode (its length and shift
-// drawn from the episode seed), leaves the weights within each field alone, and then hands
-// back to the agent.
-TEST(Agent, PolicySpecDetourShiftsTheTargetShareForARandomPrefix) {
-  const TinyAgent agent;
-  const auto& [c, h, store, dir] = std::tie(agent.c, agent.run.h, agent.run.store, agent.dir);
-  const auto& o = store.rows[0][0].observation;
-  const auto ctx = context(h);
-  const size_t first_source =
-      static_cast<size_t>(std::find(ctx.fields.begin(), ctx.fields.end(), Field::kSource) - ctx.fields.begin());
-  ASSERT_LT(first_source + 1, ctx.fields.size());
-  auto plain = agent.policy();
-  plain->begin_episode(1, 1);
-  const auto w_plain = act_once(*plain, o, 1, 0);
-  auto detour = agent.policy("?noise=0&detour=1.5");
-  EXPECT_EQ(detour->name(), "agent:" + agent.path + "?noise=0&detour=1.5");
-  std::set<int> prefix_lengths;
-  for (std::int64_t id = 1; id <= 24; ++id) {
-    detour->begin_episode(id, 1000 + static_cast<std::uint64_t>(id));
-    int shifted = 0;
-    for (int step = 0; step < h.horizon; ++step) {
-      const auto w = act_once(*detour, o, id, step);
-      const bool moved = std::abs(target_share(h, w) - target_share(h, w_plain)) > 1e-6;
-      if (moved) {
-        EXPECT_EQ(shifted, step) << "episode " << id << ": only a prefix is shifted";
-        shifted = step + 1;
-        // Within the source field, the ratios stay the agent's.
-        for (size_t d = first_source + 1; d < w.size(); ++d) {
-          if (ctx.fields[d] == Field::kSource) {
-            EXPECT_NEAR(w[d] / w[first_source], w_plain[d] / w_plain[first_source], 1e-9);
-          }
-        }
-      } else {
-        EXPECT_EQ(w, w_plain) << "episode " << id << " step " << step;
-      }
-    }
-    EXPECT_LT(shifted, h.horizon);
-    prefix_lengths.insert(shifted);
-  }
-  EXPECT_GE(prefix_lengths.size(), 3u) << "prefix lengths vary between episodes";
-  // The same seed gives the same detour.
-  auto again = agent.policy("?noise=0&detour=1.5");
-  again->begin_episode(7, 1007);
-  detour->begin_episode(7, 1007);
-  EXPECT_EQ(act_once(*again, o, 7, 0), act_once(*detour, o, 7, 0));
-  for (const char* bad : {"?detour=-1", "?detour=x", "?noise=0.1&speed=2", "?noise=0.1&detour"})
-    EXPECT_THROW(make_agent_policy("agent:" + dir.file("agent.pt") + bad, ctx, c), PolicyError) << bad;
 }
 
 TEST(Agent, RewardsAreRecomputedUnderTheConfiguredScoreWithNormalizedScalesSaved) {

@@ -165,28 +165,16 @@ TEST(RandomWalk, SmoothnessSetsStepToStepCorrelation) {
   EXPECT_NEAR(corr[2], 0.9, 0.08);
 }
 
-TEST(RandomWalk, JumpsBreakTheLinkBetweenPastAndNextTargetShare) {
+TEST(RandomWalk, TheLastTargetShareForetellsTheNext) {
   const auto ctx = make_context(8, 4, 16);
-  Config config;
-  auto smooth = make_policy("random", ctx, config);
-  const auto before = run_episodes(*smooth, ctx, ids(150));
-  config.random.jump_prob = 0.5;
-  auto jumpy = make_policy("random", ctx, config);
-  const auto jumped = run_episodes(*jumpy, ctx, ids(150));
-  const double c0 = target_share_lag_one(ctx, before), c1 = target_share_lag_one(ctx, jumped);
-  EXPECT_GT(c0, 0.9) << "smooth walks: the last share predicts the next";
-  EXPECT_LT(c1, 0.75) << "half the steps jump to a fresh level";
-  EXPECT_GT(c1, 0.2) << "between jumps the curve is still smooth";
-  // Every share stays a share, and the first step is the smooth walk's own.
-  for (size_t e = 0; e < jumped.size(); ++e) {
-    EXPECT_NEAR(target_share(ctx, jumped[e][0]), target_share(ctx, before[e][0]), 1e-6);
-    for (const auto& row : jumped[e]) {
+  auto p = make_policy("random", ctx, Config{});
+  const auto episodes = run_episodes(*p, ctx, ids(150));
+  EXPECT_GT(target_share_lag_one(ctx, episodes), 0.9) << "smooth walks: the last share predicts the next";
+  for (const auto& episode : episodes)
+    for (const auto& row : episode) {
       EXPECT_GE(target_share(ctx, row), 0.0);
       EXPECT_LE(target_share(ctx, row), 1.0 + 1e-12);
     }
-  }
-  config.random.jump_prob = 1.5;
-  EXPECT_THROW(make_policy("random", ctx, config), PolicyError);
 }
 
 TEST(RandomWalk, SometimesConcentratesOnOneOrTwoDomains) {

@@ -18,7 +18,9 @@ shift 2
 mkdir -p "$dir"
 if [ ! -f "$dir/data.space" ]; then
   # shellcheck disable=SC2086  # PREPARE_ARGS is a list of options
-  build/bin/dma_prepare demo --out "$dir/data.space" --seed 1 ${PREPARE_ARGS:-}
+  seed=(--seed 1)  # the default space's draw unless PREPARE_ARGS names another
+  [[ " ${PREPARE_ARGS:-} " == *" --seed "* ]] && seed=()
+  build/bin/dma_prepare demo --out "$dir/data.space" "${seed[@]}" ${PREPARE_ARGS:-}
 fi
 collect_policies=()
 [ -n "${COLLECT_POLICIES:-}" ] && collect_policies=(--collect.policies="$COLLECT_POLICIES")

@@ -14,11 +14,13 @@ cd "$(dirname "$0")/.."
 RUN_DIR=${RUN_DIR:-runs/transfer}
 export AGENT EVAL_SEED_OFFSET=${EVAL_SEED_OFFSET:-16000080} SEEDS=${SEEDS:-16}
 start=$(date +%s)
+# The oracle constant tuned in each new space gets the study's tuning budget.
+tune=(--tune.rollouts=48 --tune.seeds=4)
 
 PREPARE_ARGS="--categories art,definitions,linux,people,riddles,wisdom" RUN_DIR="$RUN_DIR/other-categories" \
-  launch/transfer.sh
-PREPARE_ARGS="--seed 2" RUN_DIR="$RUN_DIR/base-seed" launch/transfer.sh --run.seed=2
-RUN_DIR="$RUN_DIR/larger-proxy" launch/transfer.sh --proxy.n_layers=3 --proxy.d_model=96
+  launch/transfer.sh "${tune[@]}"
+PREPARE_ARGS="--seed 2" RUN_DIR="$RUN_DIR/base-seed" launch/transfer.sh --run.seed=2 "${tune[@]}"
+RUN_DIR="$RUN_DIR/larger-proxy" launch/transfer.sh --proxy.n_layers=3 --proxy.d_model=96 "${tune[@]}"
 
 # Code as the target field: each domain one directory of files Debian installs everywhere.
 code="$RUN_DIR/code-target"
@@ -36,7 +38,7 @@ if [ ! -f "$code/data.space" ]; then
             --domain "shell-completion=/usr/share/bash-completion/completions:target")
   build/bin/dma_prepare text --out "$code/data.space" "${domains[@]}"
 fi
-RUN_DIR="$code" launch/transfer.sh --eval.bench_problems=0
+RUN_DIR="$code" launch/transfer.sh --eval.bench_problems=0 "${tune[@]}"
 
 build/bin/dma_replay compare "$RUN_DIR"/*/eval.h5 --format markdown | tee "$RUN_DIR/suite.md"
 echo "transfer-suite: $RUN_DIR/suite.md; took $(( $(date +%s) - start )) s"

@@ -14,10 +14,17 @@ constexpr std::uint64_t mix64(std::uint64_t x) {
   return x ^ (x >> 31);
 }
 
+/// The one way a seed gives another: an independent seed for one use of `seed`, told apart
+/// by `salt` (a named constant of that use, or stream_salt of a trajectory stream).
+constexpr std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t salt) { return mix64(seed ^ salt); }
+
+/// The salt of stream `stream` (kStreamSampler, ...) of a trajectory seed.
+constexpr std::uint64_t stream_salt(std::uint64_t stream) { return mix64(stream + 0x51ULL); }
+
 /// Seed of trajectory `id` in a run seeded `run_seed`; `stream` separates independent uses
 /// (sampler, policy, model init) of the same trajectory.
 constexpr std::uint64_t trajectory_seed(std::uint64_t run_seed, std::int64_t id, std::uint64_t stream = 0) {
-  return mix64(mix64(run_seed ^ 0x5eedULL) ^ mix64(static_cast<std::uint64_t>(id)) ^ mix64(stream + 0x51ULL));
+  return mix64(derive_seed(run_seed, 0x5eedULL) ^ mix64(static_cast<std::uint64_t>(id)) ^ stream_salt(stream));
 }
 
 /// Streams of one trajectory's seed.

@@ -109,7 +109,7 @@ double add_episode(const OfflineStore& s, const std::vector<Transition>& rows, i
 // keeps its split.
 bool is_val(size_t store_index, std::int64_t id, const DatasetOptions& o) {
   const std::uint64_t h =
-      mix64(mix64(o.seed ^ 0xa6e47ULL) ^ mix64(store_index + 0x5107eULL) ^ mix64(static_cast<std::uint64_t>(id)));
+      mix64(derive_seed(o.seed, 0xa6e47ULL) ^ mix64(store_index + 0x5107eULL) ^ mix64(static_cast<std::uint64_t>(id)));
   return static_cast<double>(h >> 11) * 0x1.0p-53 < o.val_fraction;
 }
 

@@ -28,7 +28,7 @@ namespace {
 constexpr std::uint64_t kSourceStream = 0x50, kMathStream = 0x3a7, kBenchStream = 0xbe;
 
 std::mt19937_64 stream_rng(std::uint64_t seed, std::uint64_t stream, std::uint64_t index) {
-  return std::mt19937_64(mix64(mix64(seed ^ stream) + index));
+  return std::mt19937_64(mix64(derive_seed(seed, stream) + index));
 }
 
 /// One fortune made plain: overstrike "x\bx" (bold in some files) resolved, control

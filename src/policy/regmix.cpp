@@ -161,7 +161,7 @@ std::unique_ptr<Policy> make_regmix_policy(const std::string& spec, const Domain
                                   "least 3: collect with random in collect.policies first",
                                   spec, path, data.scores.size()));
   const RegmixFit fit = fit_regmix(data.mean_weights, data.scores, ctx, config.regmix.samples,
-                                   mix64(config.run.seed ^ fnv1a64("regmix")));
+                                   derive_seed(config.run.seed, fnv1a64("regmix")));
   std::string mixture;
   for (size_t d = 0; d < fit.best_weights.size(); ++d)
     mixture += fmt::format("{}{}={:.3f}", d ? " " : "", ctx.names[d], fit.best_weights[d]);

@@ -45,7 +45,7 @@ void keep_freed_memory() {
 }
 
 /// Seed of one use (`stream`) of a trajectory seed.
-std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream) { return mix64(seed ^ mix64(stream + 0x51ULL)); }
+std::uint64_t stream_seed(std::uint64_t seed, std::uint64_t stream) { return derive_seed(seed, stream_salt(stream)); }
 
 ModelShape resolve_shape(const ProxyConfig& p, const DomainSpace& space) {
   ModelShape s;

@@ -1,8 +1,7 @@
-// train-agent (offline BC + CQL on stores), the loaded agent, and the `agent:` policy.
+// The trained agent loaded for acting (AgentModel) and the `agent:` policy built on it.
 #include "dma/agent.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <map>
 #include <random>
@@ -12,137 +11,22 @@
 #include <fmt/format.h>
 
 #include "checkpoint.hpp"
-#include "dataset.hpp"
 #include "dma/error.hpp"
 #include "dma/observation.hpp"
 #include "dma/progress.hpp"
 #include "dma/seed.hpp"
 #include "features.hpp"
-#include "trainer.hpp"
+#include "mixture.hpp"
+#include "thread_scope.hpp"
 
 namespace dma {
 namespace {
 
 using agent::AgentState;
-
-// Network initialisation draws from the global generator: seed it for reproducible runs,
-// then give it back its state so nothing else in the process sees a difference.
-AgentState fresh_state(const AgentConfig& c, std::uint64_t seed) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  const auto saved = gen.get_state();
-  gen.set_current_seed(mix64(seed ^ 0x1a17ULL));
-  AgentState s = AgentState::create(c.d_token, c.n_layers, c.n_heads, c.history, c.actor_features);
-  s.field_balanced = c.field_balanced != 0;
-  gen.set_state(saved);
-  return s;
-}
-
-// Sets LibTorch's intra-op threads for a scope. The agent's tensors are small: on a busy
-// 2-core machine 2 threads ran 2x slower than 1, and once 15x slower (spinning workers).
-class ThreadScope {
- public:
-  // threads <= 0 leaves LibTorch's setting alone (and touches nothing, so concurrent callers may use it).
-  explicit ThreadScope(int threads) : saved_(threads > 0 ? at::get_num_threads() : 0) {
-    if (threads > 0) at::set_num_threads(threads);
-  }
-  ~ThreadScope() {
-    if (saved_ > 0) at::set_num_threads(saved_);
-  }
-  ThreadScope(const ThreadScope&) = delete;
-  ThreadScope& operator=(const ThreadScope&) = delete;
-
- private:
-  int saved_;
-};
-
-void fit_scales(AgentState& s, const agent::Dataset& ds) {
-  std::vector<torch::Tensor> tokens, rewards;
-  for (const auto& g : ds.groups) {
-    tokens.push_back(g.tokens.index_select(0, g.train_rows).reshape({-1, g.tokens.size(-1)}));
-    rewards.push_back(g.rewards.index_select(0, g.train_rows));
-  }
-  s.norm = agent::Normalizer::fit(torch::cat(tokens));
-  const auto all = torch::cat(rewards);
-  const double sd = all.std(/*unbiased=*/false).item<double>();
-  s.reward_mean = all.mean().item<double>();
-  s.reward_scale = sd > 1e-9 ? sd : 1.0;
-}
+using agent::softmax_into;
+using agent::ThreadScope;
 
 }  // namespace
-
-OfflineStore load_offline_store(const std::string& path) {
-  auto reader = StoreReader::open(path);
-  OfflineStore s;
-  s.name = path;
-  s.header = reader.header();
-  for (const auto& e : reader.episodes()) {
-    if (e.status != EpisodeStatus::kComplete && e.status != EpisodeStatus::kInterrupted) continue;
-    if (e.length <= 0) continue;
-    s.episodes.push_back(e);
-    s.rows.push_back(reader.read_episode(e));
-  }
-  return s;
-}
-
-AgentTrainReport train_agent_offline(const Config& config, const std::vector<OfflineStore>& stores,
-                                     const std::string& out_checkpoint, const std::string& init_checkpoint,
-                                     int steps_override) {
-  const auto start = std::chrono::steady_clock::now();
-  const AgentConfig& ac = config.agent;
-  ThreadScope threads(ac.threads);
-  if (stores.empty()) throw ConfigError("train-agent: no store to train on: set agent.stores or run --mode collect first");
-  const bool resume = !init_checkpoint.empty();
-  AgentState state = resume ? agent::load_agent(init_checkpoint) : fresh_state(ac, config.run.seed);
-  EvalConfig eval = config.eval;
-  if (resume) {
-    if (state.shape.d_token != ac.d_token || state.shape.n_layers != ac.n_layers || state.history != ac.history)
-      log_line(fmt::format("train-agent: continuing '{}' with its own network ({} layers of {}, history {})",
-                           init_checkpoint, state.shape.n_layers, state.shape.d_token, state.history));
-    // The critics learned values of the checkpoint's reward: keep its definition and scales.
-    if (state.score != eval.score)
-      log_line(fmt::format("train-agent: continuing '{}' with its reward eval.score = {} (config says {})",
-                           init_checkpoint, state.score, eval.score));
-    eval.score = state.score;
-    eval.source_scale = state.source_scale;
-    eval.target_scale = state.target_scale;
-  } else {
-    if (eval.score == "normalized")
-      std::tie(eval.source_scale, eval.target_scale) = agent::normalized_scales(stores, eval);
-    state.score = eval.score;
-    state.source_scale = eval.source_scale;
-    state.target_scale = eval.target_scale;
-  }
-  agent::DatasetOptions opt{state.history, eval, ac.val_fraction, ac.bc_top_q, config.run.seed};
-  const auto ds = agent::build_dataset(stores, opt);
-  if (!resume) fit_scales(state, ds);
-  state.config_ini = to_ini(config);
-  agent::TrainPlan plan{resume ? 0 : ac.bc_steps, steps_override >= 0 ? steps_override : ac.cql_steps, config.run.seed,
-                        config.run.progress_seconds};
-  auto report = agent::train_on(state, ds, ac, plan);
-  agent::save_agent(out_checkpoint, state);
-  for (const auto& g : ds.groups) report.transitions += g.episode.size(0);
-  report.episodes = static_cast<std::int64_t>(ds.episodes.size());
-  for (const auto& e : ds.episodes) {
-    report.val_episodes += e.val ? 1 : 0;
-    report.bc_episodes += e.top && !e.val ? 1 : 0;
-  }
-  report.reward_mean = state.reward_mean;
-  report.reward_scale = state.reward_scale;
-  report.source_scale = state.source_scale;
-  report.target_scale = state.target_scale;
-  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return report;
-}
-
-AgentTrainReport train_agent(const Config& config, const std::vector<std::string>& stores,
-                             const std::string& out_checkpoint, const std::string& init_checkpoint, int steps_override) {
-  std::vector<OfflineStore> loaded;
-  for (const auto& path : stores) loaded.push_back(load_offline_store(path));
-  return train_agent_offline(config, loaded, out_checkpoint, init_checkpoint, steps_override);
-}
-
-// ---------------------------------------------------------------------------------------
-// AgentModel
 
 struct AgentModel::Impl {
   AgentState state;
@@ -201,7 +85,8 @@ std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int
   // stay near kScoresPerPass floats: a round of 1 024 episodes at once spent most of its time
   // in page faults and cache misses on scores of ~44 MB; passes of ~4 MB took a third of it.
   constexpr std::int64_t kScoresPerPass = std::int64_t{1} << 20;
-  const auto scores_per_row = std::max<std::int64_t>(1, std::int64_t{impl_->state.shape.n_heads} * num_domains * num_domains);
+  const auto scores_per_row =
+      std::max<std::int64_t>(1, std::int64_t{impl_->state.shape.n_heads} * num_domains * num_domains);
   const int rows_per_pass = static_cast<int>(std::max<std::int64_t>(1, kScoresPerPass / scores_per_row));
   const auto per_row = static_cast<size_t>(impl_->state.history) * obs::dim(num_domains);
   std::vector<float> out;
@@ -220,66 +105,14 @@ std::vector<float> AgentModel::q_values(std::span<const float> history_rows, std
                                         int num_actions, int num_domains) const {
   torch::NoGradGuard no_grad;
   if (actions.size() != static_cast<size_t>(num_actions) * num_domains)
-    throw PolicyError(fmt::format("agent: {} floats are not {} actions of {} domains", actions.size(), num_actions,
-                                  num_domains));
+    throw PolicyError(
+        fmt::format("agent: {} floats are not {} actions of {} domains", actions.size(), num_actions, num_domains));
   auto& s = impl_->state;
   auto tok = impl_->tokens(history_rows, 1, num_domains);
   auto mask = impl_->target_masks(history_rows, 1, num_domains);
   auto a = torch::tensor(std::vector<float>(actions.begin(), actions.end())).view({1, num_actions, num_domains});
   auto q = torch::min(s.q1->q(s.q1->encode(tok), mask, a), s.q2->q(s.q2->encode(tok), mask, a)).view(-1).contiguous();
   return {q.data_ptr<float>(), q.data_ptr<float>() + q.numel()};
-}
-
-namespace {
-// out = softmax(z), each exponent taken relative to the largest z (no overflow).
-void softmax_into(std::span<const double> z, std::span<double> out) {
-  const double top = *std::max_element(z.begin(), z.end());
-  double sum = 0;
-  for (size_t d = 0; d < z.size(); ++d) sum += (out[d] = std::exp(z[d] - top));
-  for (double& x : out) x /= sum;
-}
-}  // namespace
-
-SourceResponse probe_source_response(const AgentModel& model, const std::vector<Transition>& episode, int step,
-                                     const std::vector<double>& shifts) {
-  if (step < 0 || step >= static_cast<int>(episode.size()) || episode.empty())
-    throw Error(fmt::format("agent probe: step {} is outside the episode's {} rows", step, episode.size()));
-  const auto& now = episode[static_cast<size_t>(step)].observation;
-  const int D = (static_cast<int>(now.size()) - obs::kNumGlobal) / obs::kNumPerDomain;
-  if (D < 1 || obs::dim(D) != static_cast<int>(now.size()))
-    throw Error(fmt::format("agent probe: an observation of {} floats fits no domain count", now.size()));
-  const int H = model.history();
-  std::vector<bool> target(static_cast<size_t>(D));
-  int targets = 0;
-  for (int d = 0; d < D; ++d) targets += (target[static_cast<size_t>(d)] = now[obs::index(d, obs::kIsTarget)] > 0.5f);
-  // The grid of field-level actions the critics rank.
-  std::vector<double> grid;
-  std::vector<float> actions;
-  for (int k = 1; k < 20; ++k) {
-    const double share = 0.05 * k;
-    grid.push_back(share);
-    for (int d = 0; d < D; ++d)
-      actions.push_back(static_cast<float>(target[static_cast<size_t>(d)] ? share / std::max(targets, 1)
-                                                                          : (1 - share) / std::max(D - targets, 1)));
-  }
-  SourceResponse out{step, now[obs::kProgress], now[obs::kSourceScore], shifts, {}, {}};
-  for (const double shift : shifts) {
-    std::vector<float> history;  // H rows, oldest first; before step 0, step 0 again
-    for (int h = H - 1; h >= 0; --h) {
-      auto row = episode[static_cast<size_t>(std::max(0, step - h))].observation;
-      row[obs::kSourceScore] += static_cast<float>(shift);
-      history.insert(history.end(), row.begin(), row.end());
-    }
-    const auto logits = model.mean_logits(history, 1, D);
-    std::vector<double> weights(static_cast<size_t>(D));
-    softmax_into(std::vector<double>(logits.begin(), logits.end()), weights);
-    double on_target = 0;
-    for (int d = 0; d < D; ++d) on_target += target[static_cast<size_t>(d)] ? weights[static_cast<size_t>(d)] : 0.0;
-    out.actor_share.push_back(on_target);
-    const auto q = model.q_values(history, actions, static_cast<int>(grid.size()), D);
-    out.critic_best_share.push_back(grid[static_cast<size_t>(std::max_element(q.begin(), q.end()) - q.begin())]);
-  }
-  return out;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -317,8 +150,8 @@ class AgentPolicy : public Policy {
       throw PolicyError(fmt::format("policy '{}': observations of {} floats do not fit {} domains ({} expected)", spec_,
                                     batch.obs_dim, D, od));
     if (weights.size() != static_cast<size_t>(batch.batch) * D)
-      throw PolicyError(fmt::format("policy '{}': weights buffer of {} for {} rows of {} domains", spec_, weights.size(),
-                                    batch.batch, D));
+      throw PolicyError(fmt::format("policy '{}': weights buffer of {} for {} rows of {} domains", spec_,
+                                    weights.size(), batch.batch, D));
     std::vector<float> histories(static_cast<size_t>(batch.batch) * H * od);  // (B, H, obs_dim)
     for (int b = 0; b < batch.batch; ++b) {
       auto row = batch.observations.subspan(static_cast<size_t>(b) * od, od);
@@ -346,7 +179,9 @@ class AgentPolicy : public Policy {
     std::mt19937_64 rng;
   };
 
-  static Episode start_episode(std::uint64_t seed) { return {{}, std::mt19937_64(mix64(seed ^ kStreamAgentNoise))}; }
+  static Episode start_episode(std::uint64_t seed) {
+    return {{}, std::mt19937_64(derive_seed(seed, kStreamAgentNoise))};
+  }
 
   Episode& episode(std::int64_t id) {
     auto it = episodes_.find(id);
@@ -418,9 +253,10 @@ struct AgentSpec {
 AgentSpec parse_agent_spec(const std::string& spec) {
   const std::string prefix = "agent:";
   const auto usage = [&](const std::string& why) {
-    return PolicyError(fmt::format("policy '{}': {}: write agent:<checkpoint>[?noise=<std>], as in "
-                                   "agent:runs/demo/agent.pt?noise=0.3",
-                                   spec, why));
+    return PolicyError(
+        fmt::format("policy '{}': {}: write agent:<checkpoint>[?noise=<std>], as in "
+                    "agent:runs/demo/agent.pt?noise=0.3",
+                    spec, why));
   };
   if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size()) throw usage("no checkpoint");
   AgentSpec out;

@@ -2,6 +2,7 @@
 #include <dlfcn.h>
 
 #include <algorithm>
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -37,7 +38,6 @@ int broadcast_phase(RunContext& ctx, int phase) {
 
 namespace {
 
-bool needs_workers(const std::string& mode) { return mode != "pretrain" && mode != "train-agent"; }
 
 void prepare_run_dir(const std::string& dir) {
   std::error_code ec;
@@ -345,16 +345,31 @@ int pipeline(RunContext& ctx) {
   return evaluate(ctx, fs::exists(ctx.path("eval.h5")));
 }
 
-int run_learner(RunContext& ctx) {
-  const auto& mode = ctx.config.mode;
-  const bool resume = ctx.config.resume;
-  if (mode == "pretrain") return pretrain(ctx, resume);
-  if (mode == "collect") return collect(ctx, resume);
-  if (mode == "train-agent") return train_agent_mode(ctx, resume);
-  if (mode == "evaluate") return evaluate(ctx, resume);
-  if (mode == "iterate") return iterate(ctx, resume);
-  if (mode == "headroom") return headroom(ctx, resume);
-  if (mode == "pipeline") return pipeline(ctx);
+/// What each of kModes runs on the learner, and whether it needs workers.
+struct ModeRunner {
+  std::string_view name;
+  bool needs_workers;
+  int (*run)(RunContext& ctx, bool resume);
+};
+constexpr std::array<ModeRunner, kModes.size()> kModeRunners = {{
+    {"pretrain", false, &pretrain},
+    {"collect", true, &collect},
+    {"train-agent", false, &train_agent_mode},
+    {"iterate", true, &iterate},
+    {"evaluate", true, &evaluate},
+    {"headroom", true, &headroom},
+    {"pipeline", true, [](RunContext& ctx, bool) { return pipeline(ctx); }},
+}};
+constexpr bool runners_follow_modes() {
+  for (std::size_t i = 0; i < kModes.size(); ++i)
+    if (kModeRunners[i].name != kModes[i]) return false;
+  return true;
+}
+static_assert(runners_follow_modes(), "kModeRunners must list kModes (include/dma/config.hpp) in its order");
+
+const ModeRunner& mode_runner(const std::string& mode) {
+  for (const auto& m : kModeRunners)
+    if (m.name == mode) return m;
   throw ConfigError(fmt::format("--mode '{}' is not valid: use {}", mode, mode_list()));
 }
 
@@ -376,7 +391,8 @@ void warn_if_generic_blas() {
 
 int run_orchestrator(const Config& config, MpiSession& mpi) {
   install_stop_handlers();
-  if (needs_workers(config.mode) && mpi.size() < 2)
+  const ModeRunner& mode = mode_runner(config.mode);
+  if (mode.needs_workers && mpi.size() < 2)
     throw ConfigError(fmt::format("--mode {} needs at least 2 MPI ranks (1 learner + workers): run under "
                                   "`mpirun -n 3` or `srun -n 3`",
                                   config.mode));
@@ -395,7 +411,7 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
   }
   int rc = 0;
   try {
-    rc = run_learner(ctx);
+    rc = mode.run(ctx, ctx.config.resume);
   } catch (const RolloutsStopped&) {
     log_line("stopped by a signal; the stores are flushed: run again with --resume to finish");
   }

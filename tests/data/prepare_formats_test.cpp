@@ -167,21 +167,30 @@ TEST_F(SentencePieceModel, IdsAreSpmEncodesAndTheVocabIsTheModels) {
   EXPECT_EQ(stored_rows(s, 1), windows(math, 16));
 }
 
-TEST_F(SentencePieceModel, AProxyTrainsOnTheSpace) {
+/// The parameter count dma_orchestrate's pretrain prints ("proxy with N parameters"); -1 if absent.
+long proxy_parameters(const std::string& log) {
+  const auto at = log.find("proxy with ");
+  return at == std::string::npos ? -1 : std::stol(log.substr(at + 11));
+}
+
+TEST_F(SentencePieceModel, AProxyTrainsOnTheSpaceWithTheModelsVocabulary) {
   TempDir dir;
   write_file(dir.path() / "a" / "1.txt", sentences(200, 21));
   write_file(dir.path() / "b" / "1.txt", sentences(200, 22));
-  const auto space = dir.file("data.space");
-  ASSERT_EQ(run_prepare(dir, fmt::format("text --out '{}' --domain 'a={}:source' --domain 'b={}:target' --tokenizer '{}' "
-                                         "--seq-len 16",
-                                         space, (dir.path() / "a").string(), (dir.path() / "b").string(), model()))
-                .rc,
-            0);
-  const auto r = run_command(dir, fmt::format("'{}/dma_orchestrate' --config '{}/configs/test-tiny.ini' --mode pretrain "
-                                              "--run.dir='{}' --data.space='{}' --pretrain.steps=2",
-                                              DMA_BIN_DIR, DMA_SOURCE_DIR, dir.file("run"), space));
-  ASSERT_EQ(r.rc, 0) << r.out << r.err;
-  EXPECT_TRUE(fs::exists(dir.path() / "run" / "base.pt")) << r.out;
+  const auto domains = fmt::format("--domain 'a={}:source' --domain 'b={}:target' --seq-len 16", (dir.path() / "a").string(),
+                                   (dir.path() / "b").string());
+  ASSERT_EQ(run_prepare(dir, fmt::format("text --out '{}' {} --tokenizer '{}'", dir.file("spm.space"), domains, model())).rc, 0);
+  ASSERT_EQ(run_prepare(dir, fmt::format("text --out '{}' {}", dir.file("bytes.space"), domains)).rc, 0);
+  const auto pretrain = [&](const std::string& space) {
+    const auto r = run_command(dir, fmt::format("'{}/dma_orchestrate' --config '{}/configs/test-tiny.ini' --mode pretrain "
+                                                "--run.dir='{}' --data.space='{}' --pretrain.steps=2",
+                                                DMA_BIN_DIR, DMA_SOURCE_DIR, dir.file("run-" + space), dir.file(space)));
+    EXPECT_EQ(r.rc, 0) << r.out << r.err;
+    EXPECT_TRUE(fs::exists(dir.path() / ("run-" + space) / "base.pt")) << r.out;
+    return proxy_parameters(r.out + r.err);
+  };
+  // The embedding (tied with the head) has one row of d_model = 32 per token id.
+  EXPECT_EQ(pretrain("spm.space") - pretrain("bytes.space"), (200 - 256) * 32);
 }
 
 TEST_F(SentencePieceModel, BadTokenizerFilesAreRefused) {

@@ -89,6 +89,13 @@ std::string jsonl(const std::vector<std::string>& texts) {
   return out;
 }
 
+/// Compresses `text` with the zstd program into `path`.
+void write_zstd(const TempDir& dir, const fs::path& path, const std::string& text) {
+  write_file(dir.path() / "plain", text);
+  fs::create_directories(path.parent_path());
+  ASSERT_EQ(run_command(dir, fmt::format("zstd -q -f -o '{}' '{}'", path.string(), dir.file("plain"))).rc, 0);
+}
+
 /// A SentencePiece model of 200 pieces trained once by Debian's spm_train on generated text.
 class SentencePieceModel : public ::testing::Test {
  protected:
@@ -132,8 +139,7 @@ TEST_F(SentencePieceModel, IdsAreSpmEncodesAndTheVocabIsTheModels) {
   write_file(a1, sentences(60, 11));
   write_file(a2, "a cat and a dog.\n\nunseen words: zebra quartz!\n" + sentences(40, 12));
   const std::vector<std::string> docs = {sentences(30, 13), "one line without newline", sentences(25, 14)};
-  write_file(dir.path() / "math" / "d.jsonl", jsonl(docs));
-  ASSERT_EQ(run_command(dir, fmt::format("zstd -q --rm '{}'", (dir.path() / "math" / "d.jsonl").string())).rc, 0);
+  write_zstd(dir, dir.path() / "math" / "d.jsonl.zst", jsonl(docs));
   const auto out = dir.file("s.space");
   const auto r = run_prepare(dir, fmt::format("text --out '{}' --domain 'web={}:source' --domain 'math={}:target' "
                                               "--tokenizer '{}' --seq-len 16",
@@ -210,15 +216,13 @@ TEST(PrepareJsonl, PlainAndZstdDocumentsBecomeByteRows) {
   TempDir dir;
   // Enough text that lines and zstd blocks cross the reader's 1 MiB pieces.
   std::vector<std::string> first, second;
-  for (int i = 0; i < 3200; ++i) first.push_back(fmt::format("doc {} caf\u00e9 \"quoted\"\n{}", i, sentences(8, static_cast<std::uint32_t>(i))));
+  for (int i = 0; i < 3200; ++i)
+    first.push_back(fmt::format("doc {} caf\u00e9 \"quoted\"\n{}", i, sentences(8, static_cast<std::uint32_t>(i))));
   for (int i = 0; i < 20; ++i) second.push_back(sentences(3, static_cast<std::uint32_t>(9000 + i)));
-  write_file(dir.path() / "d" / "a.jsonl.zst.src", jsonl(first));
-  ASSERT_EQ(run_command(dir, fmt::format("zstd -q -o '{}' '{}' && rm '{}'", (dir.path() / "d" / "a.jsonl.zst").string(),
-                                         (dir.path() / "d" / "a.jsonl.zst.src").string(),
-                                         (dir.path() / "d" / "a.jsonl.zst.src").string()))
-                .rc,
-            0);
+  const std::vector<std::string> third = {sentences(30, 77)};  // a compressed text file: one document
+  write_zstd(dir, dir.path() / "d" / "a.jsonl.zst", jsonl(first));
   write_file(dir.path() / "d" / "b.jsonl", fmt::format("\n{}\n", jsonl(second)));  // blank lines are skipped
+  write_zstd(dir, dir.path() / "d" / "c.txt.zst", third[0]);
   const auto out = dir.file("j.space");
   const auto r = run_prepare(dir, fmt::format("text --out '{}' --domain 'd={}:source' --domain 'e={}:target' --seq-len 64",
                                               out, (dir.path() / "d").string(), (dir.path() / "d" / "b.jsonl").string()));
@@ -233,7 +237,7 @@ TEST(PrepareJsonl, PlainAndZstdDocumentsBecomeByteRows) {
       for (const auto& t : *docs) text.append(text.empty() ? "" : "\n\n").append(t);
     return text;
   };
-  const auto joined = join({&first, &second});
+  const auto joined = join({&first, &second, &third});
   EXPECT_GT(joined.size(), 1u << 20);
   EXPECT_EQ(stored_rows(s, 0), windows(bytes_of(joined), 64));
   EXPECT_EQ(stored_rows(s, 1), windows(bytes_of(join({&second})), 64));
@@ -259,8 +263,7 @@ TEST(PrepareJsonl, BadLinesAndStreamsAreRefused) {
   write_file(dir.path() / "broken.jsonl", good + "{\"text\": \"unterminated\n");
   expect_text_refused(dir, dir.path() / "broken.jsonl", "line 3 is not JSON");
 
-  write_file(dir.path() / "good.jsonl", good + good + good);
-  ASSERT_EQ(run_command(dir, fmt::format("zstd -q '{}'", dir.file("good.jsonl"))).rc, 0);
+  write_zstd(dir, dir.path() / "good.jsonl.zst", good + good + good);
   auto bytes = test::slurp(dir.path() / "good.jsonl.zst");
   write_file(dir.path() / "cut.jsonl.zst", bytes.substr(0, bytes.size() / 2));
   expect_text_refused(dir, dir.path() / "cut.jsonl.zst", "ends inside a zstd frame");

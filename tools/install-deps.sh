@@ -10,7 +10,9 @@ PACKAGES=(
   libhdf5-dev hdf5-tools                    # HDF5 C API, h5clear/h5dump
   libboost-program-options-dev libfmt-dev   # options, formatting
   libgtest-dev libbenchmark-dev             # tests, benchmarks
-  libcpp-httplib-dev nlohmann-json3-dev     # dma_agent serve: HTTP and JSON
+  libcpp-httplib-dev nlohmann-json3-dev     # dma_agent serve: HTTP and JSON (also JSONL corpora)
+  libsentencepiece-dev sentencepiece        # dma_prepare --tokenizer; spm_train/spm_encode in tests
+  libzstd-dev zstd libssl-dev               # .zst corpora; SHA-256 of tokenizer models
   python3-h5py python3-numpy python3-torch  # Python side (tests, baselines)
   python3-yaml                              # tests read Foundry schedules back
   fortunes fortunes-min                     # source-field text of the embedded default

@@ -26,6 +26,12 @@ struct MathProblem {
   std::string answer;
 };
 
+/// The tokenizer model file a space was built with (empty for the byte tokenizer).
+struct TokenizerModel {
+  std::string path;    ///< absolute path when the space was built
+  std::string sha256;  ///< hex digest of the file, as `sha256sum` prints it
+};
+
 /// Read-only view of a domain-space file. Row reads take a process-wide lock around HDF5
 /// (a serial build), so proxies of one rank may read from several threads; open() and the
 /// destructor must not run concurrently with other HDF5 use.
@@ -42,6 +48,8 @@ class DomainSpace {
   int seq_len() const;                 ///< a row holds seq_len + 1 tokens (inputs and shifted targets)
   int row_width() const { return seq_len() + 1; }
   const std::string& tokenizer() const;
+  /// The root attributes tokenizer_model and tokenizer_model_sha256 (empty when absent).
+  const TokenizerModel& tokenizer_model() const;
   int num_domains() const;
   const std::vector<DomainInfo>& domains() const;
   std::vector<std::string> domain_names() const;
@@ -89,6 +97,8 @@ class DomainSpaceWriter {
   void end_domain();
 
   void set_math_benchmark(const std::vector<MathProblem>& problems);
+  /// Records the tokenizer model file as root attributes (tokenizer_model, tokenizer_model_sha256).
+  void set_tokenizer_model(const TokenizerModel& model);
   /// Writes the remaining metadata and closes; the destructor closes without throwing.
   void close();
 

@@ -1,7 +1,8 @@
 #pragma once
 /// Builders of domain-space files (DESIGN §5, §6), behind the `dma_prepare` program:
-/// `demo` (the embedded default), `text` (a directory of text files per domain) and
-/// `import` (existing token shards). Each throws DataError naming the problem and the fix.
+/// `demo` (the embedded default), `text` (text or JSONL files per domain, byte or
+/// SentencePiece tokens) and `import` (existing token shards, Megatron indexed datasets).
+/// Each throws DataError naming the problem and the fix; none leaves a partial output.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@ struct PrepareSummary {
   std::string path;
   int vocab_size = 0;
   int seq_len = 0;
+  std::string tokenizer;  ///< how the tokens were made, for the summary ("" for nothing to say)
   std::vector<Domain> domains;
   std::int64_t bench_problems = 0;
   std::uintmax_t file_bytes = 0;
@@ -61,27 +63,34 @@ DomainSpec parse_domain_spec(const std::string& spec);
 /// Reads a manifest: one "name=dir:field" per line, '#' comments, dirs relative to the file.
 std::vector<DomainSpec> read_manifest(const std::string& path);
 
-/// Directories of text files, one directory per domain, byte tokenizer.
+/// Text per domain: a directory (or one file) of text files, each one document, and of
+/// `.jsonl` files, each line one document in its string field "text"; a `.zst` suffix is
+/// decompressed as it streams. Bytes are the tokens unless a SentencePiece model is given.
 struct TextOptions {
   std::string out;
   bool force = false;
   std::vector<DomainSpec> domains;  ///< from --domain; appended to the manifest's
   std::string manifest;             ///< "" for none
+  std::string tokenizer;            ///< SentencePiece .model file; "" for bytes (vocab 256)
   int seq_len = 64;
   double eval_fraction = 0.1;
   std::int64_t max_eval_rows = 4096;  ///< cap of a domain's eval split (kept in memory, shuffled)
 };
 
-/// Builds a domain space from text directories (files in name order, joined by blank lines).
+/// Builds a domain space from text (files in name order). Bytes: documents joined by a
+/// blank line. SentencePiece: each line encoded as `spm_encode` does, each document ended
+/// by the model's EOS piece; the vocabulary is the model's piece count.
 PrepareSummary prepare_text(const TextOptions& options);
 
-enum class ImportFormat { kBin16, kBin32, kHdf5Shards };
+enum class ImportFormat { kBin16, kBin32, kHdf5Shards, kMegatron };
 
-/// Parses bin16|bin32|hdf5-shards.
+/// Parses bin16|bin32|hdf5-shards|megatron.
 ImportFormat parse_import_format(const std::string& name);
 
-/// Existing token shards: raw uint16/uint32 `.bin` token streams, or the paper authors'
-/// layout `<domain>/*.hdf5` each holding a 2-D integer dataset `train` of [rows, seq_len+1].
+/// Existing token shards: raw uint16/uint32 `.bin` token streams, the paper authors'
+/// layout `<domain>/*.hdf5` each holding a 2-D integer dataset `train` of [rows, seq_len+1],
+/// or Megatron-LM indexed datasets (`<prefix>.bin` with its `<prefix>.idx`), read document
+/// by document in index order.
 struct ImportOptions {
   std::string out;
   bool force = false;
@@ -93,6 +102,7 @@ struct ImportOptions {
   int seq_len = 0;                   ///< required
   int vocab_size = 0;                ///< required: every token id must be below it
   std::string tokenizer = "imported";
+  std::int64_t eod = -1;             ///< megatron: token put after each document (< 0: none)
   double eval_fraction = 0.1;        ///< rows held out per domain (spread in blocks)
   std::int64_t max_eval_rows = 4096;  ///< cap of a domain's eval split (kept in memory, shuffled)
 };

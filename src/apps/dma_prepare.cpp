@@ -1,7 +1,7 @@
 // dma_prepare: builds domain-space files (DESIGN §5, §6).
 //   dma_prepare demo   --out FILE [--seed N] [--force] [size options]
-//   dma_prepare text   --out FILE (--domain name=dir:field ... | --manifest FILE)
-//   dma_prepare import --out FILE --format bin16|bin32|hdf5-shards (--input DIR | --domain ...) --seq-len N --vocab N
+//   dma_prepare text   --out FILE (--domain name=dir:field ... | --manifest FILE) [--tokenizer MODEL.model]
+//   dma_prepare import --out FILE --format bin16|bin32|hdf5-shards|megatron (--input DIR | --domain ...) --seq-len N --vocab N
 // Exit status: 0 success, 1 bad input (one line on stderr), 2 bad usage.
 #include <cstdio>
 #include <iostream>
@@ -20,9 +20,12 @@ namespace {
 constexpr const char* kUsage =
     "usage: dma_prepare demo|text|import --out FILE [options]\n"
     "  demo    the embedded default: fortunes categories (source) and generated math (target)\n"
-    "  text    one directory of text files per domain: --domain name=dir:field or --manifest FILE\n"
-    "  import  token shards: --format bin16|bin32|hdf5-shards, --input DIR or --domain, --seq-len, --vocab\n"
-    "run 'dma_prepare COMMAND --help' for a command's options\n";
+    "  text    text per domain (--domain name=path:field or --manifest FILE): plain text files, .jsonl with a\n"
+    "          \"text\" field per line, either .zst-compressed; bytes as tokens, or --tokenizer MODEL.model\n"
+    "          (SentencePiece)\n"
+    "  import  token shards: --format bin16|bin32 (raw streams), hdf5-shards, megatron (.bin/.idx pairs),\n"
+    "          --input DIR or --domain, --seq-len, --vocab\n"
+    "run 'dma_prepare COMMAND --help' for a command's options; docs/data-formats.md describes every format\n";
 
 std::vector<std::string> split_commas(const std::string& s) {
   std::vector<std::string> out;
@@ -81,8 +84,15 @@ int run_text(int argc, char** argv) {
   dma::TextOptions o;
   std::vector<std::string> specs;
   auto d = common(o.out, o.force);
-  d.add_options()("domain", po::value(&specs)->composing(), "name=dir:field (field: source|target), repeatable")(
-      "manifest", po::value(&o.manifest), "file of name=dir:field lines")(
+  d.add_options()("domain", po::value(&specs)->composing(),
+                  "name=path:field (field: source|target), repeatable; path: a directory of files or one file. "
+                  "Each text file is one document; each line of a .jsonl file is one, in its string field \"text\"; "
+                  "a .zst suffix is decompressed as it is read")(
+      "manifest", po::value(&o.manifest), "file of name=path:field lines")(
+      "tokenizer", po::value(&o.tokenizer),
+      "SentencePiece .model file (spm_train's output): the vocabulary becomes its piece count, each line is encoded "
+      "as spm_encode does and each document ends with the model's EOS; default: bytes (vocab 256), documents "
+      "joined by a blank line")(
       "seq-len", po::value(&o.seq_len)->default_value(o.seq_len), "context length (rows hold seq_len + 1 tokens)")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "rows held out per domain")(
       "max-eval-rows", po::value(&o.max_eval_rows)->default_value(o.max_eval_rows), "cap of a domain's eval rows");
@@ -97,7 +107,9 @@ int run_import(int argc, char** argv) {
   std::string format;
   std::vector<std::string> specs, targets;
   auto d = common(o.out, o.force);
-  d.add_options()("format", po::value(&format)->required(), "bin16|bin32|hdf5-shards")(
+  d.add_options()("format", po::value(&format)->required(),
+                  "bin16|bin32: raw little-endian token streams (*.bin); hdf5-shards: *.hdf5 with a dataset 'train' of "
+                  "[rows, seq_len+1]; megatron: Megatron-LM .bin/.idx pairs, documents in index order")(
       "input", po::value(&o.input), "directory with one subdirectory of shards per domain")(
       "target", po::value(&targets)->composing(), "domain of --input in the target field (repeatable or comma-separated)")(
       "domain", po::value(&specs)->composing(), "name=dir:field, repeatable")(
@@ -105,6 +117,8 @@ int run_import(int argc, char** argv) {
       "seq-len", po::value(&o.seq_len)->required(), "tokens per row, plus one (hdf5 rows hold seq_len+1)")(
       "vocab", po::value(&o.vocab_size)->required(), "vocabulary size: every token id must be below it")(
       "tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer name stored in the file")(
+      "eod", po::value(&o.eod), "megatron: token id put after each document (leave unset when the data already ends "
+                                "documents with one, as preprocess_data.py --append-eod does)")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "rows held out per domain")(
       "max-eval-rows", po::value(&o.max_eval_rows)->default_value(o.max_eval_rows), "cap of a domain's eval rows");
   if (!parse(argc, argv, d, "import")) return 0;

@@ -24,6 +24,7 @@ struct SpaceData {
   int vocab = 0;
   int seq_len = 0;
   std::string tokenizer;
+  TokenizerModel tokenizer_model;
   std::vector<DomainInfo> domains;
   std::vector<h5::Dataset> train;  // (D)
   std::vector<h5::Dataset> eval;   // (D)
@@ -141,6 +142,9 @@ void read_root(SpaceData& s) {
   s.vocab = static_cast<int>(vocab);
   s.seq_len = static_cast<int>(seq);
   s.tokenizer = h5::read_attr_string(root, layout::kTokenizer);
+  if (h5::has_attr(root, layout::kTokenizerModel)) s.tokenizer_model.path = h5::read_attr_string(root, layout::kTokenizerModel);
+  if (h5::has_attr(root, layout::kTokenizerModelSha256))
+    s.tokenizer_model.sha256 = h5::read_attr_string(root, layout::kTokenizerModelSha256);
 }
 
 void read_domains(SpaceData& s) {
@@ -222,6 +226,8 @@ const std::string& DomainSpace::path() const { return impl_->path; }
 int DomainSpace::vocab_size() const { return impl_->vocab; }
 int DomainSpace::seq_len() const { return impl_->seq_len; }
 const std::string& DomainSpace::tokenizer() const { return impl_->tokenizer; }
+
+const TokenizerModel& DomainSpace::tokenizer_model() const { return impl_->tokenizer_model; }
 int DomainSpace::num_domains() const { return static_cast<int>(impl_->domains.size()); }
 const std::vector<DomainInfo>& DomainSpace::domains() const { return impl_->domains; }
 const std::vector<MathProblem>& DomainSpace::math_benchmark() const { return impl_->bench; }

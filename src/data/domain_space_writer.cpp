@@ -247,6 +247,11 @@ void DomainSpaceWriter::add_domain(const std::string& name, Field field, std::sp
 
 void DomainSpaceWriter::set_math_benchmark(const std::vector<MathProblem>& problems) { impl_->bench = problems; }
 
+void DomainSpaceWriter::set_tokenizer_model(const TokenizerModel& model) {
+  h5::write_attr_string(impl_->file.get(), layout::kTokenizerModel, model.path);
+  h5::write_attr_string(impl_->file.get(), layout::kTokenizerModelSha256, model.sha256);
+}
+
 void DomainSpaceWriter::close() {
   auto& w = *impl_;
   if (w.closed) return;

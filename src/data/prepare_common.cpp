@@ -196,8 +196,9 @@ std::string PrepareSummary::line() const {
     const auto per = lo[f] == hi[f] ? fmt::format("{}", lo[f]) : fmt::format("{}..{}", lo[f], hi[f]);
     return fmt::format("{}: {} train rows ({} per domain) + {} eval rows", name, rows[f][0], per, rows[f][1]);
   };
-  return fmt::format("wrote {}: {} domains ({} source, {} target), vocab {}, seq_len {}; {}; {}; {} benchmark problems; {} bytes",
-                     path, domains.size(), count[0], count[1], vocab_size, seq_len, field(0, "source"), field(1, "target"),
+  const auto vocab = tokenizer.empty() ? fmt::format("vocab {}", vocab_size) : fmt::format("vocab {} ({})", vocab_size, tokenizer);
+  return fmt::format("wrote {}: {} domains ({} source, {} target), {}, seq_len {}; {}; {}; {} benchmark problems; {} bytes", path,
+                     domains.size(), count[0], count[1], vocab, seq_len, field(0, "source"), field(1, "target"),
                      bench_problems, file_bytes);
 }
 

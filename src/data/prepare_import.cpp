@@ -1,8 +1,9 @@
 // `dma_prepare import`: existing token shards, streamed in pieces (memory does not grow with
-// the corpus). Two layouts: raw little-endian uint16/uint32 `.bin` token streams (cut into
-// rows here), and the paper authors' `<domain>/*.hdf5` shards, each a dataset `train` of
-// [rows, seq_len+1] integers. A first pass checks every shard's shape and type before
-// anything is written; the second pass copies and checks token ids.
+// the corpus). Three layouts: raw little-endian uint16/uint32 `.bin` token streams and
+// Megatron-LM `.bin`/`.idx` pairs (documents in index order, joined into one stream and cut
+// into rows here, as text is), and the paper authors' `<domain>/*.hdf5` shards, each a
+// dataset `train` of [rows, seq_len+1] integers. A first pass checks every shard's shape and
+// type before anything is written; the second pass copies and checks token ids.
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -14,6 +15,7 @@
 #include "dma/prepare.hpp"
 #include "dma/progress.hpp"
 #include "dma/seed.hpp"
+#include "megatron_index.hpp"
 #include "prepare_common.hpp"
 
 namespace dma {
@@ -36,10 +38,29 @@ struct PlannedDomain {
 
 int token_bytes(ImportFormat f) { return f == ImportFormat::kBin16 ? 2 : 4; }
 
+fs::path index_of(const fs::path& bin) { return fs::path(bin).replace_extension(".idx"); }
+
+std::vector<Shard> plan_megatron(const DomainSpec& d, const ImportOptions& o) {
+  std::vector<Shard> out;
+  for (const auto& f : prep::list_files(d, {".bin"}, "Megatron .bin/.idx pairs")) {
+    if (!fs::exists(index_of(f)))
+      throw DataError(fmt::format("'{}' has no index '{}' beside it: --format megatron reads .bin/.idx pairs (raw token "
+                                  "streams are bin16 or bin32)",
+                                  f.string(), index_of(f).string()));
+    const prep::MegatronDataset data(f);
+    out.push_back({f, data.tokens() + (o.eod >= 0 ? data.documents() : 0)});
+  }
+  return out;
+}
+
 std::vector<Shard> plan_bin(const DomainSpec& d, const ImportOptions& o) {
   std::vector<Shard> out;
   const auto elem = static_cast<std::uintmax_t>(token_bytes(o.format));
   for (const auto& f : prep::list_files(d, {".bin"}, ".bin token files")) {
+    if (fs::exists(index_of(f)))
+      throw DataError(fmt::format("shard '{}' has a Megatron index '{}' beside it: use --format megatron, which reads its "
+                                  "dtype and document boundaries",
+                                  f.string(), index_of(f).string()));
     const auto size = fs::file_size(f);
     if (size % elem != 0)
       throw DataError(fmt::format("shard '{}' has {} bytes, not a whole number of {}-byte tokens: check --format", f.string(),
@@ -83,7 +104,7 @@ std::vector<PlannedDomain> plan(const ImportOptions& o, const std::vector<Domain
       for (const auto& f : prep::list_files(d, {".hdf5", ".h5"}, ".hdf5 shards")) p.shards.push_back({f, check_hdf5_shard(f, o)});
       for (const auto& s : p.shards) p.rows += s.units;
     } else {
-      p.shards = plan_bin(d, o);
+      p.shards = o.format == ImportFormat::kMegatron ? plan_megatron(d, o) : plan_bin(d, o);
       std::int64_t tokens = 0;
       for (const auto& s : p.shards) tokens += s.units;
       p.rows = prep::rows_in(tokens, o.seq_len);
@@ -122,6 +143,21 @@ void copy_bin(const Shard& s, const ImportOptions& o, prep::RowCutter& cutter, P
     read += n;
     progress.update(done += n / o.seq_len);
   }
+}
+
+void copy_megatron(const Shard& s, const ImportOptions& o, prep::RowCutter& cutter, Progress& progress, std::int64_t& done) {
+  const prep::MegatronDataset data(s.path);
+  std::vector<std::int32_t> tokens;
+  std::int64_t read = 0;
+  for (std::int64_t doc = 0; doc < data.documents(); ++doc) {
+    data.read_document(doc, tokens);
+    if (o.eod >= 0) tokens.push_back(static_cast<std::int32_t>(o.eod));
+    check_ids(tokens, o.vocab_size, s.path, read);
+    cutter.feed(tokens);
+    read += static_cast<std::int64_t>(tokens.size());
+    progress.update(done + read / o.seq_len);
+  }
+  done += read / o.seq_len;
 }
 
 void copy_hdf5(const Shard& s, const ImportOptions& o, prep::SplitRouter& router, Progress& progress, std::int64_t& done) {
@@ -173,13 +209,18 @@ ImportFormat parse_import_format(const std::string& name) {
   if (name == "bin16") return ImportFormat::kBin16;
   if (name == "bin32") return ImportFormat::kBin32;
   if (name == "hdf5-shards") return ImportFormat::kHdf5Shards;
-  throw DataError(fmt::format("--format '{}' is not known: use bin16, bin32 or hdf5-shards", name));
+  if (name == "megatron") return ImportFormat::kMegatron;
+  throw DataError(fmt::format("--format '{}' is not known: use bin16, bin32, hdf5-shards or megatron", name));
 }
 
 PrepareSummary prepare_import(const ImportOptions& o) {
   if (o.seq_len == 0) throw DataError("--seq-len is required for import: give the row length minus one");
   if (o.vocab_size < 2) throw DataError("--vocab is required for import: give the tokenizer's vocabulary size (>= 2)");
   prep::check_sizes(o.seq_len, o.eval_fraction, o.max_eval_rows);
+  if (o.eod >= 0 && o.format != ImportFormat::kMegatron)
+    throw DataError("--eod marks Megatron documents' ends: use it with --format megatron only");
+  if (o.eod >= o.vocab_size)
+    throw DataError(fmt::format("--eod {} is not below --vocab {}: give the tokenizer's end-of-document id", o.eod, o.vocab_size));
   auto specs = input_domains(o);
   const auto explicit_specs = (o.manifest.empty() && o.domains.empty()) ? std::vector<DomainSpec>{}
                                                                           : prep::gather_domains(o.manifest, o.domains);
@@ -189,7 +230,7 @@ PrepareSummary prepare_import(const ImportOptions& o) {
   std::int64_t total = 0, done = 0;
   for (const auto& d : domains) total += d.rows;
   DomainSpaceWriter w(o.out, o.vocab_size, o.seq_len, o.tokenizer, o.force);
-  PrepareSummary sum{o.out, o.vocab_size, o.seq_len, {}, 0, 0};
+  PrepareSummary sum{o.out, o.vocab_size, o.seq_len, "", {}, 0, 0};
   Progress progress("import", total, "rows");
   for (const auto& d : domains) {
     w.begin_domain(d.spec.name, d.spec.field, fmt::format("imported {} shards from '{}'", d.shards.size(), d.spec.dir));
@@ -198,6 +239,7 @@ PrepareSummary prepare_import(const ImportOptions& o) {
     for (const auto& s : d.shards) {
       if (o.format == ImportFormat::kBin16) copy_bin<std::uint16_t>(s, o, cutter, progress, done);
       else if (o.format == ImportFormat::kBin32) copy_bin<std::uint32_t>(s, o, cutter, progress, done);
+      else if (o.format == ImportFormat::kMegatron) copy_megatron(s, o, cutter, progress, done);
       else copy_hdf5(s, o, router, progress, done);
     }
     const auto [train, eval] = router.finish();

@@ -1,7 +1,8 @@
-// `dma_prepare text`: one directory of text files per domain, byte tokenizer. Files are
-// read in name order and joined by a blank line, streamed in pieces.
+// `dma_prepare text`: text per domain (plain files, JSONL, either zstd-compressed), byte or
+// SentencePiece tokens. A domain's tokens are parked in a scratch file beside --out while
+// they are counted, since the train/eval split needs the row count first; nothing of the
+// input is held in memory whole.
 #include <filesystem>
-#include <fstream>
 
 #include <fmt/format.h>
 
@@ -9,36 +10,32 @@
 #include "dma/prepare.hpp"
 #include "dma/seed.hpp"
 #include "prepare_common.hpp"
+#include "text_encoder.hpp"
+#include "text_sources.hpp"
+#include "token_spill.hpp"
 
 namespace dma {
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr std::string_view kSeparator = "\n\n";
-
-void add_text_domain(DomainSpaceWriter& w, const DomainSpec& d, const TextOptions& o, PrepareSummary& sum) {
-  const auto files = prep::list_files(d, {}, "text files");
-  std::int64_t bytes = static_cast<std::int64_t>(kSeparator.size() * (files.size() - 1));
-  for (const auto& f : files) bytes += static_cast<std::int64_t>(fs::file_size(f));
-  const auto rows = prep::rows_in(bytes, o.seq_len);
-  if (rows < 2)
-    throw DataError(fmt::format("domain '{}' has only {} bytes of text in '{}': it needs at least {} for one train and one "
+void add_text_domain(DomainSpaceWriter& w, const DomainSpec& d, const TextOptions& o, prep::DocumentEncoder& encoder,
+                     PrepareSummary& sum) {
+  const auto files = prep::text_domain_files(d);
+  prep::TokenSpill spill(o.out + ".tokens.partial", encoder.vocab_size());
+  encoder.start(spill);
+  for (const auto& f : files) prep::read_documents(f, encoder);
+  const auto rows = prep::rows_in(spill.tokens(), o.seq_len);
+  if (rows < 2) {
+    const auto unit = encoder.name() == "bytes" ? "bytes" : "tokens";
+    throw DataError(fmt::format("domain '{}' has only {} {} of text in '{}': it needs at least {} for one train and one "
                                 "eval row; add text or lower --seq-len",
-                                d.name, bytes, d.dir, 2 * o.seq_len + 1));
-  w.begin_domain(d.name, d.field, fmt::format("text files of '{}'", d.dir));
+                                d.name, spill.tokens(), unit, d.dir, 2 * o.seq_len + 1));
+  }
+  w.begin_domain(d.name, d.field, fmt::format("{} files of '{}'", files.size(), d.dir));
   prep::SplitRouter router(w, o.seq_len + 1, rows, o.eval_fraction, o.max_eval_rows, fnv1a64(d.name));
   prep::RowCutter cutter(o.seq_len, router);
-  std::string piece(1 << 20, '\0');
-  for (size_t i = 0; i < files.size(); ++i) {
-    if (i > 0) cutter.feed(bytes_tokenizer::encode(kSeparator));
-    std::ifstream in(files[i], std::ios::binary);
-    if (!in) throw DataError(fmt::format("cannot read '{}' (domain '{}'): check its permissions", files[i].string(), d.name));
-    while (in) {
-      in.read(piece.data(), static_cast<std::streamsize>(piece.size()));
-      cutter.feed(bytes_tokenizer::encode(std::string_view(piece.data(), static_cast<size_t>(in.gcount()))));
-    }
-  }
+  spill.replay(cutter);
   const auto [train, eval] = router.finish();
   w.end_domain();
   sum.domains.push_back({d.name, d.field, train, eval});
@@ -49,13 +46,19 @@ void add_text_domain(DomainSpaceWriter& w, const DomainSpec& d, const TextOption
 PrepareSummary prepare_text(const TextOptions& o) {
   prep::check_sizes(o.seq_len, o.eval_fraction, o.max_eval_rows);
   const auto domains = prep::gather_domains(o.manifest, o.domains);
-  for (const auto& d : domains) prep::list_files(d, {}, "text files");  // every directory, before writing anything
-  DomainSpaceWriter w(o.out, bytes_tokenizer::kVocab, o.seq_len, "bytes", o.force);
+  for (const auto& d : domains) prep::text_domain_files(d);  // every domain's inputs, before writing anything
+  const auto encoder = prep::DocumentEncoder::open(o.tokenizer);
+  const auto model = encoder->model();
+  DomainSpaceWriter w(o.out, encoder->vocab_size(), o.seq_len, encoder->name(), o.force);
   PrepareSummary sum;
   sum.path = o.out;
-  sum.vocab_size = bytes_tokenizer::kVocab;
+  sum.vocab_size = encoder->vocab_size();
   sum.seq_len = o.seq_len;
-  for (const auto& d : domains) add_text_domain(w, d, o, sum);
+  if (!model.path.empty()) {
+    w.set_tokenizer_model(model);
+    sum.tokenizer = fmt::format("sentencepiece '{}', sha256 {}", model.path, model.sha256.substr(0, 12));
+  }
+  for (const auto& d : domains) add_text_domain(w, d, o, *encoder, sum);
   w.close();
   return prep::finish_summary(sum);
 }

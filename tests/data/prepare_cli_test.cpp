@@ -2,15 +2,13 @@
 // embedded default built from the installed fortunes package.
 #include <gtest/gtest.h>
 
-#include <sys/wait.h>
-
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
 #include <fmt/format.h>
 
 #include "dma/domain_space.hpp"
+#include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 
 namespace dma {
@@ -19,35 +17,9 @@ namespace {
 namespace fs = std::filesystem;
 using test::TempDir;
 
-struct Result {
-  int rc = -1;
-  std::string out, err;
-};
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
-}
-
-/// Runs dma_prepare with `args` (shell words), capturing exit code, stdout and stderr.
-Result run_prepare(const TempDir& dir, const std::string& args) {
-  const auto out = dir.path() / "stdout.txt", err = dir.path() / "stderr.txt";
-  const auto cmd = fmt::format("'{}/dma_prepare' {} >'{}' 2>'{}'", DMA_BIN_DIR, args, out.string(), err.string());
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = slurp(out);
-  r.err = slurp(err);
-  return r;
-}
-
-/// Exit code 1 and exactly one stderr line "dma_prepare: ..." that contains `needle`.
-void expect_one_line_error(const Result& r, const std::string& needle, int rc = 1) {
-  EXPECT_EQ(r.rc, rc) << r.err;
-  EXPECT_EQ(r.err.rfind("dma_prepare: ", 0), 0u) << r.err;
-  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
-  EXPECT_NE(r.err.find(needle), std::string::npos) << r.err;
-}
+using test::expect_one_line_error;
+using test::run_prepare;
+using test::slurp;
 
 TEST(DmaPrepareCli, DemoFromTheInstalledFortunesIsDeterministic) {
   TempDir dir;
@@ -115,7 +87,7 @@ TEST(DmaPrepareCli, ImportRefusesBadShardsAndTokenIds) {
   std::ofstream(in / "a.bin", std::ios::binary) << std::string(300, 'a');  // tokens 0x6161 = 24929
   expect_one_line_error(run_prepare(dir, base + " --format bin16 --vocab 1000"), "token id 24929");
   EXPECT_EQ(run_prepare(dir, base + " --format bin16 --vocab 30000").rc, 0);
-  expect_one_line_error(run_prepare(dir, base + " --format npy --vocab 30000"), "bin16, bin32 or hdf5-shards");
+  expect_one_line_error(run_prepare(dir, base + " --format npy --vocab 30000"), "bin16, bin32, hdf5-shards or megatron");
 }
 
 TEST(DmaPrepareCli, BadUsageExitsTwo) {

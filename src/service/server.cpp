@@ -4,7 +4,9 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <cstdio>
@@ -295,14 +297,19 @@ void serve(const ServeOptions& options) {
     std::cerr << fmt::format("dma_agent: listening on {} without a token: anyone who reaches it can use it; pass "
                              "--token-file\n",
                              host);
+  std::atomic<bool> listen_returned{false};
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    // A signal between the "listening" line and the start of the loop would find nothing to
+    // stop (and be lost): wait until the loop runs, or has ended on its own.
+    while (!svr.is_running() && !listen_returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     svr.stop();
   });
   std::cout << fmt::format("dma_agent: {} sessions restored from {}\n", store.size(), dir.string())
             << fmt::format("dma_agent: listening on http://{}:{}", host, bound) << std::endl;
   svr.listen_after_bind();
+  listen_returned = true;
   if (svr.is_running()) svr.stop();
   pthread_kill(stopper.native_handle(), SIGTERM);  // wakes the waiter when the server stopped on its own
   stopper.join();

@@ -1,6 +1,7 @@
 // `dma_agent serve`: sessions kept in memory and on disk (one JSON file each, replaced
 // atomically), served over HTTP by cpp-httplib's thread pool.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <unistd.h>
 
@@ -290,9 +291,17 @@ void serve(const ServeOptions& options) {
 
   httplib::Server svr;
   add_routes(svr, store, token);
+  int listening = -1;
+  svr.set_socket_options([&listening](int sock) {
+    httplib::default_socket_options(sock);
+    listening = sock;
+  });
   const int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
   if (bound < 0)
     throw Error(fmt::format("cannot listen on {}: the port is taken or the address is not this machine's", options.listen));
+  // cpp-httplib listens with a backlog of 5: more runs connecting at once than that waited
+  // for the kernel's SYN retransmits (1 s and more). A second listen() sets a new backlog.
+  ::listen(listening, SOMAXCONN);
   if (!loopback(host) && token.empty())
     std::cerr << fmt::format("dma_agent: listening on {} without a token: anyone who reaches it can use it; pass "
                              "--token-file\n",

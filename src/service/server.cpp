@@ -1,10 +1,13 @@
 // `dma_agent serve`: sessions kept in memory and on disk (one JSON file each, replaced
 // atomically), served over HTTP by cpp-httplib's thread pool.
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cctype>
+#include <chrono>
 #include <csignal>
 #include <cstring>
 #include <cstdio>
@@ -288,21 +291,34 @@ void serve(const ServeOptions& options) {
 
   httplib::Server svr;
   add_routes(svr, store, token);
+  int listening = -1;
+  svr.set_socket_options([&listening](int sock) {
+    httplib::default_socket_options(sock);
+    listening = sock;
+  });
   const int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
   if (bound < 0)
     throw Error(fmt::format("cannot listen on {}: the port is taken or the address is not this machine's", options.listen));
+  // cpp-httplib listens with a backlog of 5: more runs connecting at once than that waited
+  // for the kernel's SYN retransmits (1 s and more). A second listen() sets a new backlog.
+  ::listen(listening, SOMAXCONN);
   if (!loopback(host) && token.empty())
     std::cerr << fmt::format("dma_agent: listening on {} without a token: anyone who reaches it can use it; pass "
                              "--token-file\n",
                              host);
+  std::atomic<bool> listen_returned{false};
   std::thread stopper([&] {
     int sig = 0;
     sigwait(&stop_signals, &sig);
+    // A signal between the "listening" line and the start of the loop would find nothing to
+    // stop (and be lost): wait until the loop runs, or has ended on its own.
+    while (!svr.is_running() && !listen_returned) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     svr.stop();
   });
   std::cout << fmt::format("dma_agent: {} sessions restored from {}\n", store.size(), dir.string())
             << fmt::format("dma_agent: listening on http://{}:{}", host, bound) << std::endl;
   svr.listen_after_bind();
+  listen_returned = true;
   if (svr.is_running()) svr.stop();
   pthread_kill(stopper.native_handle(), SIGTERM);  // wakes the waiter when the server stopped on its own
   stopper.join();

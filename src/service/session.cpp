@@ -128,6 +128,7 @@ StepReport step_report(const Json& body, const std::string& where, size_t count)
       refuse(fmt::format("'{}tokens' is {}: tokens trained so far, an integer >= 0", where, it->dump()));
     r.tokens = it->get<std::int64_t>();
   }
+  if (const auto it = body.find("weights"); it != body.end()) r.weights = mixture(*it, where + "weights", count);
   return r;
 }
 
@@ -175,10 +176,14 @@ Session Session::replay(const Json& state, const Agent& agent, std::string id) {
     s.weights_.push_back(w);
     if (k < n) {
       s.steps_.push_back(step_report(steps[k], fmt::format("steps[{}].", k), D));
-      s.track_.advance(w, s.steps_.back().losses);
+      s.track_.advance(s.trained_weights(k), s.steps_.back().losses);
     }
   }
   return s;
+}
+
+const std::vector<double>& Session::trained_weights(size_t k) const {
+  return steps_[k].weights.empty() ? weights_[k] : steps_[k].weights;
 }
 
 std::vector<double> Session::decide() {
@@ -201,9 +206,13 @@ Json Session::step(const Json& request, const std::function<void(const Json&)>& 
     const auto reported = it->get<std::int64_t>();
     if (n > 0 && reported == n - 1) {
       // The answer to this step was lost on its way (a dropped connection, a restart): a
-      // repeat with the same losses gets it again; other losses would rewrite history.
-      if (step_report(request, "", names_.size()).losses != steps_.back().losses)
-        throw RequestError(409, fmt::format("step {} was already reported with other losses; the session is at step {}",
+      // repeat with the same losses (and mixture trained on) gets it again; others would
+      // rewrite history.
+      const StepReport again = step_report(request, "", names_.size());
+      const auto& trained = again.weights.empty() ? weights_[static_cast<size_t>(n - 1)] : again.weights;
+      if (again.losses != steps_.back().losses || trained != trained_weights(static_cast<size_t>(n - 1)))
+        throw RequestError(409, fmt::format("step {} was already reported with other losses or weights; the session is "
+                                            "at step {}",
                                             reported, n));
       replayed_ = true;
       return answer();
@@ -219,8 +228,8 @@ Json Session::step(const Json& request, const std::function<void(const Json&)>& 
   const obs::Tracker before = track_;
   const size_t steps_before = steps_.size(), weights_before = weights_.size();
   try {
-    track_.advance(weights_.back(), report.losses);
     steps_.push_back(std::move(report));
+    track_.advance(trained_weights(steps_.size() - 1), steps_.back().losses);
     if (track_.step() < T) weights_.push_back(decide());
     persist(document());
   } catch (...) {
@@ -258,6 +267,7 @@ Json Session::document() const {
   for (const auto& s : steps_) {
     Json r = {{"losses", s.losses}};
     if (s.tokens >= 0) r["tokens"] = s.tokens;
+    if (!s.weights.empty()) r["weights"] = s.weights;
     steps.push_back(std::move(r));
   }
   Json doc = answer();

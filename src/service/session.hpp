@@ -31,13 +31,15 @@ struct Agent {
 struct StepReport {
   std::vector<float> losses;  ///< (D) held-out losses after the step
   std::int64_t tokens = -1;   ///< tokens trained so far, -1 when not reported
+  std::vector<double> weights;  ///< (D) the mixture trained on, when the run reports one
 };
 
 class Session {
  public:
-  /// A session from a state document: the opening fields, then the steps in "steps" replayed
-  /// with the mixtures in "weights" (the agent's own where "weights" stops short). Throws
-  /// RequestError(400) naming the field that is wrong.
+  /// A session from a state document: the opening fields, then the steps in "steps" replayed,
+  /// each observed with the mixture it reports it trained on, else its entry of "weights"
+  /// (the agent's own where "weights" stops short). Throws RequestError(400) naming the
+  /// field that is wrong.
   static Session replay(const Json& state, const Agent& agent, std::string id);
 
   /// Takes one step's report (a step request); `persist` receives the new document and must
@@ -55,6 +57,8 @@ class Session {
  private:
   Session() = default;
   std::vector<double> decide();
+  /// The mixture step k was trained on: the run's report of it, else the one given.
+  const std::vector<double>& trained_weights(size_t k) const;
 
   std::string id_, agent_id_;
   std::vector<std::string> names_;       // (D)

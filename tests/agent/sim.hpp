@@ -35,6 +35,15 @@ struct SimSpace {
   int domains() const { return sources + targets; }
 };
 
+/// A space of `domains` domains, half source, half target (the rest), over `horizon` steps.
+inline SimSpace sim_space(int domains, int horizon) {
+  SimSpace sp;
+  sp.sources = domains / 2;
+  sp.targets = domains - sp.sources;
+  sp.horizon = horizon;
+  return sp;
+}
+
 inline StoreHeader sim_header(const SimSpace& sp, const std::string& score = "budget") {
   StoreHeader h;
   for (int d = 0; d < sp.domains(); ++d) {

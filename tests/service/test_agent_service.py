@@ -21,9 +21,11 @@ BIN = os.environ.get("DMA_BIN", "build/bin")
 SRC = os.environ.get("DMA_SOURCE", ".")
 WORK = os.environ.get("DMA_TEST_WORK", "/tmp/dma-test-service")
 MAKE_AGENT = os.environ.get("DMA_MAKE_AGENT", os.path.join(BIN, "make_agent"))
+TRACKER_MIXTURES = os.environ.get("DMA_TRACKER_MIXTURES", os.path.join(BIN, "tracker_mixtures"))
 MPIEXEC = os.environ.get("DMA_MPIEXEC", "mpirun")
 FIXTURE = os.path.join(WORK, "fixture")
 AGENT = os.path.join(FIXTURE, "agent.pt")
+AGENT_ALL = os.path.join(FIXTURE, "agent-all-features.pt")  # its actor also reads the previous mixture
 SPACE = os.path.join(FIXTURE, "data.space")
 DMA_AGENT = os.path.join(BIN, "dma_agent")
 TRAINER = os.path.join(SRC, "tools", "clients", "outside_trainer.py")
@@ -110,6 +112,8 @@ class Fixture(unittest.TestCase):
         os.makedirs(FIXTURE)
         p = subprocess.run([MAKE_AGENT, AGENT], capture_output=True, text=True, timeout=240)
         self.assertEqual(p.returncode, 0, p.stderr)
+        p = subprocess.run([MAKE_AGENT, AGENT_ALL, "all"], capture_output=True, text=True, timeout=240)
+        self.assertEqual(p.returncode, 0, p.stderr)
         p = subprocess.run([os.path.join(BIN, "dma_prepare"), "demo", "--out", SPACE, "--seed", "3",
                             "--categories", "computers,food,law,science", "--source-rows", "64",
                             "--target-train-rows", "24", "--target-eval-rows", "8", "--bench-problems", "8"],
@@ -118,9 +122,11 @@ class Fixture(unittest.TestCase):
 
 
 class ServiceCase(unittest.TestCase):
+    checkpoint = AGENT
+
     def setUp(self):
         self.state_dir = fresh_dir(self.id().split(".", 1)[1])
-        self.service = Service(self.state_dir)
+        self.service = Service(self.state_dir, checkpoint=self.checkpoint)
         self.url = self.service.url
 
     def tearDown(self):
@@ -140,19 +146,24 @@ class ServiceCase(unittest.TestCase):
         self.assertEqual(answer["schema"], "dma.agent/1")
         return answer["error"]
 
-
-class TestRequests(ServiceCase):
     def assert_unchanged(self, sid, before):
         self.assertEqual(call(f"{self.url}/v1/sessions/{sid}")[1], before)
 
     def bad_step(self, status, expect, body):
+        """A session one step in refuses `body` as a step and stays as it was."""
         sid = self.open()["session"]
         self.assertEqual(call(f"{self.url}/v1/sessions/{sid}/step", "POST", {"step": 0, "losses": losses_at(1)})[0], 200)
         before = call(f"{self.url}/v1/sessions/{sid}")[1]
+        with open(os.path.join(self.state_dir, sid + ".json")) as f:
+            file_before = f.read()
         message = self.refused(status, expect, "POST", f"/v1/sessions/{sid}/step", body)
         self.assert_unchanged(sid, before)
+        with open(os.path.join(self.state_dir, sid + ".json")) as f:
+            self.assertEqual(f.read(), file_before)
         return message
 
+
+class TestRequests(ServiceCase):
     def test_open_step_get_delete(self):
         a = self.open()
         self.assertEqual((a["step"], a["horizon"], a["done"]), (0, 3, False))
@@ -300,6 +311,93 @@ class TestRequests(ServiceCase):
         # The session file is the state `dma_agent act` reads.
         rc, out, err = act(json.load(open(os.path.join(self.state_dir, sid + ".json"))))
         self.assertEqual((rc, json.loads(out)["weights"]), (0, before["weights"][1]), err)
+
+
+def tracker_mixtures(run, checkpoint):
+    """The agent's mixtures on `run` observed by obs::Tracker directly (tests/service/tracker_mixtures.cpp)."""
+    path = os.path.join(WORK, f"run-{os.getpid()}-{threading.get_ident()}.json")
+    with open(path, "w") as f:
+        json.dump(run, f)
+    p = subprocess.run([TRACKER_MIXTURES, checkpoint, path], capture_output=True, text=True, timeout=60)
+    if p.returncode != 0:
+        raise RuntimeError(p.stderr)
+    return json.loads(p.stdout)
+
+
+def whole_batches(weights, batches=8):
+    """A mixture rounded to whole batches out of `batches`, as a trainer applies it."""
+    counts = [round(w * batches) for w in weights]
+    counts[counts.index(max(counts))] += batches - sum(counts)
+    return [c / batches for c in counts]
+
+
+class TestTrainedWeights(ServiceCase):
+    """A step may say which mixture the run trained on; the session observes that one. The
+    agent's actor reads the previous mixture, so what the session observes shows in its answers."""
+    checkpoint = AGENT_ALL
+
+    def test_weights_as_given_change_nothing(self):
+        body = dict(OPEN, horizon=4)
+        client = AgentClient(self.url)
+        plain, told = [client.open(*[body[k] for k in ["domains", "fields", "base_losses", "token_shares", "horizon"]])
+                       for _ in range(2)]
+        for t in range(4):
+            self.assertEqual(told.answer["weights"], plain.answer["weights"], f"step {t}")
+            told.step(losses_at(t + 1), weights=told.weights)
+            plain.step(losses_at(t + 1))
+            self.assertEqual({k: v for k, v in told.answer.items() if k != "session"},
+                             {k: v for k, v in plain.answer.items() if k != "session"})
+        self.assertEqual(told.state()["steps"][1]["weights"], plain.state()["weights"][1])
+        self.assertNotIn("weights", plain.state()["steps"][1])
+
+    def test_other_weights_are_observed_as_dma_observes_them(self):
+        body = dict(OPEN, horizon=4)
+        sid = self.open(body)["session"]
+        given, trained, steps = [], [], []
+        for t in range(3):
+            doc = call(f"{self.url}/v1/sessions/{sid}")[1]
+            given.append(doc["weights"][t])
+            # rounded to whole batches, then a researcher's override, then as given
+            trained.append([whole_batches(given[t]), [0.1, 0.1, 0.1, 0.7], None][t])
+            steps.append({"step": t, "losses": losses_at(t + 1)})
+            if trained[t] is not None:
+                steps[t]["weights"] = trained[t]
+            code, answer, text = call(f"{self.url}/v1/sessions/{sid}/step", "POST", steps[t])
+            self.assertEqual(code, 200, text)
+        given.append(answer["weights"])
+        self.assertNotEqual(trained[0], given[0])
+        expected = tracker_mixtures(dict(body, steps=steps), self.checkpoint)
+        self.assertEqual(given, expected)
+        # The agent's own mixtures observed instead give other answers: the reported ones count.
+        as_given = tracker_mixtures(dict(body, steps=[{"losses": s["losses"]} for s in steps]), self.checkpoint)
+        self.assertEqual(as_given[0], expected[0])
+        for t in (1, 2, 3):
+            self.assertNotEqual(as_given[t], expected[t], f"step {t}")
+        # Kept in the session: its file replays (restart, `dma_agent act`) to the same next mixture.
+        state = json.load(open(os.path.join(self.state_dir, sid + ".json")))
+        self.assertEqual([s.get("weights") for s in state["steps"]], trained)
+        rc, out, err = act(state, self.checkpoint)
+        self.assertEqual((rc, json.loads(out)["weights"]), (0, given[3]), err)
+        # A repeat of the last step must name the same mixture trained on.
+        self.refused(409, "step 2 was already reported with other losses or weights", "POST",
+                     f"/v1/sessions/{sid}/step", dict(steps[2], weights=[0.25] * 4))
+        again = call(f"{self.url}/v1/sessions/{sid}/step", "POST", dict(steps[2], weights=given[2]))[1]
+        self.assertEqual((again["replayed"], again["weights"]), (True, given[3]))
+
+    def test_bad_weights_are_refused_and_change_nothing(self):
+        step = {"step": 1, "losses": losses_at(2)}
+        for weights, expect in [([0.5, 0.5], "'weights' has 2 entries for the session's 4 domains"),
+                                ([0.6, -0.1, 0.3, 0.2], "'weights': mixture weight 1 is -0.1: weights must be finite"),
+                                ([0.3, 0.3, 0.3, 0.3], "'weights': mixture weights sum to 1.2: they must sum to 1"),
+                                ([0.25, 0.25, None, 0.5], "weights[2] is null, not a number"),
+                                ("uniform", "'weights' is string, not an array of numbers"),
+                                ([], "'weights' has 0 entries")]:
+            self.bad_step(400, expect, dict(step, weights=weights))
+        message = self.bad_step(400, "NaN", '{"step": 1, "losses": [3, 2.9, 2.5, 2.3], "weights": [NaN, 0, 0, 1]}')
+        self.assertIn("finite", message)
+        rc, out, err = act(dict(OPEN, steps=[{"losses": losses_at(1), "weights": [1, 0, 0]}]), self.checkpoint)
+        self.assertNotEqual(rc, 0)
+        self.assertIn("'steps[0].weights' has 3 entries for the session's 4 domains", err)
 
 
 class TestToken(unittest.TestCase):

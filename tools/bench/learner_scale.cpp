@@ -39,6 +39,7 @@
 #include "dma/learner.hpp"
 #include "dma/store.hpp"
 #include "orchestrator/protocol.hpp"
+#include "whole_numbers.hpp"
 
 namespace {
 
@@ -214,28 +215,6 @@ double loglog_slope(const std::vector<Row>& rows, std::size_t first) {
   return (n * sxy - sx * sy) / (n * sxx - sx * sx);
 }
 
-std::vector<int> parse_ranks(const std::string& text) {
-  std::vector<int> out;
-  std::size_t begin = 0;
-  while (begin <= text.size()) {
-    const auto end = std::min(text.find(',', begin), text.size());
-    const std::string item = text.substr(begin, end - begin);
-    const auto value = parse_number(item);
-    if (!value || *value < 2 || *value != std::floor(*value) || *value > 1 << 20)
-      throw ConfigError(fmt::format("--ranks: '{}' is not a rank count >= 2: write e.g. --ranks 2,16,1024", item));
-    out.push_back(static_cast<int>(*value));
-    begin = end + 1;
-  }
-  return out;
-}
-
-int positive(const std::string& flag, const std::string& text) {
-  const auto value = parse_number(text);
-  if (!value || *value < 1 || *value != std::floor(*value) || *value > 1 << 16)
-    throw ConfigError(fmt::format("{}: '{}' is not a positive whole number", flag, text));
-  return static_cast<int>(*value);
-}
-
 Options parse(int argc, char** argv) {
   Options o;
   const std::string usage =
@@ -249,11 +228,11 @@ Options parse(int argc, char** argv) {
     }
     if (i + 1 >= argc) throw ConfigError(fmt::format("'{}' is not an option or lacks its value: {}", a, usage));
     const std::string v = argv[++i];
-    if (a == "--ranks") o.ranks = parse_ranks(v);
-    else if (a == "--domains") o.domains = positive(a, v);
-    else if (a == "--horizon") o.horizon = positive(a, v);
-    else if (a == "--slots") o.slots = positive(a, v);
-    else if (a == "--repeat") o.repeat = positive(a, v);
+    if (a == "--ranks") o.ranks = bench::whole_numbers(a, v, 2, 1 << 20, "a rank count >= 2", "2,16,1024");
+    else if (a == "--domains") o.domains = bench::positive(a, v);
+    else if (a == "--horizon") o.horizon = bench::positive(a, v);
+    else if (a == "--slots") o.slots = bench::positive(a, v);
+    else if (a == "--repeat") o.repeat = bench::positive(a, v);
     else if (a == "--recording") o.recording = v;
     else if (a == "--agent") o.agent = v;
     else if (a == "--dir") o.dir = v;
@@ -273,10 +252,7 @@ OfflineStore recording(const Options& o, const EvalConfig& eval) {
                                     o.recording, o.horizon, s.header.horizon));
     return s;
   }
-  agent_test::SimSpace sp;
-  sp.sources = o.domains / 2;
-  sp.targets = o.domains - sp.sources;
-  sp.horizon = o.horizon;
+  const auto sp = agent_test::sim_space(o.domains, o.horizon);
   return agent_test::sim_store(sp, agent_test::sim_header(sp), eval, 64, 0x5ca1e);
 }
 

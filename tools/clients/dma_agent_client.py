@@ -7,6 +7,8 @@
     for step in range(horizon):
         train_one_step(weights)                              # your trainer
         weights = run.step(held_out_losses(), tokens=tokens_so_far)   # None after the last step
+        # or, when the run trained on another mixture (rounded to whole batches, overridden):
+        # weights = run.step(held_out_losses(), weights=mixture_trained_on)
 
 Payloads follow docs/agent-service.md. A request that fails to reach the service (a restart,
 a dropped connection) is retried for `retry_seconds`; a step carries its index, so a step the
@@ -101,11 +103,17 @@ class Session:
     def step_index(self):
         return self.answer["step"]
 
-    def step(self, losses, tokens=None):
-        """Reports the held-out losses after the step just trained; returns the next mixture."""
+    def step(self, losses, tokens=None, weights=None):
+        """Reports the held-out losses after the step just trained; returns the next mixture.
+        `weights`: the mixture the step actually trained on, when not the one given (one per
+        domain, >= 0, summing to 1 within 1e-4); the agent then observes that one."""
         body = {"step": self.answer["step"], "losses": [float(x) for x in losses]}
         if tokens is not None:
             body["tokens"] = int(tokens)
+        if weights is not None:
+            if any(not math.isfinite(x) for x in weights):
+                raise ValueError("weights must be finite numbers")
+            body["weights"] = [float(x) for x in weights]
         self.answer = self.client.request("POST", f"/v1/sessions/{self.id}/step", body)
         return self.weights
 

@@ -31,6 +31,17 @@ def enter_env():
     os.execv(python, [python, *sys.argv])
 
 
+def need_libraries():
+    """One line that says how to mend an environment that lacks a consumer library."""
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # gym, which d3rlpy imports, prints a notice
+            import d3rlpy  # noqa: F401
+            import minari  # noqa: F401
+    except ImportError as err:
+        print(f"check_consumers: {ENV} lacks a library ({err}): run tools/python-env.sh")
+        sys.exit(1)
+
+
 def check(ok, what):
     if not ok:
         failures.append(what)
@@ -76,10 +87,11 @@ def check_minari(s, datasets):
 
 
 def check_d3rlpy(s, path):
-    with contextlib.redirect_stderr(io.StringIO()):  # gym, which d3rlpy imports, prints a notice
-        import d3rlpy
+    import d3rlpy
     import h5py
     import numpy as np
+    import torch
+    torch.set_num_threads(1)  # a few tiny steps: no thread pool on a shared machine
     with h5py.File(path, "r") as f:  # as a D4RL user reads it
         columns = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals", "timeouts")}
     dataset = d3rlpy.dataset.MDPDataset(columns["observations"], columns["actions"], columns["rewards"],
@@ -88,8 +100,9 @@ def check_d3rlpy(s, path):
     check(len(dataset.episodes) == len(idx), f"d3rlpy: {len(dataset.episodes)} episodes, want {len(idx)}")
     for k, ep in enumerate(dataset.episodes[:len(idx)]):
         e = s.episode(int(s.episodes["id"][idx[k]]))
-        check(np.array_equal(ep.actions, e["actions"]) and np.array_equal(ep.rewards[:, 0], e["rewards"]),
-              f"d3rlpy episode {k}: actions or rewards differ from the store")
+        check(np.array_equal(ep.observations, e["observations"]) and np.array_equal(ep.actions, e["actions"])
+              and np.array_equal(ep.rewards[:, 0], e["rewards"]),
+              f"d3rlpy episode {k}: observations, actions or rewards differ from the store")
     info = d3rlpy.dataset.DatasetInfo.from_episodes(dataset.episodes)
     check(info.action_space == d3rlpy.constants.ActionSpace.CONTINUOUS and info.action_size == len(s.domain_names),
           f"d3rlpy: actions read as {info.action_space}, {info.action_size} wide")
@@ -111,9 +124,10 @@ def check_d3rlpy(s, path):
 
 def main():
     enter_env()
-    replay, make_store, work = sys.argv[1:4]
     import warnings
     warnings.simplefilter("ignore")  # gym and gymnasium announce deprecations on import
+    need_libraries()
+    replay, make_store, work = sys.argv[1:4]
     sys.path.insert(0, os.path.join(ROOT, "tools", "analysis"))
     from dma_store import Store
     shutil.rmtree(work, ignore_errors=True)

@@ -6,7 +6,7 @@
 #
 # Measured on the 2-core build machine (`time tools/python-env.sh`, Dec 2026):
 #   download   5.4 MB from PyPI: 26 wheels and gym's 0.7 MB source, built here
-#   cold       12.5 s wall, 8.0 s CPU  (no .venv, no .pip-wheels)
+#   cold       12.5 s and 54 s wall in two runs, 8 s CPU  (no .venv, no .pip-wheels; PyPI latency)
 #   warm       12.0 s wall, 5.4 s CPU  (.venv removed, .pip-wheels kept: no network)
 #   up to date 0.01 s
 #   .venv      32 MB (no pip inside: Debian's pip installs into it with --python)

@@ -15,6 +15,8 @@ PACKAGES=(
   libzstd-dev zstd libssl-dev               # .zst corpora; SHA-256 of tokenizer models
   python3-h5py python3-numpy python3-torch  # Python side (tests, baselines)
   python3-yaml                              # tests read Foundry schedules back
+  python3-venv python3-pip python3-setuptools python3-wheel  # tools/python-env.sh makes .venv
+  python3-pygments python3-pil              # .venv: used by minari (rich, its HDF5 storage)
   fortunes fortunes-min                     # source-field text of the embedded default
   librsvg2-bin                              # rsvg-convert renders dma_replay's SVGs in tests
   clang libclang-rt-14-dev                  # libFuzzer for the store-reader fuzz target

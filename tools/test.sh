@@ -12,6 +12,9 @@ cmake --build "$BUILD_DIR" -j "$(nproc)"
 built=$(date +%s)
 echo "test.sh: build took $((built - start)) s"
 
+# The offline-RL libraries the export tests load (.venv); without PyPI those tests fail and say so.
+tools/python-env.sh || echo "test.sh: no Python environment for the export consumers: replay.export_consumers will fail"
+
 # shellcheck source=launch/blas-env.sh
 . launch/blas-env.sh  # tests train real models: OpenBLAS on its fast kernels
 cd "$BUILD_DIR"

@@ -220,10 +220,12 @@ ExportResult export_minari(const StoreReader& reader, const std::string& out, co
     h5::write_attr_string(file.id(), "action_space", act_space);
     file.close();
   }
+  // Minari refuses a dataset whose minari_version is not one release it knows; 0.5.0 is the
+  // first with this layout (metadata.json naming data_format), read by every later release.
   std::ofstream meta(data_dir / "metadata.json");
   meta << fmt::format(
       "{{\"dataset_id\": {}, \"total_episodes\": {}, \"total_steps\": {}, \"data_format\": \"hdf5\", "
-      "\"observation_space\": {}, \"action_space\": {}, \"minari_version\": \">=0.4.0\", \"author\": \"dma\", "
+      "\"observation_space\": {}, \"action_space\": {}, \"minari_version\": \"0.5.0\", \"author\": \"dma\", "
       "\"algorithm_name\": \"dma mixing policies\", \"dma_source_store\": {}, \"dma_domain_names\": [{}], "
       "\"dma_balanced_score\": {}}}\n",
       json_string(id), res.episodes, res.transitions, json_string(obs_space), json_string(act_space),

@@ -55,6 +55,7 @@ def check_minari(s, path):
     total = int(np.sum(s.episodes["length"][idx]))
     need(meta["total_episodes"] == len(idx) and meta["total_steps"] == total, f"metadata.json counts {meta}")
     need(meta["data_format"] == "hdf5", "data_format")
+    need(meta["minari_version"] == "0.5.0", f"minari_version {meta['minari_version']!r}: Minari wants one release it knows")
     obs_space, act_space = json.loads(meta["observation_space"]), json.loads(meta["action_space"])
     need(obs_space["type"] == "Box" and obs_space["shape"] == [len(s.obs_layout)], "observation_space")
     need(act_space["shape"] == [len(s.domain_names)] and act_space["high"][0] == 1.0, "action_space")

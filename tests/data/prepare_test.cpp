@@ -407,7 +407,7 @@ TEST(PrepareImport, RefusesBadShards) {
   expect_error(import_from("big"), "token id 2000");
   o.seq_len = 0;
   expect_error(import_from("big"), "--seq-len is required");
-  expect_error([] { parse_import_format("npy"); }, "bin16, bin32 or hdf5-shards");
+  expect_error([] { parse_import_format("npy"); }, "bin16, bin32, hdf5-shards or megatron");
   EXPECT_FALSE(fs::exists(o.out));
 }
 

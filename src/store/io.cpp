@@ -11,10 +11,16 @@ namespace dma::store_detail {
 namespace {
 
 constexpr hsize_t kChunkBytes = 16 * 1024;
-// The writer touches one row of every running episode per round, spread over many chunks:
-// a larger chunk cache keeps them in memory between rounds instead of re-reading them.
+// The writer touches one row of every running episode per round, spread over many chunks.
+// Narrow columns (one number a row): a chunk cache holding a generation's chunks keeps them
+// in memory between rounds instead of re-reading them.
 constexpr std::size_t kWriterCacheBytes = 8 << 20;
 constexpr std::size_t kWriterCacheSlots = 12421;  // a prime, about 100x the chunks it holds
+// Wide columns (a row of D or obs_dim numbers): no cache, so HDF5 writes each new row in
+// place and nothing else. Cached, a round made every chunk it touched dirty (64 rows of
+// which one was new) and the flush rewrote them whole, or, past the cache's size, evicted
+// and re-read them: at 1 024 episodes ~16x the round's bytes went to the file.
+constexpr std::size_t kWideColumnCacheBytes = 0;
 
 hsize_t chunk_rows(hsize_t row_bytes) {
   return std::clamp<hsize_t>(kChunkBytes / std::max<hsize_t>(row_bytes, 1), 64, 1024);
@@ -97,11 +103,17 @@ void create_datasets(hid_t file, const StoreHeader& h) {
 
 Datasets open_datasets(hid_t file, const StoreHeader& h, const std::string& path, bool writer) {
   h5::PropList dapl(h5::check(H5Pcreate(H5P_DATASET_ACCESS), "H5Pcreate(dapl)"));
-  if (writer)
+  h5::PropList wide_dapl(h5::check(H5Pcreate(H5P_DATASET_ACCESS), "H5Pcreate(dapl)"));
+  if (writer) {
     h5::check_status(H5Pset_chunk_cache(dapl.get(), kWriterCacheSlots, kWriterCacheBytes, 1.0), "H5Pset_chunk_cache");
+    h5::check_status(H5Pset_chunk_cache(wide_dapl.get(), kWriterCacheSlots, kWideColumnCacheBytes, 1.0),
+                     "H5Pset_chunk_cache");
+  }
   Datasets ds;
-  for (int i = 0; i < kNumTransitionColumns; ++i)
-    ds.rows[i] = open_one(file, kTransitionColumns[i], columns(kTransitionColumns[i].width, h), path, dapl.get());
+  for (int i = 0; i < kNumTransitionColumns; ++i) {
+    const ColumnSpec& c = kTransitionColumns[i];
+    ds.rows[i] = open_one(file, c, columns(c.width, h), path, c.width == Width::kOne ? dapl.get() : wide_dapl.get());
+  }
   for (int i = 0; i < kNumEpisodeColumns; ++i) ds.eps[i] = open_one(file, kEpisodeColumns[i], 1, path, dapl.get());
   return ds;
 }
@@ -123,28 +135,50 @@ void extend_episodes(const Datasets& ds, hsize_t rows) {
   for (const auto& d : ds.eps) set_rows(d.get(), rows);
 }
 
-void write_selected(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hid_t mtype, const void* buf) {
-  if (rows.empty()) return;
-  const auto dims = h5::shape(ds);
-  const int rank = static_cast<int>(dims.size());
-  h5::Dataspace fspace(h5::check(H5Dget_space(ds), "H5Dget_space"));
-  h5::check_status(H5Sselect_none(fspace.get()), "H5Sselect_none");
-  // Rows at a constant stride form one hyperslab: a round's rows are one per episode block,
-  // `horizon` apart, so a whole round selects in one call however many episodes run
-  // (OR-ing one hyperslab per row costs time that grows faster than the rows).
+namespace {
+
+/// Selects `rows` (sorted, distinct, each `offset` or more) minus `offset`, whole rows of
+/// `cols`, in `space`. Rows at a constant stride form one hyperslab: a round's rows are one
+/// per episode block, `horizon` apart, so a whole round selects in one call however many
+/// episodes run (OR-ing one hyperslab per row costs time that grows faster than the rows).
+void select_rows(hid_t space, hsize_t cols, const std::vector<hsize_t>& rows, hsize_t offset) {
+  h5::check_status(H5Sselect_none(space), "H5Sselect_none");
   for (std::size_t i = 0; i < rows.size();) {
     const hsize_t stride = i + 1 < rows.size() ? rows[i + 1] - rows[i] : 1;
     std::size_t j = i + 1;
     while (j < rows.size() && rows[j] - rows[j - 1] == stride) ++j;
     const hsize_t n = j - i;
-    hsize_t start[2] = {rows[i], 0}, step[2] = {stride, 1};
+    hsize_t start[2] = {rows[i] - offset, 0}, step[2] = {stride, 1};
     hsize_t count[2] = {stride == 1 ? 1 : n, 1}, block[2] = {stride == 1 ? n : 1, cols};
-    h5::check_status(H5Sselect_hyperslab(fspace.get(), H5S_SELECT_OR, start, step, count, block),
-                     "H5Sselect_hyperslab");
+    h5::check_status(H5Sselect_hyperslab(space, H5S_SELECT_OR, start, step, count, block), "H5Sselect_hyperslab");
     i = j;
   }
+}
+
+}  // namespace
+
+void write_selected(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hid_t mtype, const void* buf) {
+  if (rows.empty()) return;
+  const int rank = static_cast<int>(h5::shape(ds).size());
+  h5::Dataspace fspace(h5::check(H5Dget_space(ds), "H5Dget_space"));
+  select_rows(fspace.get(), cols, rows, 0);
   hsize_t mdims[2] = {rows.size(), cols};
   h5::Dataspace mspace(h5::check(H5Screate_simple(rank, mdims, nullptr), "H5Screate_simple"));
+  h5::check_status(H5Dwrite(ds, mtype, mspace.get(), fspace.get(), H5P_DEFAULT, buf), "H5Dwrite");
+}
+
+void write_selected_from(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hsize_t buf_start,
+                         hsize_t buf_rows, hid_t mtype, const void* buf) {
+  if (rows.empty()) return;
+  if (rows.front() < buf_start || rows.back() >= buf_start + buf_rows)
+    throw StoreError(fmt::format("store: rows {}..{} lie outside the held rows {}..{}", rows.front(), rows.back(),
+                                 buf_start, buf_start + buf_rows - 1));
+  const int rank = static_cast<int>(h5::shape(ds).size());
+  h5::Dataspace fspace(h5::check(H5Dget_space(ds), "H5Dget_space"));
+  select_rows(fspace.get(), cols, rows, 0);
+  hsize_t mdims[2] = {buf_rows, cols};
+  h5::Dataspace mspace(h5::check(H5Screate_simple(rank, mdims, nullptr), "H5Screate_simple"));
+  select_rows(mspace.get(), cols, rows, buf_start);
   h5::check_status(H5Dwrite(ds, mtype, mspace.get(), fspace.get(), H5P_DEFAULT, buf), "H5Dwrite");
 }
 

@@ -196,6 +196,46 @@ TEST(StoreLayout, ManyEpisodesEndedTogetherMatchTheirRowsOnDisk) {
   expect_episodes_exact(r);
 }
 
+// The writer holds each begin_episodes call's rows and writes a round from them: one write
+// may mix episodes of two such calls, in any order, and one call's episodes may all end while
+// the other's still run.
+TEST(StoreLayout, RowsOfTwoOverlappingGenerationsLandInTheirBlocks) {
+  TempDir dir;
+  const auto path = dir.file("store.h5");
+  const int horizon = 4;
+  const auto header = synthetic_header({.domains = 6, .targets = 3, .horizon = horizon});
+  std::vector<EpisodeRecord> first, second;
+  for (std::int64_t id = 0; id < 5; ++id) first.push_back({id, 7, 0, 0, EpisodeStatus::kRunning, 1, "p", 0, 0});
+  for (std::int64_t id = 10; id < 13; ++id) second.push_back({id, 7, 0, 0, EpisodeStatus::kRunning, 1, "p", 0, 0});
+  {
+    auto w = StoreWriter::create(path, header);
+    const auto a = w.begin_episodes(first);
+    w.write(std::vector{synthetic_transition(header, 3, 0), synthetic_transition(header, 0, 0)});
+    const auto b = w.begin_episodes(second);
+    for (int step = 0; step < horizon; ++step) {
+      std::vector<Transition> rows;
+      for (std::int64_t id = 12; id >= 10; --id) rows.push_back(synthetic_transition(header, id, step));
+      if (step < horizon - 1)
+        for (std::int64_t id = 4; id >= 0; --id)
+          if (step > 0 || (id != 3 && id != 0)) rows.push_back(synthetic_transition(header, id, step));
+      w.write(rows);
+      w.flush();
+    }
+    std::vector<EpisodeEnd> ends;
+    for (const auto i : a) ends.push_back({i, EpisodeStatus::kInterrupted, horizon - 1, 0});
+    w.end_episodes(ends);
+    w.flush();
+    for (const auto i : b) w.end_episode(i, EpisodeStatus::kComplete, horizon, 1);
+  }
+  auto r = StoreReader::open(path);
+  ASSERT_EQ(r.episodes().size(), first.size() + second.size());
+  for (const auto& e : r.episodes()) {
+    EXPECT_EQ(e.length, e.id < 10 ? horizon - 1 : horizon) << "episode " << e.id;
+    EXPECT_NO_THROW(verify_episode_rows(e, r.read_block(e.start, horizon, true), path)) << "episode " << e.id;
+  }
+  expect_episodes_exact(r);
+}
+
 TEST(StoreWriterInput, BadCallsAreOneLineErrors) {
   TempDir dir;
   const auto path = dir.file("store.h5");

@@ -12,6 +12,8 @@
 
 #include "dma/agent_service.hpp"
 
+#include "subcommand.hpp"
+
 namespace po = boost::program_options;
 
 namespace {
@@ -21,18 +23,6 @@ constexpr const char* kUsage =
     "  act     --state STATE.json: prints the next mixture of the run the state describes\n"
     "  serve   HTTP/JSON service: outside training runs open sessions and get each step's mixture\n"
     "payloads: docs/agent-service.md; run 'dma_agent COMMAND --help' for a command's options\n";
-
-// Parses the command's options; false when --help was printed.
-bool parse(int argc, char** argv, const po::options_description& d, const char* command) {
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: dma_agent " << command << " [options]\n" << d;
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -45,7 +35,7 @@ int run_act(int argc, char** argv) {
   po::options_description d("options");
   d.add_options()("help,h", "print this help")("checkpoint", po::value(&checkpoint)->required(), "agent checkpoint")(
       "state", po::value(&state)->required(), "state document (JSON): the session's opening fields and its steps");
-  if (!parse(argc, argv, d, "act")) return 0;
+  if (!dma::apps::parse_subcommand(argc, argv, d, "dma_agent", "act")) return 0;
   std::cout << dma::service::act(checkpoint, read_text(state)) << "\n";
   return 0;
 }
@@ -58,7 +48,7 @@ int run_serve(int argc, char** argv) {
       "state-dir", po::value(&o.state_dir), "where sessions are kept (default: CHECKPOINT.sessions)")(
       "token-file", po::value(&o.token_file), "require the bearer token held in this file on /v1 routes")(
       "threads", po::value(&o.threads)->default_value(o.threads), "LibTorch threads per forward pass");
-  if (!parse(argc, argv, d, "serve")) return 0;
+  if (!dma::apps::parse_subcommand(argc, argv, d, "dma_agent", "serve")) return 0;
   dma::service::serve(o);
   return 0;
 }
@@ -67,23 +57,14 @@ int run_serve(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   const std::string command = argc > 1 ? argv[1] : "";
-  try {
-    if (command == "act") return run_act(argc - 1, argv + 1);
-    if (command == "serve") return run_serve(argc - 1, argv + 1);
-    if (command == "-h" || command == "--help") {
-      std::cout << kUsage;
-      return 0;
-    }
-    std::fprintf(stderr, "dma_agent: unknown command '%s': use act or serve\n%s", command.c_str(), kUsage);
-    return 2;
-  } catch (const dma::Error& e) {
-    std::fprintf(stderr, "dma_agent: %s\n", e.what());
-    return 1;
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "dma_agent: %s: see 'dma_agent %s --help'\n", e.what(), command.c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "dma_agent: unexpected error: %s\n", e.what());
-    return 1;
-  }
+  return dma::apps::run_subcommand("dma_agent", command, [&] {
+      if (command == "act") return run_act(argc - 1, argv + 1);
+      if (command == "serve") return run_serve(argc - 1, argv + 1);
+      if (command == "-h" || command == "--help") {
+        std::cout << kUsage;
+        return 0;
+      }
+      std::fprintf(stderr, "dma_agent: unknown command '%s': use act or serve\n%s", command.c_str(), kUsage);
+      return 2;
+  });
 }

@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "dma/error.hpp"
+#include "subcommand.hpp"
 #include "dma/prepare.hpp"
 
 namespace po = boost::program_options;
@@ -48,18 +49,6 @@ po::options_description common(std::string& out, bool& force) {
   return d;
 }
 
-/// Parses the command's options; returns false when --help was printed.
-bool parse(int argc, char** argv, const po::options_description& d, const char* command) {
-  po::variables_map vm;
-  po::store(po::command_line_parser(argc, argv).options(d).run(), vm);
-  if (vm.count("help")) {
-    std::cout << "usage: dma_prepare " << command << " [options]\n" << d;
-    return false;
-  }
-  po::notify(vm);
-  return true;
-}
-
 int run_demo(int argc, char** argv) {
   dma::DemoOptions o;
   std::string categories;
@@ -74,7 +63,7 @@ int run_demo(int argc, char** argv) {
       "target-eval-rows", po::value(&o.target_eval_rows)->default_value(o.target_eval_rows), "eval rows per math sub-domain")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "source text held out for eval")(
       "bench-problems", po::value(&o.bench_problems)->default_value(o.bench_problems), "held-out exact-match problems");
-  if (!parse(argc, argv, d, "demo")) return 0;
+  if (!dma::apps::parse_subcommand(argc, argv, d, "dma_prepare", "demo")) return 0;
   if (!categories.empty()) o.categories = split_commas(categories);
   std::cout << dma::prepare_demo(o).line() << "\n";
   return 0;
@@ -96,7 +85,7 @@ int run_text(int argc, char** argv) {
       "seq-len", po::value(&o.seq_len)->default_value(o.seq_len), "context length (rows hold seq_len + 1 tokens)")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "rows held out per domain")(
       "max-eval-rows", po::value(&o.max_eval_rows)->default_value(o.max_eval_rows), "cap of a domain's eval rows");
-  if (!parse(argc, argv, d, "text")) return 0;
+  if (!dma::apps::parse_subcommand(argc, argv, d, "dma_prepare", "text")) return 0;
   o.domains = parse_specs(specs);
   std::cout << dma::prepare_text(o).line() << "\n";
   return 0;
@@ -121,7 +110,7 @@ int run_import(int argc, char** argv) {
                                 "documents with one, as preprocess_data.py --append-eod does)")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "rows held out per domain")(
       "max-eval-rows", po::value(&o.max_eval_rows)->default_value(o.max_eval_rows), "cap of a domain's eval rows");
-  if (!parse(argc, argv, d, "import")) return 0;
+  if (!dma::apps::parse_subcommand(argc, argv, d, "dma_prepare", "import")) return 0;
   o.format = dma::parse_import_format(format);
   for (const auto& t : targets)
     for (const auto& name : split_commas(t)) o.targets.push_back(name);
@@ -142,20 +131,11 @@ int main(int argc, char** argv) {
     std::fputs(kUsage, stdout);
     return 0;
   }
-  try {
-    if (command == "demo") return run_demo(argc - 1, argv + 1);
-    if (command == "text") return run_text(argc - 1, argv + 1);
-    if (command == "import") return run_import(argc - 1, argv + 1);
-    std::fprintf(stderr, "dma_prepare: unknown command '%s': use demo, text or import\n", command.c_str());
-    return 2;
-  } catch (const dma::Error& e) {
-    std::fprintf(stderr, "dma_prepare: %s\n", e.what());
-    return 1;
-  } catch (const po::error& e) {
-    std::fprintf(stderr, "dma_prepare: %s: see 'dma_prepare %s --help'\n", e.what(), command.c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "dma_prepare: unexpected error: %s\n", e.what());
-    return 1;
-  }
+  return dma::apps::run_subcommand("dma_prepare", command, [&] {
+      if (command == "demo") return run_demo(argc - 1, argv + 1);
+      if (command == "text") return run_text(argc - 1, argv + 1);
+      if (command == "import") return run_import(argc - 1, argv + 1);
+      std::fprintf(stderr, "dma_prepare: unknown command '%s': use demo, text or import\n", command.c_str());
+      return 2;
+  });
 }

@@ -20,6 +20,7 @@ PACKAGES=(
   fortunes fortunes-min                     # source-field text of the embedded default
   librsvg2-bin                              # rsvg-convert renders dma_replay's SVGs in tests
   clang libclang-rt-14-dev                  # libFuzzer for the store-reader fuzz target
+  clang-format clang-tidy                   # tools/format.sh (a test checks the format), tools/tidy.sh
   "$@"
 )
 

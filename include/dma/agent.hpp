@@ -28,13 +28,13 @@ struct AgentTrainReport {
   double val_bc_loss = 0;
   double seconds = 0;
   std::int64_t val_episodes = 0;
-  std::int64_t bc_episodes = 0;       ///< episodes cloned (top bc_top_q of the training split)
-  double val_td_loss = 0;             ///< TD error on the validation episodes (normalised rewards)
-  double reward_mean = 0;             ///< rewards were centred by this (their mean) ...
-  double reward_scale = 1;            ///< ... and divided by this (their std)
-  double source_scale = 1;            ///< `normalized` scales used for the rewards
+  std::int64_t bc_episodes = 0;  ///< episodes cloned (top bc_top_q of the training split)
+  double val_td_loss = 0;        ///< TD error on the validation episodes (normalised rewards)
+  double reward_mean = 0;        ///< rewards were centred by this (their mean) ...
+  double reward_scale = 1;       ///< ... and divided by this (their std)
+  double source_scale = 1;       ///< `normalized` scales used for the rewards
   double target_scale = 1;
-  double q_data_minus_random = 0;     ///< mean Q(o, a_data) - Q(o, a_uniform-logit): the CQL gap
+  double q_data_minus_random = 0;  ///< mean Q(o, a_data) - Q(o, a_uniform-logit): the CQL gap
 };
 
 /// `--mode train-agent`: trains on `stores`, writes `out_checkpoint`. When `init_checkpoint`
@@ -48,7 +48,7 @@ AgentTrainReport train_agent(const Config& config, const std::vector<std::string
 /// A store held in memory: what train_agent reads from a file (tests and simulators fill it
 /// directly). rows[i] are the transitions of episodes[i], in step order.
 struct OfflineStore {
-  std::string name;                      ///< for messages (the path)
+  std::string name;  ///< for messages (the path)
   StoreHeader header;
   std::vector<EpisodeRecord> episodes;
   std::vector<std::vector<Transition>> rows;

@@ -29,7 +29,7 @@ class MpiSession {
 
   int rank() const { return rank_; }
   int size() const { return size_; }
-  int local_rank() const { return local_rank_; }   ///< rank among this node's processes
+  int local_rank() const { return local_rank_; }  ///< rank among this node's processes
   int local_size() const { return local_size_; }
   /// Cores this rank should use (see cores_per_rank); computed once at start.
   int cores() const { return cores_; }

@@ -5,22 +5,22 @@
 /// and printed in src/core/config.cpp (one register_* function per section).
 #include <array>
 #include <cstdint>
-#include <string_view>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace dma {
 
 /// dma_orchestrate's modes (DESIGN §3), in the order a run goes through them.
 inline constexpr std::array<std::string_view, 7> kModes = {"pretrain", "collect",  "train-agent", "iterate",
-                                                          "evaluate", "headroom", "pipeline"};
+                                                           "evaluate", "headroom", "pipeline"};
 /// "pretrain|collect|...": the modes for help texts and errors.
 std::string mode_list();
 
 struct RunConfig {
-  std::string dir = "runs/demo";    ///< everything a run writes goes under here
-  std::uint64_t seed = 1;           ///< run seed; trajectory seeds derive from (seed, id)
-  double progress_seconds = 10.0;   ///< period of plain progress lines when not on a terminal
+  std::string dir = "runs/demo";   ///< everything a run writes goes under here
+  std::uint64_t seed = 1;          ///< run seed; trajectory seeds derive from (seed, id)
+  double progress_seconds = 10.0;  ///< period of plain progress lines when not on a terminal
 };
 
 struct DataConfig {
@@ -31,23 +31,23 @@ struct ProxyConfig {
   int n_layers = 2;
   int d_model = 64;
   int n_heads = 4;
-  double ffn_mult = 2.0;         ///< SwiGLU hidden size = ffn_mult * d_model (rounded to 8)
-  int seq_len = 0;               ///< 0: the domain space's seq_len
-  std::string device = "auto";   ///< auto|cpu|cuda
-  int threads = 0;               ///< 0: this rank's share of the node's cores
+  double ffn_mult = 2.0;        ///< SwiGLU hidden size = ffn_mult * d_model (rounded to 8)
+  int seq_len = 0;              ///< 0: the domain space's seq_len
+  std::string device = "auto";  ///< auto|cpu|cuda
+  int threads = 0;              ///< 0: this rank's share of the node's cores
 };
 
 struct TrainConfig {
-  int batch_size = 16;           ///< rows (sequences) per optimizer step
-  double lr = 2e-3;              ///< peak learning rate of the CPT trajectory
-  double min_lr_ratio = 0.1;     ///< cosine decays to lr * min_lr_ratio
-  int warmup_steps = 10;         ///< re-warm-up at the start of the trajectory
+  int batch_size = 16;        ///< rows (sequences) per optimizer step
+  double lr = 2e-3;           ///< peak learning rate of the CPT trajectory
+  double min_lr_ratio = 0.1;  ///< cosine decays to lr * min_lr_ratio
+  int warmup_steps = 10;      ///< re-warm-up at the start of the trajectory
   double weight_decay = 0.1;
   double grad_clip = 1.0;
   double beta1 = 0.9;
   double beta2 = 0.95;
-  int steps_per_round = 20;      ///< S: optimizer steps per re-weighting step
-  int horizon = 16;              ///< T: re-weighting steps per trajectory
+  int steps_per_round = 20;  ///< S: optimizer steps per re-weighting step
+  int horizon = 16;          ///< T: re-weighting steps per trajectory
 };
 
 struct PretrainConfig {
@@ -58,19 +58,19 @@ struct PretrainConfig {
 };
 
 struct EvalConfig {
-  int eval_rows = 32;            ///< held-out rows per domain (fixed subset)
-  int bench_problems = 64;       ///< math exact-match problems (0 disables)
-  int max_answer_tokens = 12;    ///< greedy decoding budget for an answer
-  std::string score = "budget";  ///< balanced score: mean|min|weighted|normalized|budget
-  double target_weight = 0.5;    ///< for `weighted`
-  double source_scale = 1.0;     ///< for `normalized`
-  double target_scale = 1.0;     ///< for `normalized`
+  int eval_rows = 32;              ///< held-out rows per domain (fixed subset)
+  int bench_problems = 64;         ///< math exact-match problems (0 disables)
+  int max_answer_tokens = 12;      ///< greedy decoding budget for an answer
+  std::string score = "budget";    ///< balanced score: mean|min|weighted|normalized|budget
+  double target_weight = 0.5;      ///< for `weighted`
+  double source_scale = 1.0;       ///< for `normalized`
+  double target_scale = 1.0;       ///< for `normalized`
   double budget_tolerance = 0.02;  ///< for `budget`: source loss allowed before the penalty
   double budget_penalty = 4.0;     ///< for `budget`: penalty per unit of source loss beyond it
 };
 
 struct OrchestratorConfig {
-  int slots = 1;                 ///< proxies (trajectories) per worker rank
+  int slots = 1;  ///< proxies (trajectories) per worker rank
 };
 
 struct CommConfig {
@@ -79,11 +79,11 @@ struct CommConfig {
 };
 
 struct CollectConfig {
-  int trajectories = 192;                         ///< M
+  int trajectories = 192;  ///< M
   /// A policy mix, probabilities sum to 1: mostly random walks of the field shares, and the
   /// corners a walk seldom reaches.
   std::string policies = "random:0.85,uniform:0.05,target-only:0.05,natural:0.05";
-  std::string store = "";                         ///< "": <run.dir>/store.h5
+  std::string store = "";  ///< "": <run.dir>/store.h5
 };
 
 struct RandomPolicyConfig {
@@ -94,15 +94,16 @@ struct RandomPolicyConfig {
 };
 
 struct OnlineEgConfig {
-  double step_size = 1.0;         ///< exponentiated-gradient step on loss progress
-  double smoothing = 0.1;         ///< mix with uniform to keep every domain alive
+  double step_size = 1.0;  ///< exponentiated-gradient step on loss progress
+  double smoothing = 0.1;  ///< mix with uniform to keep every domain alive
 };
 
 struct EvaluateConfig {
   /// The agent against the tuned baselines (the bar) and the usual heuristics.
-  std::string policies = "agent,tuned-fixed,tuned-schedule,uniform,natural,target-only,fixed:0.5,online-eg,regmix,random";
-  std::string oracle = "";        ///< policies reported as the oracle grid
-  int seeds = 16;                 ///< K seeds per policy
+  std::string policies =
+      "agent,tuned-fixed,tuned-schedule,uniform,natural,target-only,fixed:0.5,online-eg,regmix,random";
+  std::string oracle = "";              ///< policies reported as the oracle grid
+  int seeds = 16;                       ///< K seeds per policy
   std::uint64_t seed_offset = 1000000;  ///< evaluation trajectory ids never overlap collection ids
 };
 
@@ -118,18 +119,18 @@ struct TuneConfig {
 struct AgentConfig {
   // The network sizes were measured on the simulated CPT of tests/agent/sim.hpp (50-episode
   // stores); the training recipe on the embedded default (docs/study.md).
-  std::string stores = "";        ///< train-agent: comma-separated stores ("": <run.dir>/store.h5)
-  int history = 1;                ///< steps of features per domain token
-  int d_token = 32;               ///< token width (a step takes half the time of 64)
+  std::string stores = "";  ///< train-agent: comma-separated stores ("": <run.dir>/store.h5)
+  int history = 1;          ///< steps of features per domain token
+  int d_token = 32;         ///< token width (a step takes half the time of 64)
   int n_layers = 2;
   int n_heads = 4;
-  double bc_top_q = 0.25;         ///< fraction of episodes (by recomputed return) cloned
-  int bc_steps = 300;             ///< warm start: actor clones, critics learn alongside
+  double bc_top_q = 0.25;  ///< fraction of episodes (by recomputed return) cloned
+  int bc_steps = 300;      ///< warm start: actor clones, critics learn alongside
   int cql_steps = 1200;
-  double cql_alpha = 3;           ///< conservative weight, on rewards centred and scaled to unit std (docs/study.md)
-  int n_sampled_actions = 10;     ///< per proposal (uniform logits, policy at o, policy at o')
+  double cql_alpha = 3;        ///< conservative weight, on rewards centred and scaled to unit std (docs/study.md)
+  int n_sampled_actions = 10;  ///< per proposal (uniform logits, policy at o, policy at o')
   double discount = 0.99;
-  int n_step = 1;                 ///< rewards summed before a backup bootstraps
+  int n_step = 1;  ///< rewards summed before a backup bootstraps
   /// Step features the actor reads (the critics read all): the field-level state, i.e. the
   /// time and the source score that the budget constrains. The collected random walks are
   /// smooth, so whatever reveals an episode's past target share predicts its next one, and
@@ -141,26 +142,26 @@ struct AgentConfig {
   /// > 0: the actor's d(target share)/d(source score) is held at or above this (a squared
   /// shortfall in its losses): a lower source score never asks for more target.
   double source_gain = 8;
-  int field_balanced = 1;         ///< 1: the actor weighs fields, not domains (features.hpp field_log_counts)
-  int candidates = 1;             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
-  int selection_seeds = 3;        ///< rollouts per candidate
+  int field_balanced = 1;   ///< 1: the actor weighs fields, not domains (features.hpp field_log_counts)
+  int candidates = 1;       ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
+  int selection_seeds = 3;  ///< rollouts per candidate
   std::uint64_t selection_seed_offset = 2000000;  ///< their seed ids: never the evaluation seeds
-  double tau = 0.05;              ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
+  double tau = 0.05;  ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
   double actor_lr = 3e-4;
   double critic_lr = 3e-4;
   int batch_size = 64;
   double logit_box = 4.0;
   double val_fraction = 0.1;
   double exploration_std = 0.0;
-  double bc_lr = 1e-3;            ///< learning rate of the behaviour-cloning warm start
-  double actor_bc_weight = 0.5;   ///< TD3+BC: weight of cloning the best episodes in the actor loss
-  int cql_calibrate = 1;          ///< 1: Cal-QL, sampled actions are not pushed below the data's return
-  double target_noise = 0.3;      ///< TD3 target smoothing: logit noise std on the backup's action
-  int threads = 1;                ///< intra-op threads while training and acting (0: leave LibTorch's setting)
+  double bc_lr = 1e-3;           ///< learning rate of the behaviour-cloning warm start
+  double actor_bc_weight = 0.5;  ///< TD3+BC: weight of cloning the best episodes in the actor loss
+  int cql_calibrate = 1;         ///< 1: Cal-QL, sampled actions are not pushed below the data's return
+  double target_noise = 0.3;     ///< TD3 target smoothing: logit noise std on the backup's action
+  int threads = 1;               ///< intra-op threads while training and acting (0: leave LibTorch's setting)
 };
 
 struct IterateConfig {
-  int generations = 0;  ///< online generations after the offline training; they did not beat it (docs/study.md)
+  int generations = 0;   ///< online generations after the offline training; they did not beat it (docs/study.md)
   int trajectories = 0;  ///< rollouts per generation; 0: one per worker slot
   double exploration_std = 0.3;
   int updates_per_generation = 300;
@@ -168,12 +169,12 @@ struct IterateConfig {
 };
 
 struct RegmixConfig {
-  int samples = 20000;            ///< simplex samples searched for the best static mixture
+  int samples = 20000;  ///< simplex samples searched for the best static mixture
 };
 
 struct Config {
-  std::string config_file;        ///< the INI file given by --config ("" if none)
-  std::string mode;               ///< one of kModes
+  std::string config_file;  ///< the INI file given by --config ("" if none)
+  std::string mode;         ///< one of kModes
   bool resume = false;
   RunConfig run;
   DataConfig data;

@@ -45,7 +45,7 @@ class DomainSpace {
 
   const std::string& path() const;
   int vocab_size() const;
-  int seq_len() const;                 ///< a row holds seq_len + 1 tokens (inputs and shifted targets)
+  int seq_len() const;  ///< a row holds seq_len + 1 tokens (inputs and shifted targets)
   int row_width() const { return seq_len() + 1; }
   const std::string& tokenizer() const;
   /// The root attributes tokenizer_model and tokenizer_model_sha256 (empty when absent).

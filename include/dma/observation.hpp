@@ -15,12 +15,12 @@ namespace dma::obs {
 enum Global : int { kProgress = 0, kSourceScore = 1, kTargetScore = 2, kNumGlobal = 3 };
 /// Per-domain features.
 enum PerDomain : int {
-  kPrevWeight = 0,   ///< the weight used in the last step (w_{t-1}); base mixture at t = 0
-  kLoss = 1,         ///< held-out loss now
-  kDeltaBase = 2,    ///< relative loss change since the base: (loss - base) / base
-  kDeltaLast = 3,    ///< relative loss change since the last step: (loss - prev) / prev
-  kIsTarget = 4,     ///< 1 for a target-field domain
-  kLogShare = 5,     ///< log natural token share
+  kPrevWeight = 0,  ///< the weight used in the last step (w_{t-1}); base mixture at t = 0
+  kLoss = 1,        ///< held-out loss now
+  kDeltaBase = 2,   ///< relative loss change since the base: (loss - base) / base
+  kDeltaLast = 3,   ///< relative loss change since the last step: (loss - prev) / prev
+  kIsTarget = 4,    ///< 1 for a target-field domain
+  kLogShare = 5,    ///< log natural token share
   kNumPerDomain = 6
 };
 
@@ -45,9 +45,9 @@ void build(const Inputs& in, std::span<float> out);
 /// What stays fixed over one episode: per domain its field, natural token share and the base
 /// model's held-out loss, and the horizon T.
 struct EpisodeFrame {
-  std::vector<Field> fields;          ///< (D)
-  std::vector<double> token_shares;   ///< (D)
-  std::vector<float> base_losses;     ///< (D)
+  std::vector<Field> fields;         ///< (D)
+  std::vector<double> token_shares;  ///< (D)
+  std::vector<float> base_losses;    ///< (D)
   int horizon = 1;
   int num_domains() const { return static_cast<int>(fields.size()); }
 };
@@ -61,8 +61,8 @@ class Tracker {
   Tracker() = default;
   explicit Tracker(EpisodeFrame frame);
   const EpisodeFrame& frame() const { return frame_; }
-  int step() const { return step_; }                                ///< steps done, 0..T
-  const std::vector<float>& losses() const { return losses_; }      ///< (D) now
+  int step() const { return step_; }                                        ///< steps done, 0..T
+  const std::vector<float>& losses() const { return losses_; }              ///< (D) now
   const std::vector<float>& prev_weights() const { return prev_weights_; }  ///< (D) last step's weights
   /// o_step (dim(D) floats).
   std::vector<float> observation() const;

@@ -12,14 +12,14 @@ namespace dma {
 
 /// a − b over the seeds both ran.
 struct PairedDiff {
-  int n = 0;                          ///< seeds both ran
-  double mean = 0;                    ///< mean of a − b
-  double sd = 0;                      ///< sample standard deviation of a − b
-  double se = 0;                      ///< sd / sqrt(n)
-  double ci_low = 0, ci_high = 0;     ///< 95 % t interval of the mean (±inf below 2 seeds)
-  double p = 1;                       ///< two-sided p-value of "mean = 0"
-  double effect = 0;                  ///< Cohen's d_z: mean / sd (0 when sd is 0 and mean is 0)
-  double p_holm = 1;                  ///< p after Holm's correction over its family (holm_adjust)
+  int n = 0;                       ///< seeds both ran
+  double mean = 0;                 ///< mean of a − b
+  double sd = 0;                   ///< sample standard deviation of a − b
+  double se = 0;                   ///< sd / sqrt(n)
+  double ci_low = 0, ci_high = 0;  ///< 95 % t interval of the mean (±inf below 2 seeds)
+  double p = 1;                    ///< two-sided p-value of "mean = 0"
+  double effect = 0;               ///< Cohen's d_z: mean / sd (0 when sd is 0 and mean is 0)
+  double p_holm = 1;               ///< p after Holm's correction over its family (holm_adjust)
   bool ci_excludes_zero() const { return ci_low > 0 || ci_high < 0; }
 };
 

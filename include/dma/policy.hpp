@@ -85,10 +85,10 @@ std::vector<double> mixture_from_target_share(const DomainContext& domains, doub
 struct RegmixFit {
   std::vector<double> best_weights;
   double predicted_score = 0;
-  double r2 = 0;       ///< in-sample R^2 of the regression
-  double r2_loo = 0;   ///< leave-one-out R^2 (out-of-sample)
-  double ridge = 0;    ///< ridge penalty chosen by leave-one-out error
-  int episodes = 0;    ///< mixtures fitted
+  double r2 = 0;         ///< in-sample R^2 of the regression
+  double r2_loo = 0;     ///< leave-one-out R^2 (out-of-sample)
+  double ridge = 0;      ///< ridge penalty chosen by leave-one-out error
+  int episodes = 0;      ///< mixtures fitted
   std::string features;  ///< regression features chosen by leave-one-out error: linear|squares|quadratic
 };
 RegmixFit fit_regmix(const std::vector<std::vector<double>>& mean_weights, const std::vector<double>& scores,

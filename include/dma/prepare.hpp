@@ -99,11 +99,11 @@ struct ImportOptions {
   std::vector<std::string> targets;  ///< domains of `input` in the target field (others: source)
   std::vector<DomainSpec> domains;   ///< explicit domains (and the manifest's)
   std::string manifest;
-  int seq_len = 0;                   ///< required
-  int vocab_size = 0;                ///< required: every token id must be below it
+  int seq_len = 0;     ///< required
+  int vocab_size = 0;  ///< required: every token id must be below it
   std::string tokenizer = "imported";
-  std::int64_t eod = -1;             ///< megatron: token put after each document (< 0: none)
-  double eval_fraction = 0.1;        ///< rows held out per domain (spread in blocks)
+  std::int64_t eod = -1;              ///< megatron: token put after each document (< 0: none)
+  double eval_fraction = 0.1;         ///< rows held out per domain (spread in blocks)
   std::int64_t max_eval_rows = 4096;  ///< cap of a domain's eval split (kept in memory, shuffled)
 };
 

@@ -31,16 +31,16 @@ BaseInfo read_base_info(const std::string& path);
 /// Result of `train`: the step's statistics or why it diverged.
 struct TrainResult {
   bool ok = true;
-  std::string failure;                  ///< e.g. "non-finite loss at optimizer step 37"
-  std::vector<float> domain_train_loss; ///< (D) mean train loss per domain (NaN if unseen)
-  std::int64_t tokens = 0;              ///< tokens trained in this call
-  float mean_loss = 0;                  ///< mean train loss over every row of the call (NaN if none)
+  std::string failure;                   ///< e.g. "non-finite loss at optimizer step 37"
+  std::vector<float> domain_train_loss;  ///< (D) mean train loss per domain (NaN if unseen)
+  std::int64_t tokens = 0;               ///< tokens trained in this call
+  float mean_loss = 0;                   ///< mean train loss over every row of the call (NaN if none)
 };
 
 /// Result of `evaluate`.
 struct EvalResult {
-  std::vector<float> domain_loss;       ///< (D) mean token NLL on the fixed eval subset
-  float math_accuracy = -1;             ///< exact match on the benchmark, -1 when absent
+  std::vector<float> domain_loss;  ///< (D) mean token NLL on the fixed eval subset
+  float math_accuracy = -1;        ///< exact match on the benchmark, -1 when absent
 };
 
 /// Which device a rank's proxies use ("auto": CUDA device local_rank % count, else CPU).

@@ -16,8 +16,8 @@ namespace dma::replay {
 
 /// Which episodes a command looks at.
 struct Selection {
-  std::vector<std::string> policies;      ///< empty: all; "fixed" also matches "fixed:0.3"
-  std::vector<EpisodeStatus> statuses;    ///< empty: all
+  std::vector<std::string> policies;    ///< empty: all; "fixed" also matches "fixed:0.3"
+  std::vector<EpisodeStatus> statuses;  ///< empty: all
   std::int64_t first_id = std::numeric_limits<std::int64_t>::min();
   std::int64_t last_id = std::numeric_limits<std::int64_t>::max();
   bool matches(const EpisodeRecord& e) const;
@@ -30,14 +30,14 @@ Selection parse_selection(const std::string& policies, const std::string& status
 /// One episode's rows, reduced to what analysis needs. Shapes: T = steps, D = domains.
 struct EpisodeData {
   EpisodeRecord record;
-  int steps = 0;                          ///< rows visible (T)
-  std::vector<float> weights;             ///< (T, D)
-  std::vector<float> source, target;      ///< (T) stored field scores after each step
-  std::vector<float> balanced;            ///< (T) recomputed balanced score after each step
-  std::vector<float> rewards;             ///< (T) stored rewards
-  std::int64_t tokens = 0;                ///< train tokens at the last step
-  double wall_seconds = 0;                ///< worker seconds at the last step
-  float math_accuracy = -1;               ///< at the last step (-1: not measured)
+  int steps = 0;                      ///< rows visible (T)
+  std::vector<float> weights;         ///< (T, D)
+  std::vector<float> source, target;  ///< (T) stored field scores after each step
+  std::vector<float> balanced;        ///< (T) recomputed balanced score after each step
+  std::vector<float> rewards;         ///< (T) stored rewards
+  std::int64_t tokens = 0;            ///< train tokens at the last step
+  double wall_seconds = 0;            ///< worker seconds at the last step
+  float math_accuracy = -1;           ///< at the last step (-1: not measured)
   double final_source() const { return steps ? source.back() : 0.0; }
   double final_target() const { return steps ? target.back() : 0.0; }
   double final_balanced() const { return steps ? balanced.back() : 0.0; }
@@ -47,9 +47,9 @@ struct EpisodeData {
 struct StoreData {
   std::string path;
   StoreHeader header;
-  EvalConfig eval;                        ///< the store's eval config, score possibly overridden
+  EvalConfig eval;  ///< the store's eval config, score possibly overridden
   std::int64_t rows = 0;
-  std::vector<EpisodeData> episodes;      ///< the selected ones, file order
+  std::vector<EpisodeData> episodes;  ///< the selected ones, file order
 };
 
 /// Loads the selected episodes; `score` ("" = the store's eval.score) picks the balanced
@@ -83,11 +83,11 @@ ExportFormat parse_export_format(const std::string& s);
 
 struct ExportOptions {
   ExportFormat format = ExportFormat::kD4rl;
-  Selection selection;                    ///< default: complete episodes (set by the app)
-  std::string score;                      ///< balanced score for the csv/infos column
-  std::string dataset_id;                 ///< Minari dataset id ("": dma/<stem>-v0)
-  bool csv_observations = false;          ///< add the observation columns to csv
-  bool force = false;                     ///< overwrite an existing output
+  Selection selection;            ///< default: complete episodes (set by the app)
+  std::string score;              ///< balanced score for the csv/infos column
+  std::string dataset_id;         ///< Minari dataset id ("": dma/<stem>-v0)
+  bool csv_observations = false;  ///< add the observation columns to csv
+  bool force = false;             ///< overwrite an existing output
 };
 struct ExportResult {
   std::int64_t episodes = 0;
@@ -103,19 +103,19 @@ std::vector<std::string> plot(const std::string& store, const std::string& out_d
                               const std::string& score = "");
 
 struct FollowOptions {
-  double interval_s = 2.0;                ///< refresh period
-  double timeout_s = 0.0;                 ///< 0: wait for the run's end however long
+  double interval_s = 2.0;  ///< refresh period
+  double timeout_s = 0.0;   ///< 0: wait for the run's end however long
 };
 /// `dma_replay follow`: a live view of a running store until every episode has ended and
 /// the writer closed the file (returns 0), or the timeout (returns 2). Lines go to `out`.
 int follow(const std::string& store, const FollowOptions& options, std::ostream& out);
 
 struct ScheduleOptions {
-  std::string policy;                     ///< one policy of the store (as --policy selects it)
-  std::string format;                     ///< megatron|megatron-json|foundry|torchtitan|hf|json|csv
-  std::int64_t total_tokens = 0;          ///< tokens of the run the schedule is for (> 0)
-  std::int64_t global_batch = 0;          ///< tokens per optimizer step; > 0 adds iteration keys
-  std::string data_prefix;                ///< prepended to each domain's name for data paths
+  std::string policy;             ///< one policy of the store (as --policy selects it)
+  std::string format;             ///< megatron|megatron-json|foundry|torchtitan|hf|json|csv
+  std::int64_t total_tokens = 0;  ///< tokens of the run the schedule is for (> 0)
+  std::int64_t global_batch = 0;  ///< tokens per optimizer step; > 0 adds iteration keys
+  std::string data_prefix;        ///< prepended to each domain's name for data paths
 };
 /// `dma_replay schedule`: the policy's complete episodes as an open-loop schedule, one stage
 /// per re-weighting step (its mixture averaged over episodes, with the spread), keyed by

@@ -27,9 +27,9 @@ std::vector<int> allocate_rows_unbiased(std::span<const double> weights, int bat
 /// One training batch: rows * width tokens, and the domain of each row.
 struct TokenBatch {
   int rows = 0;
-  int width = 0;                       ///< seq_len + 1
-  std::vector<std::int32_t> tokens;    ///< (rows, width)
-  std::vector<std::int32_t> domain;    ///< (rows)
+  int width = 0;                     ///< seq_len + 1
+  std::vector<std::int32_t> tokens;  ///< (rows, width)
+  std::vector<std::int32_t> domain;  ///< (rows)
 };
 
 /// Draws batches from a domain space; same seed and weights, same batches.

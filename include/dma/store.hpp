@@ -30,13 +30,13 @@ void require_storable_policy_name(const std::string& policy);
 struct StoreHeader {
   std::vector<std::string> domain_names;
   std::vector<Field> domain_fields;
-  std::vector<float> base_eval_loss;      ///< per-domain loss of the base model (rewards offline)
-  std::vector<double> token_shares;       ///< natural shares (for observations offline)
-  std::vector<std::string> obs_layout;    ///< names of the observation entries
+  std::vector<float> base_eval_loss;    ///< per-domain loss of the base model (rewards offline)
+  std::vector<double> token_shares;     ///< natural shares (for observations offline)
+  std::vector<std::string> obs_layout;  ///< names of the observation entries
   int horizon = 0;
   std::uint64_t space_fingerprint = 0;
-  std::string config_ini;                 ///< the full effective config
-  std::string created_utc;                ///< set by create() when empty
+  std::string config_ini;   ///< the full effective config
+  std::string created_utc;  ///< set by create() when empty
   int num_domains() const { return static_cast<int>(domain_names.size()); }
   int obs_dim() const { return static_cast<int>(obs_layout.size()); }
 };
@@ -44,31 +44,31 @@ struct StoreHeader {
 /// One transition (o_t, a_t, r_t, o_{t+1}) with its infos.
 struct Transition {
   std::int64_t episode_id = 0;
-  std::int32_t step = 0;                  ///< t
-  std::vector<float> observation;         ///< (obs_dim)
-  std::vector<float> next_observation;    ///< (obs_dim)
-  std::vector<float> action;              ///< (D) weights used in step t
+  std::int32_t step = 0;                ///< t
+  std::vector<float> observation;       ///< (obs_dim)
+  std::vector<float> next_observation;  ///< (obs_dim)
+  std::vector<float> action;            ///< (D) weights used in step t
   float reward = 0;
-  bool timeout = false;                   ///< true on the episode's last stored step
-  std::vector<float> eval_loss;           ///< (D) after the step
+  bool timeout = false;          ///< true on the episode's last stored step
+  std::vector<float> eval_loss;  ///< (D) after the step
   float source_score = 0;
   float target_score = 0;
-  float math_accuracy = -1;               ///< -1 when not measured
-  std::int64_t train_tokens = 0;          ///< cumulative tokens of the episode
-  float wall_seconds = 0;                 ///< cumulative worker seconds of the episode
+  float math_accuracy = -1;       ///< -1 when not measured
+  std::int64_t train_tokens = 0;  ///< cumulative tokens of the episode
+  float wall_seconds = 0;         ///< cumulative worker seconds of the episode
 };
 
 /// One row of /episodes.
 struct EpisodeRecord {
   std::int64_t id = 0;
   std::uint64_t seed = 0;
-  std::int64_t start = 0;                 ///< first row of its block
-  std::int32_t length = 0;                ///< rows written
+  std::int64_t start = 0;   ///< first row of its block
+  std::int32_t length = 0;  ///< rows written
   EpisodeStatus status = EpisodeStatus::kRunning;
   std::int32_t rank = 0;
   std::string policy;
   float return_ = 0;
-  std::uint64_t checksum = 0;             ///< of its rows, set when it ends (0: none yet)
+  std::uint64_t checksum = 0;  ///< of its rows, set when it ends (0: none yet)
 };
 
 /// How one episode ends: its index in StoreWriter::episodes(), final status, length, return.
@@ -121,14 +121,14 @@ class StoreWriter {
 struct RowBlock {
   std::int64_t start = 0;
   std::int64_t count = 0;
-  std::vector<float> observations;                      ///< (count, obs_dim), empty unless requested
-  std::vector<float> next_observations;                 ///< (count, obs_dim), empty unless requested
-  std::vector<float> actions;                           ///< (count, D)
-  std::vector<float> eval_loss;                         ///< (count, D)
+  std::vector<float> observations;       ///< (count, obs_dim), empty unless requested
+  std::vector<float> next_observations;  ///< (count, obs_dim), empty unless requested
+  std::vector<float> actions;            ///< (count, D)
+  std::vector<float> eval_loss;          ///< (count, D)
   std::vector<float> rewards, source_score, target_score, math_accuracy, wall_seconds;  ///< (count)
-  std::vector<std::uint8_t> terminals, timeouts;        ///< (count)
-  std::vector<std::int64_t> episode_id, train_tokens;   ///< (count)
-  std::vector<std::int32_t> step;                       ///< (count), -1 on rows never written
+  std::vector<std::uint8_t> terminals, timeouts;                                        ///< (count)
+  std::vector<std::int64_t> episode_id, train_tokens;                                   ///< (count)
+  std::vector<std::int32_t> step;  ///< (count), -1 on rows never written
 };
 
 /// Read side: opens in SWMR read mode (works while a run writes the file, and after a kill).

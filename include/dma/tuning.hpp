@@ -1,9 +1,9 @@
 #pragma once
 /// Tuned baselines: a constant target share (`tuned-fixed`) or a linear schedule of the target
-/// share (`tuned-schedule`, searched as its mean share and its tilt), tuned by rollouts. The search is a compass search:
-/// from a start point it scores the point's neighbours one step away along each parameter,
-/// moves to the best when it beats the point and otherwise halves the step. It is deterministic
-/// given the scores, so a run that resumes from the scores it stored repeats it.
+/// share (`tuned-schedule`, searched as its mean share and its tilt), tuned by rollouts. The search is a compass
+/// search: from a start point it scores the point's neighbours one step away along each parameter, moves to the best
+/// when it beats the point and otherwise halves the step. It is deterministic given the scores, so a run that resumes
+/// from the scores it stored repeats it.
 ///
 /// The constants are the schedules without tilt, so a schedule is tuned as a refinement of the
 /// tuned constant: its search starts at the constant's share with no tilt, and spends its own
@@ -63,7 +63,7 @@ struct TuningResult {
   std::vector<double> scores;
   std::string best;  ///< the best candidate's spec
   double best_score = 0;
-  int rollouts = 0;       ///< rollouts spent
+  int rollouts = 0;        ///< rollouts spent
   bool converged = false;  ///< the search reached its finest step before the budget ran out
 };
 

@@ -44,8 +44,8 @@ void read_module(torch::serialize::InputArchive& ar, const std::string& key, tor
   try {
     m.load(sub);
   } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("agent checkpoint '{}': network '{}' does not match its recorded shape ({})", path,
-                                      key, first_line(e.what_without_backtrace())));
+    throw CheckpointError(fmt::format("agent checkpoint '{}': network '{}' does not match its recorded shape ({})",
+                                      path, key, first_line(e.what_without_backtrace())));
   }
 }
 
@@ -114,8 +114,8 @@ void save_agent(const std::string& path, const AgentState& s) {
   try {
     ar.save_to(tmp);
   } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("cannot write agent checkpoint '{}' ({}): check the directory and free space", tmp,
-                                      first_line(e.what_without_backtrace())));
+    throw CheckpointError(fmt::format("cannot write agent checkpoint '{}' ({}): check the directory and free space",
+                                      tmp, first_line(e.what_without_backtrace())));
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
@@ -129,9 +129,10 @@ AgentState load_agent(const std::string& path) {
   try {
     ar.load_from(path);
   } catch (const c10::Error& e) {
-    throw CheckpointError(fmt::format("agent checkpoint '{}' is not a readable LibTorch archive ({}): the file is corrupt "
-                                      "or truncated; train the agent again",
-                                      path, first_line(e.what_without_backtrace())));
+    throw CheckpointError(
+        fmt::format("agent checkpoint '{}' is not a readable LibTorch archive ({}): the file is corrupt "
+                    "or truncated; train the agent again",
+                    path, first_line(e.what_without_backtrace())));
   }
   const auto format = read_string(ar, "format", path);
   if (format != kAgentFormat)
@@ -139,20 +140,24 @@ AgentState load_agent(const std::string& path) {
                                       path, format, kAgentFormat));
   const auto version = static_cast<int>(read_double(ar, "format_version", path));
   if (version < kAgentOldestFormatVersion || version > kAgentFormatVersion)
-    throw CheckpointError(fmt::format("agent checkpoint '{}' has format version {}, this build reads {}..{}: retrain the "
-                                      "agent",
-                                      path, version, kAgentOldestFormatVersion, kAgentFormatVersion));
+    throw CheckpointError(
+        fmt::format("agent checkpoint '{}' has format version {}, this build reads {}..{}: retrain the "
+                    "agent",
+                    path, version, kAgentOldestFormatVersion, kAgentFormatVersion));
   const int history = static_cast<int>(read_double(ar, "history", path));
   const auto layout = read_string(ar, "feature_layout", path);
   if (history < 1 || layout != feature_layout(history))
-    throw CheckpointError(fmt::format("agent checkpoint '{}' reads features '{}', this build makes '{}': retrain the agent",
-                                      path, layout, feature_layout(std::max(history, 1))));
+    throw CheckpointError(
+        fmt::format("agent checkpoint '{}' reads features '{}', this build makes '{}': retrain the agent", path, layout,
+                    feature_layout(std::max(history, 1))));
   const int d = static_cast<int>(read_double(ar, "d_token", path));
   const int layers = static_cast<int>(read_double(ar, "n_layers", path));
   const int heads = static_cast<int>(read_double(ar, "n_heads", path));
   if (d < 1 || layers < 1 || heads < 1 || d % heads != 0 || d > 65536 || layers > 1024)
-    throw CheckpointError(fmt::format("agent checkpoint '{}' records an impossible network ({}x{}, {} heads): the file is "
-                                      "damaged", path, layers, d, heads));
+    throw CheckpointError(
+        fmt::format("agent checkpoint '{}' records an impossible network ({}x{}, {} heads): the file is "
+                    "damaged",
+                    path, layers, d, heads));
   AgentState s = AgentState::create(d, layers, heads, history);
   s.config_ini = read_string(ar, "config_ini", path);
   s.score = read_string(ar, "score", path);

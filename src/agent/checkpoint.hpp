@@ -13,8 +13,8 @@ struct AgentState {
   NetShape shape;
   int history = 1;
   Actor actor{nullptr};
-  torch::Tensor actor_mask;      // (F) token columns the actor reads (features.hpp actor_input_mask)
-  bool field_balanced = false;   // the actor weighs fields, not domains (features.hpp field_log_counts)
+  torch::Tensor actor_mask;     // (F) token columns the actor reads (features.hpp actor_input_mask)
+  bool field_balanced = false;  // the actor weighs fields, not domains (features.hpp field_log_counts)
   Critic q1{nullptr}, q2{nullptr}, q1_target{nullptr}, q2_target{nullptr};
   torch::Tensor log_alpha;       // SAC entropy temperature (log)
   Normalizer norm;               // token standardisation fitted on the first training data
@@ -23,8 +23,8 @@ struct AgentState {
   double reward_scale = 1;       // ... and divided by this (their std)
   std::string score = "budget";  // the balanced score the rewards used, with its scales
   double source_scale = 1, target_scale = 1;
-  std::string config_ini;        // the training config
-  torch::Tensor rng_state;       // the training generator's state
+  std::string config_ini;   // the training config
+  torch::Tensor rng_state;  // the training generator's state
 
   /// Fresh networks (targets equal to the critics) for tokens of `history` steps.
   static AgentState create(int d_token, int n_layers, int n_heads, int history,

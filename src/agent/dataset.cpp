@@ -22,11 +22,14 @@ void check_store(const OfflineStore& s) {
   const int D = h.num_domains();
   if (D < 1) throw StoreError(fmt::format("store '{}' names no domains: it is not a trajectory store", s.name));
   if (static_cast<int>(h.domain_fields.size()) != D || static_cast<int>(h.base_eval_loss.size()) != D)
-    throw StoreError(fmt::format("store '{}': header has {} domains but {} fields and {} base losses: the file is damaged",
-                                 s.name, D, h.domain_fields.size(), h.base_eval_loss.size()));
+    throw StoreError(
+        fmt::format("store '{}': header has {} domains but {} fields and {} base losses: the file is damaged", s.name,
+                    D, h.domain_fields.size(), h.base_eval_loss.size()));
   if (!h.obs_layout.empty() && h.obs_dim() != obs::dim(D))
-    throw StoreError(fmt::format("store '{}' has observations of {} floats, the agent reads {} for {} domains: "
-                                 "collect it again with this version", s.name, h.obs_dim(), obs::dim(D), D));
+    throw StoreError(
+        fmt::format("store '{}' has observations of {} floats, the agent reads {} for {} domains: "
+                    "collect it again with this version",
+                    s.name, h.obs_dim(), obs::dim(D), D));
   if (s.rows.size() != s.episodes.size())
     throw StoreError(fmt::format("store '{}': {} episodes but {} row lists", s.name, s.episodes.size(), s.rows.size()));
   for (float b : h.base_eval_loss)
@@ -182,13 +185,17 @@ std::pair<double, double> normalized_scales(const std::vector<OfflineStore>& sto
   }
   double a = population_std(src), b = population_std(tgt);
   if (!(a > 1e-9)) {
-    log_line(fmt::format("agent: cannot measure the spread of final source scores ({} episodes): keeping "
-                         "eval.source_scale = {}", src.size(), eval.source_scale));
+    log_line(
+        fmt::format("agent: cannot measure the spread of final source scores ({} episodes): keeping "
+                    "eval.source_scale = {}",
+                    src.size(), eval.source_scale));
     a = eval.source_scale;
   }
   if (!(b > 1e-9)) {
-    log_line(fmt::format("agent: cannot measure the spread of final target scores ({} episodes): keeping "
-                         "eval.target_scale = {}", tgt.size(), eval.target_scale));
+    log_line(
+        fmt::format("agent: cannot measure the spread of final target scores ({} episodes): keeping "
+                    "eval.target_scale = {}",
+                    tgt.size(), eval.target_scale));
     b = eval.target_scale;
   }
   return {a, b};
@@ -206,8 +213,12 @@ Dataset build_dataset(const std::vector<OfflineStore>& stores, const DatasetOpti
       if (!usable_status(e.status)) continue;
       const int n = usable_length(s.rows[i], D);
       if (n == 0) continue;
-      EpisodeInfo info{s.name, e.id, e.status == EpisodeStatus::kComplete && n == static_cast<int>(s.rows[i].size()),
-                       is_val(si, e.id, o), false, 0.0};
+      EpisodeInfo info{s.name,
+                       e.id,
+                       e.status == EpisodeStatus::kComplete && n == static_cast<int>(s.rows[i].size()),
+                       is_val(si, e.id, o),
+                       false,
+                       0.0};
       info.ret = add_episode(s, s.rows[i], n, static_cast<std::int64_t>(ds.episodes.size()), o, builders[D]);
       ds.episodes.push_back(info);
     }

@@ -30,8 +30,8 @@ struct EpisodeInfo {
   std::int64_t id = 0;
   bool complete = false;
   bool val = false;
-  bool top = false;   // cloned in the warm start
-  double ret = 0;     // recomputed return (= final balanced score for a complete episode)
+  bool top = false;  // cloned in the warm start
+  double ret = 0;    // recomputed return (= final balanced score for a complete episode)
 };
 
 struct Dataset {
@@ -47,7 +47,7 @@ std::pair<double, double> normalized_scales(const std::vector<OfflineStore>& sto
 
 struct DatasetOptions {
   int history = 1;
-  EvalConfig eval;              // balanced score (scales already set)
+  EvalConfig eval;  // balanced score (scales already set)
   double val_fraction = 0.1;
   double bc_top_q = 0.25;
   std::uint64_t seed = 1;

@@ -14,13 +14,13 @@ namespace dma::agent {
 namespace {
 
 enum StepFeature : int {
-  kWeightRel = 0,    // w_prev * D: 1 is uniform, whatever D is (transfer across domain counts)
-  kLogWeightRel,     // log(w_prev * D + 0.01): resolves small weights
+  kWeightRel = 0,  // w_prev * D: 1 is uniform, whatever D is (transfer across domain counts)
+  kLogWeightRel,   // log(w_prev * D + 0.01): resolves small weights
   kLogLoss,
   kDeltaBase,
   kDeltaLast,
   kIsTarget,
-  kLogShareRel,      // log(share * D)
+  kLogShareRel,  // log(share * D)
   kProgress,
   kSourceScore,
   kTargetScore,
@@ -31,9 +31,9 @@ static_assert(kPrevTargetShare + 1 == kStepFeatures);
 }  // namespace
 
 const std::vector<std::string>& step_feature_names() {
-  static const std::vector<std::string> names = {"weight_rel",  "log_weight_rel", "log_loss",     "delta_base",
-                                                 "delta_last",  "is_target",      "log_share_rel", "progress",
-                                                 "source_score", "target_score",  "prev_target_share"};
+  static const std::vector<std::string> names = {"weight_rel",   "log_weight_rel", "log_loss",         "delta_base",
+                                                 "delta_last",   "is_target",      "log_share_rel",    "progress",
+                                                 "source_score", "target_score",   "prev_target_share"};
   return names;
 }
 
@@ -128,7 +128,8 @@ Normalizer Normalizer::fit(const torch::Tensor& tokens) {
   Normalizer n;
   // torch::quantile refuses more than 2^24 rows: a strided subsample estimates them as well.
   constexpr std::int64_t kMaxRows = std::int64_t{1} << 22;
-  const auto rows = flat.size(0) > kMaxRows ? flat.slice(0, 0, flat.size(0), (flat.size(0) + kMaxRows - 1) / kMaxRows) : flat;
+  const auto rows =
+      flat.size(0) > kMaxRows ? flat.slice(0, 0, flat.size(0), (flat.size(0) + kMaxRows - 1) / kMaxRows) : flat;
   const auto q = torch::quantile(rows, torch::tensor({0.25, 0.5, 0.75}, flat.options()), /*dim=*/0);  // (3, F)
   n.mean = q[1];
   n.std = (q[2] - q[0]) / 1.349;

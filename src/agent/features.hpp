@@ -52,8 +52,8 @@ void target_mask_into(std::span<const float> observation, int num_domains, std::
 /// squeeze the range where decisions are made (source score -0.05..0.03) into 0.4 std units.
 struct Normalizer {
   static constexpr double kClip = 8.0;
-  torch::Tensor mean;  // (F) the centre (median)
-  torch::Tensor std;   // (F) the scale
+  torch::Tensor mean;                                  // (F) the centre (median)
+  torch::Tensor std;                                   // (F) the scale
   static Normalizer fit(const torch::Tensor& tokens);  // tokens (N, D, F)
   torch::Tensor apply(const torch::Tensor& tokens) const { return ((tokens - mean) / std).clamp(-kClip, kClip); }
 };

@@ -31,7 +31,7 @@ torch::Tensor BlockImpl::forward(torch::Tensor x, const torch::Tensor& key_bias)
   auto scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));  // (B, h, D, D)
   if (key_bias.defined()) scores = scores + key_bias.view({B, 1, 1, D});
   auto att = torch::softmax(scores, /*dim=*/-1);
-  auto mixed = torch::matmul(att, qkv[2]).transpose(1, 2).reshape({B, D, d});             // (B, D, d)
+  auto mixed = torch::matmul(att, qkv[2]).transpose(1, 2).reshape({B, D, d});  // (B, D, d)
   x = x + proj_(mixed);
   return x + fc2_(torch::gelu(fc1_(ln2_(x))));
 }
@@ -87,11 +87,12 @@ CriticImpl::CriticImpl(const NetShape& shape) {
 
 torch::Tensor CriticImpl::encode(torch::Tensor tokens) { return state_proj_(encoder_(tokens)); }
 
-torch::Tensor CriticImpl::q(const torch::Tensor& encoded, const torch::Tensor& is_target, const torch::Tensor& actions) {
+torch::Tensor CriticImpl::q(const torch::Tensor& encoded, const torch::Tensor& is_target,
+                            const torch::Tensor& actions) {
   auto z = torch::relu(encoded.unsqueeze(1) + action_embed_(action_features(actions)));  // (B, K, D, d)
   z = torch::relu(token_fc_(z));
   auto pooled = torch::cat({z.mean(/*dim=*/2), std::get<0>(z.max(/*dim=*/2))}, /*dim=*/-1);  // (B, K, 2d)
-  auto share = (actions * is_target.unsqueeze(1)).sum(/*dim=*/-1, /*keepdim=*/true);     // (B, K, 1)
+  auto share = (actions * is_target.unsqueeze(1)).sum(/*dim=*/-1, /*keepdim=*/true);         // (B, K, 1)
   return out2_(torch::relu(out1_(torch::cat({pooled, share}, /*dim=*/-1)))).squeeze(-1);
 }
 

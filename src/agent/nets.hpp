@@ -47,7 +47,7 @@ class ActorImpl : public torch::nn::Module {
  public:
   explicit ActorImpl(const NetShape& shape);
   torch::Tensor forward(torch::Tensor tokens, const torch::Tensor& key_bias = {});  // mean logits (B, D)
-  torch::Tensor log_std() const;                // scalar, clamped
+  torch::Tensor log_std() const;                                                    // scalar, clamped
   /// K reparameterised logit samples (B, K, D) and their Gaussian log-density (B, K).
   std::pair<torch::Tensor, torch::Tensor> sample(const torch::Tensor& mean, int k, at::Generator& gen) const;
 

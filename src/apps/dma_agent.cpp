@@ -7,8 +7,8 @@
 #include <iterator>
 #include <string>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include "dma/agent_service.hpp"
 
@@ -58,13 +58,13 @@ int run_serve(int argc, char** argv) {
 int main(int argc, char** argv) {
   const std::string command = argc > 1 ? argv[1] : "";
   return dma::apps::run_subcommand("dma_agent", command, [&] {
-      if (command == "act") return run_act(argc - 1, argv + 1);
-      if (command == "serve") return run_serve(argc - 1, argv + 1);
-      if (command == "-h" || command == "--help") {
-        std::cout << kUsage;
-        return 0;
-      }
-      std::fprintf(stderr, "dma_agent: unknown command '%s': use act or serve\n%s", command.c_str(), kUsage);
-      return 2;
+    if (command == "act") return run_act(argc - 1, argv + 1);
+    if (command == "serve") return run_serve(argc - 1, argv + 1);
+    if (command == "-h" || command == "--help") {
+      std::cout << kUsage;
+      return 0;
+    }
+    std::fprintf(stderr, "dma_agent: unknown command '%s': use act or serve\n%s", command.c_str(), kUsage);
+    return 2;
   });
 }

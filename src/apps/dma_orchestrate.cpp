@@ -15,9 +15,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cl.help) {
-    std::printf("usage: dma_orchestrate --config FILE --mode MODE [--run.dir DIR] [--resume] [--print-config] "
-                "[--section.key=value ...]\n\n%s",
-                cl.help_text.c_str());
+    std::printf(
+        "usage: dma_orchestrate --config FILE --mode MODE [--run.dir DIR] [--resume] [--print-config] "
+        "[--section.key=value ...]\n\n%s",
+        cl.help_text.c_str());
     return 0;
   }
   if (cl.print_config) {

@@ -1,18 +1,19 @@
 // dma_prepare: builds domain-space files (DESIGN §5, §6).
 //   dma_prepare demo   --out FILE [--seed N] [--force] [size options]
 //   dma_prepare text   --out FILE (--domain name=dir:field ... | --manifest FILE) [--tokenizer MODEL.model]
-//   dma_prepare import --out FILE --format bin16|bin32|hdf5-shards|megatron (--input DIR | --domain ...) --seq-len N --vocab N
+//   dma_prepare import --out FILE --format bin16|bin32|hdf5-shards|megatron (--input DIR | --domain ...) --seq-len N
+//   --vocab N
 // Exit status: 0 success, 1 bad input (one line on stderr), 2 bad usage.
 #include <cstdio>
 #include <iostream>
 #include <sstream>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include "dma/error.hpp"
-#include "subcommand.hpp"
 #include "dma/prepare.hpp"
+#include "subcommand.hpp"
 
 namespace po = boost::program_options;
 
@@ -57,11 +58,14 @@ int run_demo(int argc, char** argv) {
       "fortunes-dir", po::value(&o.fortunes_dir)->default_value(o.fortunes_dir), "where Debian's fortunes files are")(
       "categories", po::value(&categories), "comma-separated fortunes categories (source domains)")(
       "seq-len", po::value(&o.seq_len)->default_value(o.seq_len), "context length (rows hold seq_len + 1 tokens)")(
-      "source-rows", po::value(&o.source_train_rows)->default_value(o.source_train_rows), "max train rows per source domain")(
-      "target-train-rows", po::value(&o.target_train_rows)->default_value(o.target_train_rows),
-      "train rows per math sub-domain (small on purpose)")(
-      "target-eval-rows", po::value(&o.target_eval_rows)->default_value(o.target_eval_rows), "eval rows per math sub-domain")(
-      "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "source text held out for eval")(
+      "source-rows", po::value(&o.source_train_rows)->default_value(o.source_train_rows),
+      "max train rows per source domain")("target-train-rows",
+                                          po::value(&o.target_train_rows)->default_value(o.target_train_rows),
+                                          "train rows per math sub-domain (small on purpose)")(
+      "target-eval-rows", po::value(&o.target_eval_rows)->default_value(o.target_eval_rows),
+      "eval rows per math sub-domain")("eval-fraction",
+                                       po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"),
+                                       "source text held out for eval")(
       "bench-problems", po::value(&o.bench_problems)->default_value(o.bench_problems), "held-out exact-match problems");
   if (!dma::apps::parse_subcommand(argc, argv, d, "dma_prepare", "demo")) return 0;
   if (!categories.empty()) o.categories = split_commas(categories);
@@ -76,13 +80,13 @@ int run_text(int argc, char** argv) {
   d.add_options()("domain", po::value(&specs)->composing(),
                   "name=path:field (field: source|target), repeatable; path: a directory of files or one file. "
                   "Each text file is one document; each line of a .jsonl file is one, in its string field \"text\"; "
-                  "a .zst suffix is decompressed as it is read")(
-      "manifest", po::value(&o.manifest), "file of name=path:field lines")(
+                  "a .zst suffix is decompressed as it is read")("manifest", po::value(&o.manifest),
+                                                                 "file of name=path:field lines")(
       "tokenizer", po::value(&o.tokenizer),
       "SentencePiece .model file (spm_train's output): the vocabulary becomes its piece count, each line is encoded "
       "as spm_encode does and each document ends with the model's EOS; default: bytes (vocab 256), documents "
-      "joined by a blank line")(
-      "seq-len", po::value(&o.seq_len)->default_value(o.seq_len), "context length (rows hold seq_len + 1 tokens)")(
+      "joined by a blank line")("seq-len", po::value(&o.seq_len)->default_value(o.seq_len),
+                                "context length (rows hold seq_len + 1 tokens)")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "rows held out per domain")(
       "max-eval-rows", po::value(&o.max_eval_rows)->default_value(o.max_eval_rows), "cap of a domain's eval rows");
   if (!dma::apps::parse_subcommand(argc, argv, d, "dma_prepare", "text")) return 0;
@@ -100,14 +104,16 @@ int run_import(int argc, char** argv) {
                   "bin16|bin32: raw little-endian token streams (*.bin); hdf5-shards: *.hdf5 with a dataset 'train' of "
                   "[rows, seq_len+1]; megatron: Megatron-LM .bin/.idx pairs, documents in index order")(
       "input", po::value(&o.input), "directory with one subdirectory of shards per domain")(
-      "target", po::value(&targets)->composing(), "domain of --input in the target field (repeatable or comma-separated)")(
-      "domain", po::value(&specs)->composing(), "name=dir:field, repeatable")(
-      "manifest", po::value(&o.manifest), "file of name=dir:field lines")(
+      "target", po::value(&targets)->composing(),
+      "domain of --input in the target field (repeatable or comma-separated)")(
+      "domain", po::value(&specs)->composing(), "name=dir:field, repeatable")("manifest", po::value(&o.manifest),
+                                                                              "file of name=dir:field lines")(
       "seq-len", po::value(&o.seq_len)->required(), "tokens per row, plus one (hdf5 rows hold seq_len+1)")(
       "vocab", po::value(&o.vocab_size)->required(), "vocabulary size: every token id must be below it")(
       "tokenizer", po::value(&o.tokenizer)->default_value(o.tokenizer), "tokenizer name stored in the file")(
-      "eod", po::value(&o.eod), "megatron: token id put after each document (leave unset when the data already ends "
-                                "documents with one, as preprocess_data.py --append-eod does)")(
+      "eod", po::value(&o.eod),
+      "megatron: token id put after each document (leave unset when the data already ends "
+      "documents with one, as preprocess_data.py --append-eod does)")(
       "eval-fraction", po::value(&o.eval_fraction)->default_value(o.eval_fraction, "0.1"), "rows held out per domain")(
       "max-eval-rows", po::value(&o.max_eval_rows)->default_value(o.max_eval_rows), "cap of a domain's eval rows");
   if (!dma::apps::parse_subcommand(argc, argv, d, "dma_prepare", "import")) return 0;
@@ -132,10 +138,10 @@ int main(int argc, char** argv) {
     return 0;
   }
   return dma::apps::run_subcommand("dma_prepare", command, [&] {
-      if (command == "demo") return run_demo(argc - 1, argv + 1);
-      if (command == "text") return run_text(argc - 1, argv + 1);
-      if (command == "import") return run_import(argc - 1, argv + 1);
-      std::fprintf(stderr, "dma_prepare: unknown command '%s': use demo, text or import\n", command.c_str());
-      return 2;
+    if (command == "demo") return run_demo(argc - 1, argv + 1);
+    if (command == "text") return run_text(argc - 1, argv + 1);
+    if (command == "import") return run_import(argc - 1, argv + 1);
+    std::fprintf(stderr, "dma_prepare: unknown command '%s': use demo, text or import\n", command.c_str());
+    return 2;
   });
 }

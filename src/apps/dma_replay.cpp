@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include "dma/error.hpp"
 #include "dma/replay.hpp"
@@ -54,8 +54,8 @@ std::string opt(const Args& a, const char* name) { return a.vm.count(name) ? a.v
 
 void need_inputs(const Args& a, std::size_t min, std::size_t max, const char* what) {
   if (a.inputs.size() < min || a.inputs.size() > max)
-    throw ConfigError(fmt::format("'{}' takes {}, got {} argument(s): see dma_replay --help", a.command, what,
-                                  a.inputs.size()));
+    throw ConfigError(
+        fmt::format("'{}' takes {}, got {} argument(s): see dma_replay --help", a.command, what, a.inputs.size()));
 }
 
 replay::Selection selection(const Args& a, const std::string& default_status) {
@@ -65,11 +65,13 @@ replay::Selection selection(const Args& a, const std::string& default_status) {
 
 int run(int argc, char** argv) {
   po::options_description opts("options");
-  opts.add_options()("help,h", "show this help")("format", po::value<std::string>(), "text|csv|markdown, or d4rl|minari|csv")(
+  opts.add_options()("help,h", "show this help")("format", po::value<std::string>(),
+                                                 "text|csv|markdown, or d4rl|minari|csv")(
       "score", po::value<std::string>(),
       "balanced score: mean|min|weighted[:<target weight>]|normalized|budget[:<tolerance>] (default: the store's); "
-      "compare takes several, comma-separated")(
-      "against", po::value<std::string>(), "compare: the policy every other is compared with, a full spec or as matched across stores (tuned-fixed, agent:STEM); default: the agent")(
+      "compare takes several, comma-separated")("against", po::value<std::string>(),
+                                                "compare: the policy every other is compared with, a full spec or as "
+                                                "matched across stores (tuned-fixed, agent:STEM); default: the agent")(
       "out,o", po::value<std::string>(), "export output / plot directory")(
       "policy", po::value<std::string>(), "select policies (comma-separated; 'fixed' matches 'fixed:0.3')")(
       "status", po::value<std::string>(), "select statuses: complete,failed,interrupted,running or all")(
@@ -93,7 +95,8 @@ int run(int argc, char** argv) {
   const std::string score = opt(a, "score");
   if (a.command == "summary") {
     need_inputs(a, 1, 1, "one STORE");
-    std::cout << replay::summary(a.inputs[0], replay::parse_table_format(a.vm.count("format") ? opt(a, "format") : "text"), score);
+    std::cout << replay::summary(a.inputs[0],
+                                 replay::parse_table_format(a.vm.count("format") ? opt(a, "format") : "text"), score);
   } else if (a.command == "compare") {
     need_inputs(a, 1, 1000, "one or more STOREs");
     std::cout << replay::compare(a.inputs, replay::parse_table_format(a.vm.count("format") ? opt(a, "format") : "text"),
@@ -127,10 +130,9 @@ int run(int argc, char** argv) {
     need_inputs(a, 1, 1, "one STORE");
     if (opt(a, "out").empty() || !a.vm.count("format"))
       throw ConfigError("'schedule' needs --format F and --out FILE: see dma_replay --help");
-    replay::ScheduleOptions o{opt(a, "policy"), opt(a, "format"),
-                              a.vm.count("total-tokens") ? a.vm["total-tokens"].as<std::int64_t>() : 0,
-                              a.vm.count("global-batch") ? a.vm["global-batch"].as<std::int64_t>() : 0,
-                              opt(a, "data-prefix")};
+    replay::ScheduleOptions o{
+        opt(a, "policy"), opt(a, "format"), a.vm.count("total-tokens") ? a.vm["total-tokens"].as<std::int64_t>() : 0,
+        a.vm.count("global-batch") ? a.vm["global-batch"].as<std::int64_t>() : 0, opt(a, "data-prefix")};
     const std::string text = replay::schedule(a.inputs[0], o);
     if (std::filesystem::exists(opt(a, "out")) && !a.vm.count("force"))
       throw ConfigError(fmt::format("'{}' exists: pass --force to overwrite it", opt(a, "out")));
@@ -140,8 +142,8 @@ int run(int argc, char** argv) {
     std::cout << fmt::format("wrote {} ({} format; an open-loop schedule: it does not react to the run)\n",
                              opt(a, "out"), opt(a, "format"));
   } else {
-    throw ConfigError(fmt::format("unknown command '{}': use summary, compare, export, plot, follow, repair or schedule",
-                                  a.command));
+    throw ConfigError(
+        fmt::format("unknown command '{}': use summary, compare, export, plot, follow, repair or schedule", a.command));
   }
   return 0;
 }

@@ -47,8 +47,7 @@ std::string agree_on_problem(const MpiSession& mpi, const std::string& mine, dou
   if (first_bad == INT_MAX) return "";
   std::array<char, 1024> text{};
   if (mpi.rank() == first_bad) put(text, mine);
-  DMA_MPI_CHECK(MPI_Ibcast(text.data(), static_cast<int>(text.size()), MPI_CHAR, first_bad,
-                           mpi.comm(), &request));
+  DMA_MPI_CHECK(MPI_Ibcast(text.data(), static_cast<int>(text.size()), MPI_CHAR, first_bad, mpi.comm(), &request));
   wait_with_watchdog(request, timeout_s, mpi.rank(), "sharing why NCCL cannot run");
   return get(text);
 }
@@ -60,9 +59,7 @@ std::string nccl_unavailable_reason() {
   return "is unavailable: built without NCCL (DMA_WITH_NCCL=OFF or NCCL not found)";
 }
 
-RankDevice this_rank_device(const MpiSession& mpi) {
-  return {mpi.rank(), mpi.host(), "", nccl_unavailable_reason()};
-}
+RankDevice this_rank_device(const MpiSession& mpi) { return {mpi.rank(), mpi.host(), "", nccl_unavailable_reason()}; }
 #endif
 
 std::string nccl_problem(const std::vector<RankDevice>& ranks) {
@@ -75,7 +72,8 @@ std::string nccl_problem(const std::vector<RankDevice>& ranks) {
       if (a.host != b.host || a.device != b.device) continue;
       return fmt::format(
           "needs a GPU per rank: ranks {} and {} on host {} share GPU {} (start one rank per GPU, "
-          "e.g. srun --gpus-per-task=1)", a.rank, b.rank, a.host, a.device);
+          "e.g. srun --gpus-per-task=1)",
+          a.rank, b.rank, a.host, a.device);
     }
   }
   return "";
@@ -94,7 +92,8 @@ std::vector<RankDevice> gather_node_devices(const MpiSession& mpi, const RankDev
   std::vector<int> ranks(static_cast<std::size_t>(size));
   std::array<MPI_Request, 2> requests{MPI_REQUEST_NULL, MPI_REQUEST_NULL};
   const int rank = mpi.rank();
-  int rc = MPI_Iallgather(&record, sizeof(record), MPI_BYTE, records.data(), sizeof(record), MPI_BYTE, node, &requests[0]);
+  int rc =
+      MPI_Iallgather(&record, sizeof(record), MPI_BYTE, records.data(), sizeof(record), MPI_BYTE, node, &requests[0]);
   if (rc == MPI_SUCCESS) rc = MPI_Iallgather(&rank, 1, MPI_INT, ranks.data(), 1, MPI_INT, node, &requests[1]);
   try {
     DMA_MPI_CHECK(rc);
@@ -114,8 +113,7 @@ std::vector<RankDevice> gather_node_devices(const MpiSession& mpi, const RankDev
 std::string agree_on_backend(const CommConfig& config, const MpiSession& mpi, const RankDevice& mine) {
   if (config.backend == "mpi") return "mpi";
   if (config.backend != "nccl" && config.backend != "auto") {
-    throw ConfigError(fmt::format("comm.backend='{}' is not a backend: use auto, mpi or nccl",
-                                  config.backend));
+    throw ConfigError(fmt::format("comm.backend='{}' is not a backend: use auto, mpi or nccl", config.backend));
   }
   const std::string why =
       agree_on_problem(mpi, nccl_problem(gather_node_devices(mpi, mine, config.timeout_s)), config.timeout_s);

@@ -14,8 +14,7 @@ namespace {
 
 class MpiCollective final : public Collective {
  public:
-  MpiCollective(const MpiSession& mpi, double timeout_s)
-      : rank_(mpi.rank()), size_(mpi.size()), timeout_s_(timeout_s) {
+  MpiCollective(const MpiSession& mpi, double timeout_s) : rank_(mpi.rank()), size_(mpi.size()), timeout_s_(timeout_s) {
     DMA_MPI_CHECK(MPI_Comm_dup(mpi.comm(), &comm_));  // inherits MPI_ERRORS_RETURN
   }
   ~MpiCollective() override {
@@ -34,12 +33,14 @@ class MpiCollective final : public Collective {
     detail::check_root(root, size_, "gather");
     const int count = detail::to_count(send.size(), "gather");
     if (rank_ == root && recv.size() != send.size() * static_cast<std::size_t>(size_)) {
-      throw MpiError(fmt::format("gather: the root's receive buffer holds {} doubles, needs {} "
-                                 "({} ranks x {})", recv.size(), send.size() * size_, size_, count));
+      throw MpiError(
+          fmt::format("gather: the root's receive buffer holds {} doubles, needs {} "
+                      "({} ranks x {})",
+                      recv.size(), send.size() * size_, size_, count));
     }
     MPI_Request request = MPI_REQUEST_NULL;
-    DMA_MPI_CHECK(MPI_Igather(send.data(), count, MPI_DOUBLE, rank_ == root ? recv.data() : nullptr,
-                              count, MPI_DOUBLE, root, comm_, &request));
+    DMA_MPI_CHECK(MPI_Igather(send.data(), count, MPI_DOUBLE, rank_ == root ? recv.data() : nullptr, count, MPI_DOUBLE,
+                              root, comm_, &request));
     wait(request, fmt::format("MPI gather of {} doubles per rank to rank {}", count, root));
   }
 
@@ -47,12 +48,14 @@ class MpiCollective final : public Collective {
     detail::check_root(root, size_, "scatter");
     const int count = detail::to_count(recv.size(), "scatter");
     if (rank_ == root && send.size() != recv.size() * static_cast<std::size_t>(size_)) {
-      throw MpiError(fmt::format("scatter: the root's send buffer holds {} doubles, needs {} "
-                                 "({} ranks x {})", send.size(), recv.size() * size_, size_, count));
+      throw MpiError(
+          fmt::format("scatter: the root's send buffer holds {} doubles, needs {} "
+                      "({} ranks x {})",
+                      send.size(), recv.size() * size_, size_, count));
     }
     MPI_Request request = MPI_REQUEST_NULL;
-    DMA_MPI_CHECK(MPI_Iscatter(rank_ == root ? send.data() : nullptr, count, MPI_DOUBLE,
-                               recv.data(), count, MPI_DOUBLE, root, comm_, &request));
+    DMA_MPI_CHECK(MPI_Iscatter(rank_ == root ? send.data() : nullptr, count, MPI_DOUBLE, recv.data(), count, MPI_DOUBLE,
+                               root, comm_, &request));
     wait(request, fmt::format("MPI scatter of {} doubles per rank from rank {}", count, root));
   }
 

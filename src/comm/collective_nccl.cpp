@@ -23,14 +23,14 @@ void check_nccl(ncclResult_t rc, ncclComm_t comm, const char* expr, const char* 
   if (rc == ncclSuccess || rc == ncclInProgress) return;
   const char* last = ncclGetLastError(comm);
   throw NcclError(fmt::format("{} failed: {}{}{} ({}, {}:{})", expr, ncclGetErrorString(rc),
-                              last != nullptr && *last != '\0' ? ": " : "", last != nullptr ? last : "",
-                              where(), file, line));
+                              last != nullptr && *last != '\0' ? ": " : "", last != nullptr ? last : "", where(), file,
+                              line));
 }
 
 void check_cuda(cudaError_t rc, const char* expr, const char* file, int line) {
   if (rc == cudaSuccess) return;
-  throw NcclError(fmt::format("{} failed: {} ({}) ({}, {}:{})", expr, cudaGetErrorString(rc),
-                              cudaGetErrorName(rc), where(), file, line));
+  throw NcclError(fmt::format("{} failed: {} ({}) ({}, {}:{})", expr, cudaGetErrorString(rc), cudaGetErrorName(rc),
+                              where(), file, line));
 }
 
 }  // namespace detail
@@ -40,8 +40,8 @@ std::string nccl_unavailable_reason() {
   const cudaError_t rc = cudaGetDeviceCount(&count);
   if (rc != cudaSuccess) {
     (void)cudaGetLastError();  // clear it: nothing else should see this failure
-    return fmt::format("needs a CUDA device: cudaGetDeviceCount says {} ({})",
-                       cudaGetErrorString(rc), cudaGetErrorName(rc));
+    return fmt::format("needs a CUDA device: cudaGetDeviceCount says {} ({})", cudaGetErrorString(rc),
+                       cudaGetErrorName(rc));
   }
   if (count == 0) return "needs a CUDA device: cudaGetDeviceCount says 0 devices";
   return "";
@@ -63,8 +63,8 @@ RankDevice this_rank_device(const MpiSession& mpi) {
   if (rc == cudaSuccess) rc = cudaDeviceGetPCIBusId(bus, sizeof(bus), rank_device_index(mpi, visible));
   if (rc != cudaSuccess) {
     (void)cudaGetLastError();
-    mine.unavailable = fmt::format("cannot name its GPU: cudaDeviceGetPCIBusId says {} ({})",
-                                   cudaGetErrorString(rc), cudaGetErrorName(rc));
+    mine.unavailable = fmt::format("cannot name its GPU: cudaDeviceGetPCIBusId says {} ({})", cudaGetErrorString(rc),
+                                   cudaGetErrorName(rc));
   }
   mine.device = bus;
   return mine;
@@ -95,8 +95,10 @@ class CudaBuffer {
     if (n <= capacity_) return data_;
     release();
     void* p = nullptr;
-    if (pinned_) DMA_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(double)));
-    else DMA_CUDA_CHECK(cudaMalloc(&p, n * sizeof(double)));
+    if (pinned_)
+      DMA_CUDA_CHECK(cudaMallocHost(&p, n * sizeof(double)));
+    else
+      DMA_CUDA_CHECK(cudaMalloc(&p, n * sizeof(double)));
     data_ = static_cast<double*>(p);
     capacity_ = n;
     return data_;
@@ -146,10 +148,9 @@ class NcclCollective final : public Collective {
   void setup(const MpiSession& mpi);
   void release() noexcept;
   Clock::time_point begin() {
-    healthy_ = false;  // until the operation completes: a throw leaves the comm unusable
+    healthy_ = false;                        // until the operation completes: a throw leaves the comm unusable
     DMA_CUDA_CHECK(cudaSetDevice(device_));  // the current device is per thread
-    return Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                              std::chrono::duration<double>(timeout_s_));
+    return Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(timeout_s_));
   }
   double* upload(std::span<const double> data);
   void download(const double* device, std::size_t n);
@@ -241,8 +242,8 @@ bool NcclCollective::async_ok(const std::string& what) {
   DMA_NCCL_CHECK(ncclCommGetAsyncError(comm_, &state), comm_);
   if (state == ncclSuccess) return true;
   if (state == ncclInProgress) return false;
-  const std::string text = fmt::format("{} failed: {}: {} ({})", what, ncclGetErrorString(state),
-                                       ncclGetLastError(comm_), detail::where());
+  const std::string text =
+      fmt::format("{} failed: {}: {} ({})", what, ncclGetErrorString(state), ncclGetLastError(comm_), detail::where());
   (void)ncclCommAbort(comm_);
   comm_ = nullptr;
   throw NcclError(text);
@@ -270,8 +271,10 @@ void NcclCollective::gather(std::span<const double> send, std::span<double> recv
   detail::check_root(root, size_, "gather");
   const std::size_t n = send.size();
   if (rank_ == root && recv.size() != n * static_cast<std::size_t>(size_)) {
-    throw NcclError(fmt::format("gather: the root's receive buffer holds {} doubles, needs {} "
-                                "({} ranks x {})", recv.size(), n * size_, size_, n));
+    throw NcclError(
+        fmt::format("gather: the root's receive buffer holds {} doubles, needs {} "
+                    "({} ranks x {})",
+                    recv.size(), n * size_, size_, n));
   }
   if (n == 0) return;
   const std::string what = fmt::format("NCCL gather of {} doubles per rank to rank {}", n, root);
@@ -298,8 +301,10 @@ void NcclCollective::scatter(std::span<const double> send, std::span<double> rec
   detail::check_root(root, size_, "scatter");
   const std::size_t n = recv.size();
   if (rank_ == root && send.size() != n * static_cast<std::size_t>(size_)) {
-    throw NcclError(fmt::format("scatter: the root's send buffer holds {} doubles, needs {} "
-                                "({} ranks x {})", send.size(), n * size_, size_, n));
+    throw NcclError(
+        fmt::format("scatter: the root's send buffer holds {} doubles, needs {} "
+                    "({} ranks x {})",
+                    send.size(), n * size_, size_, n));
   }
   if (n == 0) return;
   const std::string what = fmt::format("NCCL scatter of {} doubles per rank from rank {}", n, root);

@@ -34,9 +34,9 @@ class Backoff {
 /// once more at the deadline, so a late completion still counts.
 template <class Done>
 bool poll_until(Done&& done, double timeout_s) {
-  const auto deadline = std::chrono::steady_clock::now() +
-                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                            std::chrono::duration<double>(timeout_s));
+  const auto deadline =
+      std::chrono::steady_clock::now() +
+      std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(timeout_s));
   Backoff backoff;
   while (!done()) {
     if (std::chrono::steady_clock::now() >= deadline) return done();

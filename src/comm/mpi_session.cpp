@@ -36,8 +36,7 @@ std::string hostname() {
 // True when an mpirun-style launcher (Open MPI's orted, MPICH's hydra) started us: then
 // SLURM_* describe the launcher's own step (one daemon per node), not our ranks.
 bool launched_by_mpirun() {
-  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr ||
-         std::getenv("MPI_LOCALNRANKS") != nullptr;
+  return std::getenv("OMPI_COMM_WORLD_SIZE") != nullptr || std::getenv("MPI_LOCALNRANKS") != nullptr;
 }
 
 // Under `srun` (SLURM_STEP_ID set) the world must have one rank per task; a PMI that does not
@@ -78,8 +77,7 @@ int compute_cores(MPI_Comm node) {
   cpu_set_t mine = own_cpus(&count);
   DMA_MPI_CHECK(MPI_Comm_size(node, &node_size));
   std::vector<cpu_set_t> all(static_cast<std::size_t>(node_size));
-  DMA_MPI_CHECK(MPI_Allgather(&mine, sizeof(cpu_set_t), MPI_BYTE, all.data(), sizeof(cpu_set_t),
-                              MPI_BYTE, node));
+  DMA_MPI_CHECK(MPI_Allgather(&mine, sizeof(cpu_set_t), MPI_BYTE, all.data(), sizeof(cpu_set_t), MPI_BYTE, node));
   const auto sharing = std::count_if(all.begin(), all.end(), [&](const cpu_set_t& other) {
     return std::memcmp(&other, &mine, sizeof(cpu_set_t)) == 0;
   });
@@ -93,8 +91,7 @@ namespace detail {
 std::string where() {
   int rank = -1;
   if (mpi_running()) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  return fmt::format("rank {} on host {}", rank < 0 ? std::string("?") : std::to_string(rank),
-                     hostname());
+  return fmt::format("rank {} on host {}", rank < 0 ? std::string("?") : std::to_string(rank), hostname());
 }
 
 }  // namespace detail
@@ -112,8 +109,10 @@ MpiSession::MpiSession(int* argc, char*** argv) {
   int provided = 0;
   // MPI_Init's errors are fatal by default; this only catches an MPI that returns instead.
   if (MPI_Init_thread(argc, argv, MPI_THREAD_SERIALIZED, &provided) != MPI_SUCCESS) {
-    throw MpiError(fmt::format("MPI_Init_thread failed on host {}: start dma with mpirun or "
-                               "`srun --mpi=pmix`", hostname()));
+    throw MpiError(
+        fmt::format("MPI_Init_thread failed on host {}: start dma with mpirun or "
+                    "`srun --mpi=pmix`",
+                    hostname()));
   }
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   MPI_Comm_rank(MPI_COMM_WORLD, &rank_);

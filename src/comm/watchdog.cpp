@@ -13,17 +13,19 @@ namespace dma {
 namespace detail {
 
 void throw_timeout(int rank, const std::string& what, double timeout_s) {
-  throw CommTimeout(fmt::format(
-      "rank {}: {} did not complete within {:g} s (comm.timeout_s): another rank never joined "
-      "it (look for its error above) or is still busy; raise comm.timeout_s if a round "
-      "legitimately takes longer",
-      rank, what, timeout_s));
+  throw CommTimeout(
+      fmt::format("rank {}: {} did not complete within {:g} s (comm.timeout_s): another rank never joined "
+                  "it (look for its error above) or is still busy; raise comm.timeout_s if a round "
+                  "legitimately takes longer",
+                  rank, what, timeout_s));
 }
 
 int to_count(std::size_t n, const char* what) {
   if (n > static_cast<std::size_t>(INT_MAX)) {
-    throw MpiError(fmt::format("{}: {} elements exceed MPI's int count limit ({}): send smaller "
-                               "blocks", what, n, INT_MAX));
+    throw MpiError(
+        fmt::format("{}: {} elements exceed MPI's int count limit ({}): send smaller "
+                    "blocks",
+                    what, n, INT_MAX));
   }
   return static_cast<int>(n);
 }

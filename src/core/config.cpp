@@ -3,13 +3,13 @@
 #include "dma/config.hpp"
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <limits>
-#include <fstream>
 #include <sstream>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include "dma/error.hpp"
 
@@ -27,9 +27,12 @@ struct Key {
 
 template <class T>
 std::string show(const T& v) {
-  if constexpr (std::is_same_v<T, std::string>) return v;
-  else if constexpr (std::is_floating_point_v<T>) return fmt::format("{}", v);
-  else return std::to_string(v);
+  if constexpr (std::is_same_v<T, std::string>)
+    return v;
+  else if constexpr (std::is_floating_point_v<T>)
+    return fmt::format("{}", v);
+  else
+    return std::to_string(v);
 }
 
 class Table {
@@ -56,11 +59,11 @@ class Table {
                      },
                      [&field] { return field; },
                      [&field, name, choices] {
-                       if (choices.empty() || std::find(choices.begin(), choices.end(), field) != choices.end())
-                         return;
+                       if (choices.empty() || std::find(choices.begin(), choices.end(), field) != choices.end()) return;
                        std::string all;
                        for (const auto& c : choices) all += (all.empty() ? "" : "|") + c;
-                       throw ConfigError(fmt::format("config key '{}' = '{}' is not valid: use one of {}", name, field, all));
+                       throw ConfigError(
+                           fmt::format("config key '{}' = '{}' is not valid: use one of {}", name, field, all));
                      }});
   }
   const std::vector<Key>& keys() const { return keys_; }
@@ -139,7 +142,8 @@ void register_orchestration(Table& t, Config& c) {
 }
 
 void register_tune(Table& t, Config& c) {
-  t.num("tune.rollouts", c.tune.rollouts, 1, kIntMax, "rollouts each tuned baseline family may spend on the selection seeds");
+  t.num("tune.rollouts", c.tune.rollouts, 1, kIntMax,
+        "rollouts each tuned baseline family may spend on the selection seeds");
   t.num("tune.seeds", c.tune.seeds, 1, 100000, "selection seeds per tuning candidate");
   t.num("tune.first_step", c.tune.first_step, 0.0125, 0.5, "first step of the tuning search, in target share");
 }
@@ -163,7 +167,8 @@ void register_agent(Table& t, Config& c) {
         "least d(target share)/d(source score) of the actor (0: unconstrained)");
   t.num("agent.field_balanced", c.agent.field_balanced, 0, 1,
         "1: the actor's attention and output weigh each field as a whole, whatever its number of domains");
-  t.num("agent.candidates", c.agent.candidates, 1, 1000, "agents trained on seeds run.seed+k; the best by rollouts is kept");
+  t.num("agent.candidates", c.agent.candidates, 1, 1000,
+        "agents trained on seeds run.seed+k; the best by rollouts is kept");
   t.num("agent.selection_seeds", c.agent.selection_seeds, 1, 100000, "rollouts per candidate agent");
   t.num<std::uint64_t>("agent.selection_seed_offset", c.agent.selection_seed_offset, 0,
                        std::numeric_limits<std::uint64_t>::max() / 2, "seed ids of the candidates' rollouts");
@@ -179,7 +184,8 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.cql_calibrate", c.agent.cql_calibrate, 0, 1, "Cal-QL: keep sampled actions' Q above the data's return");
   t.num("agent.target_noise", c.agent.target_noise, 0.0, 10.0, "logit noise on the backup's action (TD3 smoothing)");
   t.num("agent.threads", c.agent.threads, 0, 1024, "LibTorch threads while training the agent (0: unchanged)");
-  t.num("iterate.generations", c.iterate.generations, 0, 100000, "online generations (0: the pipeline keeps the offline agent)");
+  t.num("iterate.generations", c.iterate.generations, 0, 100000,
+        "online generations (0: the pipeline keeps the offline agent)");
   t.num("iterate.trajectories", c.iterate.trajectories, 0, kIntMax, "rollouts per generation (0: one per worker slot)");
   t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");
@@ -209,19 +215,22 @@ po::options_description describe(const Table& t) {
 void check_all(const Table& t, const Config& c) {
   for (const auto& k : t.keys()) k.check();
   if (c.proxy.d_model % c.proxy.n_heads != 0)
-    throw ConfigError(fmt::format("config key 'proxy.n_heads' = {} does not divide proxy.d_model = {}: choose a divisor",
-                                  c.proxy.n_heads, c.proxy.d_model));
+    throw ConfigError(
+        fmt::format("config key 'proxy.n_heads' = {} does not divide proxy.d_model = {}: choose a divisor",
+                    c.proxy.n_heads, c.proxy.d_model));
   if ((c.proxy.d_model / c.proxy.n_heads) % 2 != 0)
-    throw ConfigError("config keys 'proxy.d_model' / 'proxy.n_heads' give an odd head size: rotary embeddings need it even");
+    throw ConfigError(
+        "config keys 'proxy.d_model' / 'proxy.n_heads' give an odd head size: rotary embeddings need it even");
   if (c.agent.d_token % c.agent.n_heads != 0)
     throw ConfigError(fmt::format("config key 'agent.n_heads' = {} does not divide agent.d_token = {}", c.agent.n_heads,
                                   c.agent.d_token));
   // The gain is a slope in the source score: an actor that does not read it has none to hold.
   const auto& read = c.agent.actor_features;
   if (c.agent.source_gain > 0 && read != "all" && ("," + read + ",").find(",source_score,") == std::string::npos)
-    throw ConfigError(fmt::format("config key 'agent.source_gain' = {} needs an actor that reads the source score: add "
-                                  "source_score to agent.actor_features ('{}') or set the gain to 0",
-                                  c.agent.source_gain, read));
+    throw ConfigError(
+        fmt::format("config key 'agent.source_gain' = {} needs an actor that reads the source score: add "
+                    "source_score to agent.actor_features ('{}') or set the gain to 0",
+                    c.agent.source_gain, read));
 }
 
 [[noreturn]] void rethrow_unknown(const std::string& raw) {
@@ -229,12 +238,13 @@ void check_all(const Table& t, const Config& c) {
   while (!key.empty() && key.front() == '-') key.erase(0, 1);
   if (auto eq = key.find('='); eq != std::string::npos) key.resize(eq);  // Boost.PO reports "--k=v" whole
   auto hint = closest_key(key, config_keys());
-  throw ConfigError(fmt::format("unknown config key '{}'{}", key,
-                                hint.empty() ? ": run with --print-config to list every key"
-                                             : fmt::format(": did you mean '{}'?", hint)));
+  throw ConfigError(fmt::format(
+      "unknown config key '{}'{}", key,
+      hint.empty() ? ": run with --print-config to list every key" : fmt::format(": did you mean '{}'?", hint)));
 }
 
-void parse_ini_into(std::istream& in, const std::string& origin, const po::options_description& d, po::variables_map& vm) {
+void parse_ini_into(std::istream& in, const std::string& origin, const po::options_description& d,
+                    po::variables_map& vm) {
   try {
     po::store(po::parse_config_file(in, d, /*allow_unregistered=*/false), vm);
   } catch (const po::unknown_option& e) {
@@ -299,8 +309,8 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   Table t = make_table(c);
   po::options_description general("dma_orchestrate options");
   general.add_options()("help,h", "print this help")("config", po::value<std::string>(&c.config_file), "INI file")(
-      "mode", po::value<std::string>(&c.mode), mode_list().c_str())(
-      "resume", po::bool_switch(&c.resume), "continue from the store and the last checkpoint")(
+      "mode", po::value<std::string>(&c.mode), mode_list().c_str())("resume", po::bool_switch(&c.resume),
+                                                                    "continue from the store and the last checkpoint")(
       "print-config", po::bool_switch(&cl.print_config), "print the effective configuration and exit");
   auto keys = describe(t);
   po::options_description all;

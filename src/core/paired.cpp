@@ -5,8 +5,8 @@
 #include <limits>
 #include <numeric>
 
-#include <boost/math/distributions/students_t.hpp>
 #include <fmt/format.h>
+#include <boost/math/distributions/students_t.hpp>
 
 namespace dma {
 

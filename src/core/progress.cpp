@@ -28,8 +28,13 @@ void log_line(const std::string& text) {
 }
 
 Progress::Progress(std::string label, std::int64_t total, std::string unit, double period_seconds)
-    : label_(std::move(label)), unit_(std::move(unit)), total_(total), period_(period_seconds),
-      tty_(isatty(STDERR_FILENO) != 0), start_(std::chrono::steady_clock::now()), last_print_(start_) {}
+    : label_(std::move(label)),
+      unit_(std::move(unit)),
+      total_(total),
+      period_(period_seconds),
+      tty_(isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_print_(start_) {}
 
 Progress::~Progress() {
   if (tty_ && !finished_ && done_ > 0) std::fprintf(stderr, "\n");

@@ -46,9 +46,10 @@ EvalConfig with_score(const EvalConfig& eval, const std::string& spec) {
   try {
     balanced_score({}, out);  // the score names are balanced_score's
   } catch (const ConfigError&) {
-    throw ConfigError(fmt::format("score '{}' does not exist: use mean, min, weighted[:<target weight>], normalized "
-                                  "or budget[:<tolerance>]",
-                                  spec));
+    throw ConfigError(
+        fmt::format("score '{}' does not exist: use mean, min, weighted[:<target weight>], normalized "
+                    "or budget[:<tolerance>]",
+                    spec));
   }
   if (colon == std::string::npos) return out;
   const std::string arg = spec.substr(colon + 1);

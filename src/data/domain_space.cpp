@@ -103,7 +103,8 @@ std::vector<std::string> read_strings(hid_t group, const char* name) {
     throw DataError(fmt::format("benchmark dataset '{}' must be a 1-D fixed-length string dataset", name));
   const size_t width = H5Tget_size(type.get());
   std::string buf(width * dims[0], '\0');
-  if (!buf.empty()) h5::check_status(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read benchmark");
+  if (!buf.empty())
+    h5::check_status(H5Dread(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "read benchmark");
   std::vector<std::string> out;
   for (hsize_t i = 0; i < dims[0]; ++i) {
     std::string s(buf.data() + i * width, width);
@@ -132,17 +133,21 @@ void read_root(SpaceData& s) {
     if (!h5::has_attr(root, a))
       bad(s.path, fmt::format("no root attribute '{}': this is not a dma domain space, build one with dma_prepare", a));
   if (h5::has_attr(root, layout::kFormat) && h5::read_attr_string(root, layout::kFormat) != layout::kFormatName)
-    bad(s.path, fmt::format("format is '{}', not '{}'", h5::read_attr_string(root, layout::kFormat), layout::kFormatName));
+    bad(s.path,
+        fmt::format("format is '{}', not '{}'", h5::read_attr_string(root, layout::kFormat), layout::kFormatName));
   if (h5::has_attr(root, layout::kFormatVersion) && h5::read_attr_int(root, layout::kFormatVersion) > layout::kVersion)
     bad(s.path, "written by a newer dma (format_version too high): update dma");
   const auto vocab = h5::read_attr_int(root, layout::kVocab);
   const auto seq = h5::read_attr_int(root, layout::kSeqLen);
-  if (vocab < 2 || vocab > layout::kMaxVocab) bad(s.path, fmt::format("vocab_size {} is out of range [2, 2^31)", vocab));
-  if (seq < 1 || seq > layout::kMaxSeqLen) bad(s.path, fmt::format("seq_len {} is out of range [1, {}]", seq, layout::kMaxSeqLen));
+  if (vocab < 2 || vocab > layout::kMaxVocab)
+    bad(s.path, fmt::format("vocab_size {} is out of range [2, 2^31)", vocab));
+  if (seq < 1 || seq > layout::kMaxSeqLen)
+    bad(s.path, fmt::format("seq_len {} is out of range [1, {}]", seq, layout::kMaxSeqLen));
   s.vocab = static_cast<int>(vocab);
   s.seq_len = static_cast<int>(seq);
   s.tokenizer = h5::read_attr_string(root, layout::kTokenizer);
-  if (h5::has_attr(root, layout::kTokenizerModel)) s.tokenizer_model.path = h5::read_attr_string(root, layout::kTokenizerModel);
+  if (h5::has_attr(root, layout::kTokenizerModel))
+    s.tokenizer_model.path = h5::read_attr_string(root, layout::kTokenizerModel);
   if (h5::has_attr(root, layout::kTokenizerModelSha256))
     s.tokenizer_model.sha256 = h5::read_attr_string(root, layout::kTokenizerModelSha256);
 }
@@ -155,7 +160,8 @@ void read_domains(SpaceData& s) {
     DomainInfo info;
     info.name = name;
     info.field = read_field(s.path, g.get(), name);
-    info.provenance = h5::has_attr(g.get(), layout::kProvenance) ? h5::read_attr_string(g.get(), layout::kProvenance) : "";
+    info.provenance =
+        h5::has_attr(g.get(), layout::kProvenance) ? h5::read_attr_string(g.get(), layout::kProvenance) : "";
     s.train.push_back(open_split(s.path, g.get(), name, "train", s.seq_len + 1));
     s.eval.push_back(open_split(s.path, g.get(), name, "eval", s.seq_len + 1));
     info.train_rows = static_cast<std::int64_t>(h5::shape(s.train.back().get())[0]);
@@ -179,9 +185,9 @@ void read_sorted_rows(hid_t ds, std::span<const std::int64_t> rows, int width, s
     while (j < rows.size() && rows[j] == rows[j - 1] + 1) ++j;
     const hsize_t start[2] = {static_cast<hsize_t>(rows[i]), 0};
     const hsize_t count[2] = {static_cast<hsize_t>(j - i), w};
-    h5::check_status(H5Sselect_hyperslab(file_space.get(), first ? H5S_SELECT_SET : H5S_SELECT_OR, start, nullptr,
-                                         count, nullptr),
-                     "select rows");
+    h5::check_status(
+        H5Sselect_hyperslab(file_space.get(), first ? H5S_SELECT_SET : H5S_SELECT_OR, start, nullptr, count, nullptr),
+        "select rows");
     first = false;
     i = j;
   }
@@ -203,7 +209,8 @@ DomainSpace DomainSpace::open(const std::string& path) {
   auto s = std::make_unique<Impl>();
   s->path = path;
   if (!std::filesystem::exists(path))
-    throw DataError(fmt::format("domain space '{}' does not exist: build it with `dma_prepare demo --out {}`", path, path));
+    throw DataError(
+        fmt::format("domain space '{}' does not exist: build it with `dma_prepare demo --out {}`", path, path));
   if (!h5::is_hdf5(path)) bad(path, "not an HDF5 file: build the domain space with dma_prepare");
   try {
     h5::SilenceErrors quiet;
@@ -281,11 +288,13 @@ void DomainSpace::read_train_rows(int domain, std::span<const std::int64_t> rows
   check_tokens(*impl_, domain, buf);
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto k = static_cast<size_t>(std::lower_bound(unique.begin(), unique.end(), rows[i]) - unique.begin());
-    std::copy_n(buf.begin() + static_cast<std::ptrdiff_t>(k * width), width, out.begin() + static_cast<std::ptrdiff_t>(i * width));
+    std::copy_n(buf.begin() + static_cast<std::ptrdiff_t>(k * width), width,
+                out.begin() + static_cast<std::ptrdiff_t>(i * width));
   }
 }
 
-void DomainSpace::read_eval_rows(int domain, std::int64_t start, std::int64_t count, std::span<std::int32_t> out) const {
+void DomainSpace::read_eval_rows(int domain, std::int64_t start, std::int64_t count,
+                                 std::span<std::int32_t> out) const {
   if (domain < 0 || domain >= num_domains())
     throw DataError(fmt::format("domain index {} is out of range [0, {})", domain, num_domains()));
   const auto& info = impl_->domains[static_cast<size_t>(domain)];
@@ -293,8 +302,8 @@ void DomainSpace::read_eval_rows(int domain, std::int64_t start, std::int64_t co
     throw DataError(fmt::format("domain '{}': eval rows [{}, {}) are out of range [0, {})", info.name, start,
                                 start + count, info.eval_rows));
   if (out.size() != static_cast<size_t>(count) * static_cast<size_t>(row_width()))
-    throw DataError(fmt::format("read_eval_rows: output holds {} tokens, {} rows need {}", out.size(), count,
-                                count * row_width()));
+    throw DataError(
+        fmt::format("read_eval_rows: output holds {} tokens, {} rows need {}", out.size(), count, count * row_width()));
   if (count == 0) return;
   std::vector<std::int64_t> rows(static_cast<size_t>(count));
   std::iota(rows.begin(), rows.end(), start);

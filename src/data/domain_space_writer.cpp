@@ -59,7 +59,8 @@ h5::PropList no_times(hid_t cls) {
 
 h5::Group make_group(hid_t loc, const std::string& name) {
   auto gcpl = no_times(H5P_GROUP_CREATE);
-  return h5::Group(h5::check(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), "create group " + name));
+  return h5::Group(
+      h5::check(H5Gcreate2(loc, name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), "create group " + name));
 }
 
 h5::Dataset make_rows_dataset(const WriterData& w, const char* name) {
@@ -69,8 +70,9 @@ h5::Dataset make_rows_dataset(const WriterData& w, const char* name) {
   h5::Dataspace space(h5::check(H5Screate_simple(2, dims, max_dims), "H5Screate_simple"));
   auto dcpl = no_times(H5P_DATASET_CREATE);
   h5::check_status(H5Pset_chunk(dcpl.get(), 2, chunk), "H5Pset_chunk");
-  return h5::Dataset(h5::check(H5Dcreate2(w.group.get(), name, w.file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                               fmt::format("create {}/{}", w.name, name)));
+  return h5::Dataset(
+      h5::check(H5Dcreate2(w.group.get(), name, w.file_type, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                fmt::format("create {}/{}", w.name, name)));
 }
 
 void check_name(const std::string& name) {
@@ -78,20 +80,19 @@ void check_name(const std::string& name) {
                   std::all_of(name.begin(), name.end(), [](char c) {
                     return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.' || c == '+';
                   });
-  if (!ok)
-    throw DataError(fmt::format("domain name '{}' is not valid: use letters, digits and _ - . + only", name));
+  if (!ok) throw DataError(fmt::format("domain name '{}' is not valid: use letters, digits and _ - . + only", name));
 }
 
 void check_rows(const WriterData& w, const std::string& name, const std::string& split, std::int64_t first_row,
                 std::span<const std::int32_t> rows) {
   if (rows.size() % static_cast<size_t>(w.width) != 0)
-    throw DataError(fmt::format("domain '{}' {}: {} tokens is not a whole number of rows of seq_len+1 = {}", name, split,
-                                rows.size(), w.width));
+    throw DataError(fmt::format("domain '{}' {}: {} tokens is not a whole number of rows of seq_len+1 = {}", name,
+                                split, rows.size(), w.width));
   for (size_t i = 0; i < rows.size(); ++i)
     if (rows[i] < 0 || rows[i] >= w.vocab)
-      throw DataError(fmt::format("domain '{}' {} row {} holds token id {} outside [0, {}): fix the data or raise --vocab",
-                                  name, split, first_row + static_cast<std::int64_t>(i / static_cast<size_t>(w.width)),
-                                  rows[i], w.vocab));
+      throw DataError(fmt::format(
+          "domain '{}' {} row {} holds token id {} outside [0, {}): fix the data or raise --vocab", name, split,
+          first_row + static_cast<std::int64_t>(i / static_cast<size_t>(w.width)), rows[i], w.vocab));
 }
 
 void append_rows(WriterData& w, hid_t ds, std::int64_t& count, const std::string& split,
@@ -125,7 +126,8 @@ void write_string_dataset(hid_t loc, const char* name, const std::vector<std::st
                            std::string("create benchmark ") + name));
   std::string buf(width * values.size(), '\0');
   for (size_t i = 0; i < values.size(); ++i) std::memcpy(buf.data() + i * width, values[i].data(), values[i].size());
-  if (n > 0) h5::check_status(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "write benchmark");
+  if (n > 0)
+    h5::check_status(H5Dwrite(ds.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()), "write benchmark");
 }
 
 void write_bench(WriterData& w) {
@@ -190,7 +192,8 @@ DomainSpaceWriter::~DomainSpaceWriter() {
 void DomainSpaceWriter::begin_domain(const std::string& name, Field field, const std::string& provenance) {
   auto& w = *impl_;
   if (w.closed) throw DataError("begin_domain after close");
-  if (w.open) throw DataError(fmt::format("begin_domain('{}') while domain '{}' is open: call end_domain first", name, w.name));
+  if (w.open)
+    throw DataError(fmt::format("begin_domain('{}') while domain '{}' is open: call end_domain first", name, w.name));
   check_name(name);
   if (w.names.count(name))
     throw DataError(fmt::format("duplicate domain name '{}': give each domain a unique name", name));
@@ -219,8 +222,9 @@ void DomainSpaceWriter::end_domain() {
   if (!w.open) throw DataError("end_domain without begin_domain");
   for (auto [split, rows] : {std::pair{"train", w.train_rows}, std::pair{"eval", w.eval_rows}})
     if (rows == 0)
-      throw DataError(fmt::format("domain '{}' has an empty {} split: give it more data (at least two rows of {} tokens)",
-                                  w.name, split, w.width));
+      throw DataError(
+          fmt::format("domain '{}' has an empty {} split: give it more data (at least two rows of {} tokens)", w.name,
+                      split, w.width));
   w.train.reset();
   w.eval.reset();
   w.group.reset();
@@ -235,8 +239,8 @@ void DomainSpaceWriter::add_domain(const std::string& name, Field field, std::sp
   if (w.names.count(name))
     throw DataError(fmt::format("duplicate domain name '{}': give each domain a unique name", name));
   if (train.empty() || eval.empty())
-    throw DataError(fmt::format("domain '{}' has an empty {} split: give it more data (at least two rows of {} tokens)", name,
-                                train.empty() ? "train" : "eval", w.width));
+    throw DataError(fmt::format("domain '{}' has an empty {} split: give it more data (at least two rows of {} tokens)",
+                                name, train.empty() ? "train" : "eval", w.width));
   check_rows(w, name, "train", 0, train);
   check_rows(w, name, "eval", 0, eval);
   begin_domain(name, field, provenance);

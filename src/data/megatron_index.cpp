@@ -32,22 +32,35 @@ T load(const unsigned char* p) {
 /// Bytes per token of an integer dtype code; 0 for float or unknown codes.
 int item_bytes(int code) {
   switch (code) {
-    case 1: case 2: return 1;
-    case 3: case 8: return 2;
-    case 4: return 4;
-    case 5: return 8;
-    default: return 0;
+    case 1:
+    case 2:
+      return 1;
+    case 3:
+    case 8:
+      return 2;
+    case 4:
+      return 4;
+    case 5:
+      return 8;
+    default:
+      return 0;
   }
 }
 
 std::int64_t token_at(const unsigned char* p, int code) {
   switch (code) {
-    case 1: return load<std::uint8_t>(p);
-    case 2: return load<std::int8_t>(p);
-    case 3: return load<std::int16_t>(p);
-    case 4: return load<std::int32_t>(p);
-    case 8: return load<std::uint16_t>(p);
-    default: return load<std::int64_t>(p);
+    case 1:
+      return load<std::uint8_t>(p);
+    case 2:
+      return load<std::int8_t>(p);
+    case 3:
+      return load<std::int16_t>(p);
+    case 4:
+      return load<std::int32_t>(p);
+    case 8:
+      return load<std::uint16_t>(p);
+    default:
+      return load<std::int64_t>(p);
   }
 }
 
@@ -95,7 +108,9 @@ MegatronDataset::MegatronDataset(const fs::path& bin)
   check_sequences();
 }
 
-std::int64_t MegatronDataset::sequence_size(std::uint64_t s) const { return load<std::int32_t>(idx_.data() + sizes_at_ + 4 * s); }
+std::int64_t MegatronDataset::sequence_size(std::uint64_t s) const {
+  return load<std::int32_t>(idx_.data() + sizes_at_ + 4 * s);
+}
 
 std::int64_t MegatronDataset::sequence_pointer(std::uint64_t s) const {
   return load<std::int64_t>(idx_.data() + pointers_at_ + 8 * s);
@@ -104,40 +119,46 @@ std::int64_t MegatronDataset::sequence_pointer(std::uint64_t s) const {
 void MegatronDataset::check_header() {
   const auto idx = idx_path_.string();
   if (idx_.size() < kHeaderBytes)
-    throw DataError(fmt::format("'{}' holds {} bytes, too few for a Megatron index header ({}): is it a Megatron .idx?", idx,
-                                idx_.size(), kHeaderBytes));
+    throw DataError(fmt::format("'{}' holds {} bytes, too few for a Megatron index header ({}): is it a Megatron .idx?",
+                                idx, idx_.size(), kHeaderBytes));
   if (std::memcmp(idx_.data(), kMagic, kMagicBytes) != 0)
-    throw DataError(fmt::format("'{}' does not start with the magic MMIDIDX\\x00\\x00: it is not a Megatron-LM indexed "
-                                "dataset index; rebuild it with Megatron's preprocess_data.py",
-                                idx));
+    throw DataError(
+        fmt::format("'{}' does not start with the magic MMIDIDX\\x00\\x00: it is not a Megatron-LM indexed "
+                    "dataset index; rebuild it with Megatron's preprocess_data.py",
+                    idx));
   const auto version = load<std::uint64_t>(idx_.data() + kMagicBytes);
   if (version != 1)
-    throw DataError(fmt::format("'{}' has index version {}: only version 1 (MMapIndexedDataset) is read", idx, version));
+    throw DataError(
+        fmt::format("'{}' has index version {}: only version 1 (MMapIndexedDataset) is read", idx, version));
   dtype_ = idx_.data()[kMagicBytes + 8];
   item_bytes_ = item_bytes(dtype_);
   if (item_bytes_ == 0)
-    throw DataError(fmt::format("'{}' has dtype code {}, not an integer token type: expected 1 (uint8), 2 (int8), 3 (int16), "
-                                "4 (int32), 5 (int64) or 8 (uint16)",
-                                idx, dtype_));
+    throw DataError(
+        fmt::format("'{}' has dtype code {}, not an integer token type: expected 1 (uint8), 2 (int8), 3 (int16), "
+                    "4 (int32), 5 (int64) or 8 (uint16)",
+                    idx, dtype_));
   sequences_ = load<std::uint64_t>(idx_.data() + kMagicBytes + 9);
   const auto doc_entries = load<std::uint64_t>(idx_.data() + kMagicBytes + 17);
   const auto room = idx_.size() - kHeaderBytes;
   const bool fits = sequences_ <= room / 12 && doc_entries <= room / 8 && sequences_ * 12 + doc_entries * 8 == room;
   if (!fits)
-    throw DataError(fmt::format("'{}' holds {} bytes but its header counts {} sequences and {} document entries: the index is "
-                                "truncated or corrupt",
-                                idx, idx_.size(), sequences_, doc_entries));
+    throw DataError(
+        fmt::format("'{}' holds {} bytes but its header counts {} sequences and {} document entries: the index is "
+                    "truncated or corrupt",
+                    idx, idx_.size(), sequences_, doc_entries));
   sizes_at_ = kHeaderBytes;
   pointers_at_ = sizes_at_ + 4 * sequences_;
   const auto docs_at = pointers_at_ + 8 * sequences_;
   doc_index_.resize(doc_entries);
   for (std::uint64_t d = 0; d < doc_entries; ++d) doc_index_[d] = load<std::int64_t>(idx_.data() + docs_at + 8 * d);
   if (doc_index_.empty() || doc_index_.front() != 0 || doc_index_.back() != static_cast<std::int64_t>(sequences_))
-    throw DataError(fmt::format("'{}' has a document index that does not run from 0 to its {} sequences: the index is corrupt",
-                                idx, sequences_));
+    throw DataError(
+        fmt::format("'{}' has a document index that does not run from 0 to its {} sequences: the index is corrupt", idx,
+                    sequences_));
   for (size_t d = 1; d < doc_index_.size(); ++d)
     if (doc_index_[d] < doc_index_[d - 1])
-      throw DataError(fmt::format("'{}' has a decreasing document index at document {}: the index is corrupt", idx, d - 1));
+      throw DataError(
+          fmt::format("'{}' has a decreasing document index at document {}: the index is corrupt", idx, d - 1));
 }
 
 void MegatronDataset::check_sequences() {
@@ -145,16 +166,17 @@ void MegatronDataset::check_sequences() {
   for (std::uint64_t s = 0; s < sequences_; ++s) {
     const auto size = sequence_size(s), at = sequence_pointer(s);
     if (size < 0 || at < 0 || at > bin_bytes || size > (bin_bytes - at) / item_bytes_)
-      throw DataError(fmt::format("'{}' places sequence {} ({} tokens at byte {}) outside '{}' ({} bytes): the .idx and .bin "
-                                  "do not belong together or the .bin is truncated",
-                                  idx_path_.string(), s, size, at, bin_path_.string(), bin_bytes));
+      throw DataError(
+          fmt::format("'{}' places sequence {} ({} tokens at byte {}) outside '{}' ({} bytes): the .idx and .bin "
+                      "do not belong together or the .bin is truncated",
+                      idx_path_.string(), s, size, at, bin_path_.string(), bin_bytes));
     tokens_ += size;
   }
   if (tokens_ * item_bytes_ != bin_bytes)
-    throw DataError(fmt::format("'{}' describes {} tokens of {} bytes ({} bytes) but '{}' holds {} bytes: the .idx and .bin "
-                                "do not belong together or one is truncated",
-                                idx_path_.string(), tokens_, item_bytes_, tokens_ * item_bytes_, bin_path_.string(),
-                                bin_bytes));
+    throw DataError(
+        fmt::format("'{}' describes {} tokens of {} bytes ({} bytes) but '{}' holds {} bytes: the .idx and .bin "
+                    "do not belong together or one is truncated",
+                    idx_path_.string(), tokens_, item_bytes_, tokens_ * item_bytes_, bin_path_.string(), bin_bytes));
 }
 
 void MegatronDataset::read_document(std::int64_t doc, std::vector<std::int32_t>& out) const {
@@ -166,7 +188,8 @@ void MegatronDataset::read_document(std::int64_t doc, std::vector<std::int32_t>&
     for (std::int64_t i = 0, n = sequence_size(s); i < n; ++i, p += item_bytes_) {
       const auto t = token_at(p, dtype_);
       if (t < INT32_MIN || t > INT32_MAX)
-        throw DataError(fmt::format("'{}' holds token id {} in document {}: ids must fit in 32 bits", bin_path_.string(), t, doc));
+        throw DataError(
+            fmt::format("'{}' holds token id {} in document {}: ids must fit in 32 bits", bin_path_.string(), t, doc));
       out.push_back(static_cast<std::int32_t>(t));
     }
   }

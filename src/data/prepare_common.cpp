@@ -17,7 +17,8 @@ namespace fs = std::filesystem;
 namespace prep {
 
 EvalSplit::EvalSplit(std::int64_t rows, double fraction, std::int64_t max_eval) {
-  const auto wanted = std::clamp<std::int64_t>(static_cast<std::int64_t>(static_cast<double>(rows) * fraction + 0.5), 1, max_eval);
+  const auto wanted =
+      std::clamp<std::int64_t>(static_cast<std::int64_t>(static_cast<double>(rows) * fraction + 0.5), 1, max_eval);
   block_ = std::clamp<std::int64_t>(std::min(rows / 8, wanted), 1, 16);
   blocks_ = (rows + block_ - 1) / block_;
   eval_blocks_ = std::clamp<std::int64_t>(wanted / block_, 1, std::max<std::int64_t>(1, blocks_ - 1));
@@ -28,8 +29,8 @@ bool EvalSplit::is_eval(std::int64_t row) const {
   return (j + 1) * eval_blocks_ / blocks_ > j * eval_blocks_ / blocks_;
 }
 
-SplitRouter::SplitRouter(DomainSpaceWriter& writer, int width, std::int64_t rows, double fraction, std::int64_t max_eval,
-                         std::uint64_t seed)
+SplitRouter::SplitRouter(DomainSpaceWriter& writer, int width, std::int64_t rows, double fraction,
+                         std::int64_t max_eval, std::uint64_t seed)
     : writer_(writer), width_(width), split_(rows, fraction, max_eval), seed_(seed) {}
 
 void SplitRouter::add(std::span<const std::int32_t> row) {
@@ -53,8 +54,9 @@ std::pair<std::int64_t, std::int64_t> SplitRouter::finish() {
   rnd::shuffle(order, rng);
   std::vector<std::int32_t> shuffled;
   shuffled.reserve(eval_rows_.size());
-  for (size_t r : order) shuffled.insert(shuffled.end(), eval_rows_.begin() + static_cast<std::ptrdiff_t>(r * w),
-                                         eval_rows_.begin() + static_cast<std::ptrdiff_t>((r + 1) * w));
+  for (size_t r : order)
+    shuffled.insert(shuffled.end(), eval_rows_.begin() + static_cast<std::ptrdiff_t>(r * w),
+                    eval_rows_.begin() + static_cast<std::ptrdiff_t>((r + 1) * w));
   if (!shuffled.empty()) writer_.append_eval(shuffled);
   eval_rows_.clear();
   return {train_, static_cast<std::int64_t>(order.size())};
@@ -88,9 +90,11 @@ std::vector<std::int32_t> cut_rows(std::span<const std::int32_t> stream, int seq
 std::vector<fs::path> list_files(const DomainSpec& d, const std::vector<std::string>& exts, const std::string& hint) {
   std::error_code ec;
   if (!fs::exists(d.dir, ec))
-    throw DataError(fmt::format("domain directory '{}' (domain '{}') does not exist: create it or fix the path", d.dir, d.name));
+    throw DataError(
+        fmt::format("domain directory '{}' (domain '{}') does not exist: create it or fix the path", d.dir, d.name));
   if (!fs::is_directory(d.dir, ec))
-    throw DataError(fmt::format("domain path '{}' (domain '{}') is not a directory: give a directory of {}", d.dir, d.name, hint));
+    throw DataError(
+        fmt::format("domain path '{}' (domain '{}') is not a directory: give a directory of {}", d.dir, d.name, hint));
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(d.dir)) {
     const auto name = e.path().filename().string();
@@ -100,8 +104,9 @@ std::vector<fs::path> list_files(const DomainSpec& d, const std::vector<std::str
   }
   std::sort(files.begin(), files.end());
   if (files.empty())
-    throw DataError(fmt::format("domain directory '{}' (domain '{}') is empty: put {} in it or drop it from the domain list",
-                                d.dir, d.name, hint));
+    throw DataError(
+        fmt::format("domain directory '{}' (domain '{}') is empty: put {} in it or drop it from the domain list", d.dir,
+                    d.name, hint));
   return files;
 }
 
@@ -137,7 +142,8 @@ DomainSpec parse_domain_spec(const std::string& spec) {
   const auto eq = spec.find('=');
   const auto colon = spec.rfind(':');
   const auto bad = [&spec](const char* why) {
-    return DataError(fmt::format("domain spec '{}' {}: write it as name=dir:field with field source or target", spec, why));
+    return DataError(
+        fmt::format("domain spec '{}' {}: write it as name=dir:field with field source or target", spec, why));
   };
   if (eq == std::string::npos || eq == 0) throw bad("has no name");
   if (colon == std::string::npos || colon < eq) throw bad("has no field");
@@ -151,9 +157,12 @@ DomainSpec parse_domain_spec(const std::string& spec) {
   const auto field = trim(spec.substr(colon + 1));
   if (d.name.empty()) throw bad("has no name");
   if (d.dir.empty()) throw bad("has no directory");
-  if (field == "source") d.field = Field::kSource;
-  else if (field == "target") d.field = Field::kTarget;
-  else throw bad("has an unknown field");
+  if (field == "source")
+    d.field = Field::kSource;
+  else if (field == "target")
+    d.field = Field::kTarget;
+  else
+    throw bad("has an unknown field");
   return d;
 }
 
@@ -196,10 +205,12 @@ std::string PrepareSummary::line() const {
     const auto per = lo[f] == hi[f] ? fmt::format("{}", lo[f]) : fmt::format("{}..{}", lo[f], hi[f]);
     return fmt::format("{}: {} train rows ({} per domain) + {} eval rows", name, rows[f][0], per, rows[f][1]);
   };
-  const auto vocab = tokenizer.empty() ? fmt::format("vocab {}", vocab_size) : fmt::format("vocab {} ({})", vocab_size, tokenizer);
-  return fmt::format("wrote {}: {} domains ({} source, {} target), {}, seq_len {}; {}; {}; {} benchmark problems; {} bytes", path,
-                     domains.size(), count[0], count[1], vocab, seq_len, field(0, "source"), field(1, "target"),
-                     bench_problems, file_bytes);
+  const auto vocab =
+      tokenizer.empty() ? fmt::format("vocab {}", vocab_size) : fmt::format("vocab {} ({})", vocab_size, tokenizer);
+  return fmt::format(
+      "wrote {}: {} domains ({} source, {} target), {}, seq_len {}; {}; {}; {} benchmark problems; {} bytes", path,
+      domains.size(), count[0], count[1], vocab, seq_len, field(0, "source"), field(1, "target"), bench_problems,
+      file_bytes);
 }
 
 }  // namespace dma

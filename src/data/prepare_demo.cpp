@@ -64,14 +64,16 @@ std::vector<std::string> read_fortunes(const fs::path& file) {
 }
 
 void check_fortunes(const DemoOptions& o) {
-  const auto hint = "install Debian's fortunes package (apt-get install fortunes fortunes-min, or tools/install-deps.sh)";
+  const auto hint =
+      "install Debian's fortunes package (apt-get install fortunes fortunes-min, or tools/install-deps.sh)";
   if (!fs::is_directory(o.fortunes_dir))
-    throw DataError(fmt::format("fortunes directory '{}' does not exist: {} or pass --fortunes-dir", o.fortunes_dir, hint));
+    throw DataError(
+        fmt::format("fortunes directory '{}' does not exist: {} or pass --fortunes-dir", o.fortunes_dir, hint));
   if (o.categories.empty()) throw DataError("no fortunes categories given: list at least one with --categories");
   for (const auto& c : o.categories)
     if (c.find('/') != std::string::npos || !fs::is_regular_file(fs::path(o.fortunes_dir) / c))
-      throw DataError(fmt::format("fortunes category '{}' is missing in '{}': {} or pick categories that exist there", c,
-                                  o.fortunes_dir, hint));
+      throw DataError(fmt::format("fortunes category '{}' is missing in '{}': {} or pick categories that exist there",
+                                  c, o.fortunes_dir, hint));
 }
 
 struct SplitText {
@@ -84,9 +86,10 @@ SplitText split_fortunes(std::vector<std::string> docs, const DemoOptions& o, st
   rnd::shuffle(docs, rng);
   size_t total = 0;
   for (const auto& d : docs) total += d.size() + 2;
-  const double used = std::min<double>(static_cast<double>(total),
-                                       (static_cast<double>(o.source_train_rows) * o.seq_len + 1) / (1 - o.eval_fraction));
-  const size_t eval_target = std::max<size_t>(2 * static_cast<size_t>(o.seq_len + 1), static_cast<size_t>(used * o.eval_fraction));
+  const double used = std::min<double>(
+      static_cast<double>(total), (static_cast<double>(o.source_train_rows) * o.seq_len + 1) / (1 - o.eval_fraction));
+  const size_t eval_target =
+      std::max<size_t>(2 * static_cast<size_t>(o.seq_len + 1), static_cast<size_t>(used * o.eval_fraction));
   SplitText s;
   size_t i = 0;
   for (; i < docs.size() && s.eval.size() < eval_target; ++i) s.eval += docs[i] + "\n\n";
@@ -102,10 +105,12 @@ void add_source(DomainSpaceWriter& w, const DemoOptions& o, size_t index, Prepar
   const auto train = prep::cut_rows(bytes_tokenizer::encode(text.train), o.seq_len, o.source_train_rows);
   const auto eval = prep::cut_rows(bytes_tokenizer::encode(text.eval), o.seq_len);
   if (train.empty() || eval.empty())
-    throw DataError(fmt::format("fortunes category '{}' holds too little text for seq_len {}: pick another category or a "
-                                "smaller --seq-len",
-                                category, o.seq_len));
-  w.add_domain(category, Field::kSource, train, eval, fmt::format("fortunes category '{}' ({})", category, file.string()));
+    throw DataError(
+        fmt::format("fortunes category '{}' holds too little text for seq_len {}: pick another category or a "
+                    "smaller --seq-len",
+                    category, o.seq_len));
+  w.add_domain(category, Field::kSource, train, eval,
+               fmt::format("fortunes category '{}' ({})", category, file.string()));
   const auto width = static_cast<std::int64_t>(o.seq_len + 1);
   sum.domains.push_back({category, Field::kSource, static_cast<std::int64_t>(train.size()) / width,
                          static_cast<std::int64_t>(eval.size()) / width});
@@ -119,9 +124,10 @@ class ProblemPool {
       auto p = sub.make(rng);
       if (used_.insert(p.key).second) return p;
     }
-    throw DataError(fmt::format("the math generator ran out of distinct '{}' problems: lower --target-train-rows, "
-                                "--target-eval-rows or --bench-problems",
-                                sub.name));
+    throw DataError(
+        fmt::format("the math generator ran out of distinct '{}' problems: lower --target-train-rows, "
+                    "--target-eval-rows or --bench-problems",
+                    sub.name));
   }
 
  private:
@@ -166,16 +172,19 @@ void check_bench_fits(const std::vector<MathProblem>& bench, int seq_len) {
   size_t longest = 0;
   for (const auto& p : bench) longest = std::max(longest, p.prompt.size() + p.answer.size());
   if (longest > static_cast<size_t>(seq_len))
-    throw DataError(fmt::format("--seq-len {} is too short for the math benchmark (a prompt and its answer take up to {} "
-                                "tokens): raise --seq-len or pass --bench-problems 0",
-                                seq_len, longest));
+    throw DataError(
+        fmt::format("--seq-len {} is too short for the math benchmark (a prompt and its answer take up to {} "
+                    "tokens): raise --seq-len or pass --bench-problems 0",
+                    seq_len, longest));
 }
 
 void check_options(const DemoOptions& o) {
   prep::check_sizes(o.seq_len, o.eval_fraction);
-  for (auto [name, v] : {std::pair{"--source-rows", o.source_train_rows}, std::pair{"--target-train-rows", o.target_train_rows},
-                         std::pair{"--target-eval-rows", o.target_eval_rows}})
-    if (v < 1 || v > 10'000'000) throw DataError(fmt::format("{} {} is out of range: use a value in [1, 10000000]", name, v));
+  for (auto [name, v] :
+       {std::pair{"--source-rows", o.source_train_rows}, std::pair{"--target-train-rows", o.target_train_rows},
+        std::pair{"--target-eval-rows", o.target_eval_rows}})
+    if (v < 1 || v > 10'000'000)
+      throw DataError(fmt::format("{} {} is out of range: use a value in [1, 10000000]", name, v));
   if (o.bench_problems < 0 || o.bench_problems > 1'000'000)
     throw DataError(fmt::format("--bench-problems {} is out of range: use a value in [0, 1000000]", o.bench_problems));
 }

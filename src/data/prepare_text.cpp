@@ -28,9 +28,10 @@ void add_text_domain(DomainSpaceWriter& w, const DomainSpec& d, const TextOption
   const auto rows = prep::rows_in(spill.tokens(), o.seq_len);
   if (rows < 2) {
     const auto unit = encoder.name() == "bytes" ? "bytes" : "tokens";
-    throw DataError(fmt::format("domain '{}' has only {} {} of text in '{}': it needs at least {} for one train and one "
-                                "eval row; add text or lower --seq-len",
-                                d.name, spill.tokens(), unit, d.dir, 2 * o.seq_len + 1));
+    throw DataError(
+        fmt::format("domain '{}' has only {} {} of text in '{}': it needs at least {} for one train and one "
+                    "eval row; add text or lower --seq-len",
+                    d.name, spill.tokens(), unit, d.dir, 2 * o.seq_len + 1));
   }
   w.begin_domain(d.name, d.field, fmt::format("{} files of '{}'", files.size(), d.dir));
   prep::SplitRouter router(w, o.seq_len + 1, rows, o.eval_fraction, o.max_eval_rows, fnv1a64(d.name));

@@ -24,15 +24,17 @@ std::vector<double> quotas(std::span<const double> weights, int batch_size) {
 }
 
 void check_batch(int batch_size) {
-  if (batch_size < 0) throw DataError(fmt::format("batch size {} is negative: use a positive number of rows", batch_size));
+  if (batch_size < 0)
+    throw DataError(fmt::format("batch size {} is negative: use a positive number of rows", batch_size));
 }
 
 }  // namespace
 
 void validate_weights(std::span<const double> weights, std::size_t domains) {
   if (weights.size() != domains)
-    throw DataError(fmt::format("mixture has {} weights but the domain space has {} domains: give one weight per domain",
-                                weights.size(), domains));
+    throw DataError(
+        fmt::format("mixture has {} weights but the domain space has {} domains: give one weight per domain",
+                    weights.size(), domains));
   double sum = 0;
   for (size_t i = 0; i < weights.size(); ++i) {
     if (!std::isfinite(weights[i]) || weights[i] < 0)
@@ -120,8 +122,8 @@ TokenBatch MixtureSampler::sample(std::span<const double> weights, int batch_siz
     while (j < chosen.size() && chosen[j].first == chosen[i].first) rows.push_back(chosen[j++].second);
     const size_t w = static_cast<size_t>(batch.width);
     space_->read_train_rows(chosen[i].first, rows, std::span(batch.tokens).subspan(i * w, rows.size() * w));
-    std::fill(batch.domain.begin() + static_cast<std::ptrdiff_t>(i), batch.domain.begin() + static_cast<std::ptrdiff_t>(j),
-              chosen[i].first);
+    std::fill(batch.domain.begin() + static_cast<std::ptrdiff_t>(i),
+              batch.domain.begin() + static_cast<std::ptrdiff_t>(j), chosen[i].first);
     i = j;
   }
   return batch;

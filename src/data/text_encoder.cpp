@@ -50,8 +50,9 @@ class SentencePieceEncoder final : public DocumentEncoder {
       throw DataError(fmt::format("tokenizer '{}' does not exist: give the .model file that spm_train wrote", path));
     const auto status = processor_.Load(path);
     if (!status.ok())
-      throw DataError(fmt::format("tokenizer '{}' is not a SentencePiece model ({}): give the .model file that spm_train wrote",
-                                  path, one_line(status.ToString())));
+      throw DataError(
+          fmt::format("tokenizer '{}' is not a SentencePiece model ({}): give the .model file that spm_train wrote",
+                      path, one_line(status.ToString())));
     sha256_ = sha256_file(path);
   }
 
@@ -104,7 +105,8 @@ std::string sha256_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw DataError(fmt::format("cannot read '{}': check its permissions", path));
   std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) throw DataError("OpenSSL cannot start a SHA-256 digest");
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1)
+    throw DataError("OpenSSL cannot start a SHA-256 digest");
   std::vector<char> buf(1 << 16);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));

@@ -5,8 +5,8 @@
 #include <string>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <zstd.h>
+#include <nlohmann/json.hpp>
 
 #include "dma/error.hpp"
 #include "prepare_common.hpp"
@@ -51,7 +51,8 @@ class ByteReader {
         throw DataError(fmt::format("'{}' is not a valid zstd stream ({}): compress it again with zstd", path_.string(),
                                     ZSTD_getErrorName(frame_left_)));
       if (at_end && out.pos == 0)
-        throw DataError(fmt::format("'{}' ends inside a zstd frame: the file is truncated, compress it again", path_.string()));
+        throw DataError(
+            fmt::format("'{}' ends inside a zstd frame: the file is truncated, compress it again", path_.string()));
     }
     return out.pos;
   }
@@ -85,10 +86,12 @@ void encode_jsonl_line(std::string_view line, const fs::path& file, std::int64_t
     throw DataError(fmt::format("{} is not JSON ({}): write one JSON object per line", where(), e.what()));
   }
   if (!doc.is_object() || !doc.contains("text"))
-    throw DataError(fmt::format("{} has no field \"text\": each line must be a JSON object with a string field \"text\"", where()));
+    throw DataError(
+        fmt::format("{} has no field \"text\": each line must be a JSON object with a string field \"text\"", where()));
   const auto& text = doc["text"];
   if (!text.is_string())
-    throw DataError(fmt::format("{}: field \"text\" is not a string: store each document's text as a JSON string", where()));
+    throw DataError(
+        fmt::format("{}: field \"text\" is not a string: store each document's text as a JSON string", where()));
   encoder.begin_document();
   encoder.add_text(text.get_ref<const std::string&>());
   encoder.end_document();

@@ -37,8 +37,9 @@ void widen(const char* bytes, size_t count, std::vector<std::int32_t>& out) {
 
 TokenSpill::TokenSpill(std::filesystem::path path, int vocab)
     : path_(std::move(path)), width_(width_for(vocab)), out_(path_, std::ios::binary | std::ios::trunc) {
-  if (!out_) throw DataError(fmt::format("cannot create scratch file '{}': check that the --out directory is writable",
-                                         path_.string()));
+  if (!out_)
+    throw DataError(
+        fmt::format("cannot create scratch file '{}': check that the --out directory is writable", path_.string()));
 }
 
 TokenSpill::~TokenSpill() {
@@ -49,9 +50,12 @@ TokenSpill::~TokenSpill() {
 
 void TokenSpill::append(std::span<const std::int32_t> tokens) {
   bytes_.clear();
-  if (width_ == 1) narrow<std::uint8_t>(tokens, bytes_);
-  else if (width_ == 2) narrow<std::uint16_t>(tokens, bytes_);
-  else narrow<std::int32_t>(tokens, bytes_);
+  if (width_ == 1)
+    narrow<std::uint8_t>(tokens, bytes_);
+  else if (width_ == 2)
+    narrow<std::uint16_t>(tokens, bytes_);
+  else
+    narrow<std::int32_t>(tokens, bytes_);
   out_.write(bytes_.data(), static_cast<std::streamsize>(bytes_.size()));
   if (!out_) throw DataError(fmt::format("cannot write scratch file '{}': is the disk full?", path_.string()));
   tokens_ += static_cast<std::int64_t>(tokens.size());
@@ -69,9 +73,12 @@ void TokenSpill::replay(RowCutter& cutter) {
     if (in.gcount() != static_cast<std::streamsize>(n * width_))
       throw DataError(fmt::format("scratch file '{}' ended early: was it changed while preparing?", path_.string()));
     const auto count = static_cast<size_t>(n);
-    if (width_ == 1) widen<std::uint8_t>(bytes.data(), count, tokens);
-    else if (width_ == 2) widen<std::uint16_t>(bytes.data(), count, tokens);
-    else widen<std::int32_t>(bytes.data(), count, tokens);
+    if (width_ == 1)
+      widen<std::uint8_t>(bytes.data(), count, tokens);
+    else if (width_ == 2)
+      widen<std::uint16_t>(bytes.data(), count, tokens);
+    else
+      widen<std::int32_t>(bytes.data(), count, tokens);
     cutter.feed(tokens);
     left -= n;
   }

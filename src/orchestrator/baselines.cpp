@@ -94,8 +94,8 @@ std::string tuning_markdown(const RunContext& ctx, const std::vector<TuningResul
                        tuned_kind(r.family), r.best, r.best_score, r.rollouts,
                        r.converged ? "converged" : "the budget ran out first");
     for (size_t i = 0; i < r.candidates.size(); ++i)
-      out += fmt::format("| {}{} | {:+.4f} |\n", r.candidates[i], r.candidates[i] == r.best ? " (kept)" : "",
-                         r.scores[i]);
+      out +=
+          fmt::format("| {}{} | {:+.4f} |\n", r.candidates[i], r.candidates[i] == r.best ? " (kept)" : "", r.scores[i]);
   }
   return out;
 }
@@ -121,8 +121,8 @@ std::vector<std::string> resolve_tuned(RunContext& ctx, const std::vector<std::s
   // The schedule's search starts from the tuned constant, so the constant is tuned first.
   std::vector<TuningResult> results{tune(ctx, TunedFamily::kFixed, index)};
   if (want_schedule)
-    results.push_back(tune(ctx, TunedFamily::kSchedule, index, schedule_start(results.front()),
-                           schedule_scores(results.front())));
+    results.push_back(
+        tune(ctx, TunedFamily::kSchedule, index, schedule_start(results.front()), schedule_scores(results.front())));
   std::ofstream(ctx.path("tuning.md")) << tuning_markdown(ctx, results);
   log_line(fmt::format("wrote {}", ctx.path("tuning.md")));
   std::vector<std::string> out;
@@ -151,7 +151,8 @@ int headroom(RunContext& ctx, bool resume) {
                 : "timing matters little on this setting: the tuned schedule does not beat the tuned constant by 3 "
                   "paired standard errors, so a dynamic agent has little room to win here\n";
   std::fputs(report.c_str(), stdout);
-  std::ofstream(ctx.path("headroom.md")) << "# Headroom\n\n" << results_markdown(rows, ctx.config.eval.score) << "\n"
+  std::ofstream(ctx.path("headroom.md")) << "# Headroom\n\n"
+                                         << results_markdown(rows, ctx.config.eval.score) << "\n"
                                          << report;
   log_line(fmt::format("wrote {}", ctx.path("headroom.md")));
   return 0;

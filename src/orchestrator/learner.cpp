@@ -38,9 +38,9 @@ struct Live {
   Policy* policy = nullptr;
   int rank = 1, slot = 0;
   bool active = true;
-  obs::Tracker track;               // step, last weights, losses now
-  std::vector<float> obs;           // (obs_dim) o_t
-  std::vector<double> weights;      // (D) a_t, decided this round
+  obs::Tracker track;           // step, last weights, losses now
+  std::vector<float> obs;       // (obs_dim) o_t
+  std::vector<double> weights;  // (D) a_t, decided this round
   double episode_return = 0;
   std::int64_t tokens = 0;
   double seconds = 0;
@@ -64,8 +64,12 @@ class Stopwatch {
 struct Generation::Impl {
   Impl(const Config& config, const DomainContext& domains, StoreWriter& store, PolicySet& policies,
        Collective& collective, WorkerErrorReader read_worker_error)
-      : config_(config), store_(store), policies_(policies), collective_(collective),
-        read_worker_error_(std::move(read_worker_error)), z_{domains.num_domains(), config.orchestrator.slots},
+      : config_(config),
+        store_(store),
+        policies_(policies),
+        collective_(collective),
+        read_worker_error_(std::move(read_worker_error)),
+        z_{domains.num_domains(), config.orchestrator.slots},
         frame_{domains.fields, domains.token_shares, store.header().base_eval_loss, config.train.horizon} {}
 
   void start(const std::vector<EpisodePlan>& plans);
@@ -222,7 +226,8 @@ void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Tr
 void Generation::Impl::seal_finished() {
   for (auto& l : live_) {
     if (l.active && l.track.step() == config_.train.horizon) {
-      ending_.push_back({l.store_index, EpisodeStatus::kComplete, l.track.step(), static_cast<float>(l.episode_return)});
+      ending_.push_back(
+          {l.store_index, EpisodeStatus::kComplete, l.track.step(), static_cast<float>(l.episode_return)});
       l.policy->end_episode(l.plan.id);
       l.active = false;
     }
@@ -280,10 +285,11 @@ std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, co
                e.policy != p.policy || e.seed != trajectory_seed(run_seed, p.seed_id)) {
       // Episode ids number (policy, seed) pairs: another policy list or other seeds would
       // count old trajectories as this run's.
-      throw ConfigError(fmt::format("'{}' holds episode {} of policy '{}' (seed {}), but this run plans '{}' (seed {}) "
-                                    "for it: resume with the policies and seeds (run.seed, *.seed_offset) that wrote "
-                                    "the file, or write to a new run.dir",
-                                    store_path, p.id, e.policy, e.seed, p.policy, trajectory_seed(run_seed, p.seed_id)));
+      throw ConfigError(
+          fmt::format("'{}' holds episode {} of policy '{}' (seed {}), but this run plans '{}' (seed {}) "
+                      "for it: resume with the policies and seeds (run.seed, *.seed_offset) that wrote "
+                      "the file, or write to a new run.dir",
+                      store_path, p.id, e.policy, e.seed, p.policy, trajectory_seed(run_seed, p.seed_id)));
     }
   }
   return out;
@@ -314,7 +320,8 @@ DomainContext domain_context(const RunContext& ctx) {
   return {ctx.space.domain_names(), ctx.space.fields(), ctx.space.token_shares(), ctx.config.train.horizon};
 }
 
-bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label) {
+bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans,
+                  const std::string& label) {
   PolicySet policies;
   const DomainContext domains = domain_context(ctx);
   for (const auto& p : plans)
@@ -341,8 +348,8 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
       ++rounds;
       tokens += gen.tokens_this_round();
       const double tps = static_cast<double>(tokens) / std::max(1e-9, progress.elapsed_seconds());
-      progress.update(steps_done, fmt::format("gen {}/{} round {}/{} trajectories {}/{} {:.0f} tok/s", g + 1, generations,
-                                              t + 1, horizon, episodes_done, plans.size(), tps));
+      progress.update(steps_done, fmt::format("gen {}/{} round {}/{} trajectories {}/{} {:.0f} tok/s", g + 1,
+                                              generations, t + 1, horizon, episodes_done, plans.size(), tps));
       if (stop_requested() && t + 1 < horizon) {
         store.interrupt_running();
         stopped = true;
@@ -363,10 +370,11 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
     // Exchange time is mostly waiting for the workers: the learner's own work is the rest.
     const double own_work = busy.total() - busy.exchange, store_time = busy.write + busy.seal + busy.flush;
     const double wall = progress.elapsed_seconds();
-    log_line(fmt::format("learner overhead: {:.3f} ms/round (policy {:.3f}, store {:.3f}) = {:.2f}% of {:.1f} ms/round "
-                         "over {} rounds on {} ranks",
-                         1e3 * own_work / rounds, 1e3 * busy.decide / rounds, 1e3 * store_time / rounds,
-                         100.0 * own_work / wall, 1e3 * wall / rounds, rounds, ctx.mpi.size()));
+    log_line(
+        fmt::format("learner overhead: {:.3f} ms/round (policy {:.3f}, store {:.3f}) = {:.2f}% of {:.1f} ms/round "
+                    "over {} rounds on {} ranks",
+                    1e3 * own_work / rounds, 1e3 * busy.decide / rounds, 1e3 * store_time / rounds,
+                    100.0 * own_work / wall, 1e3 * wall / rounds, rounds, ctx.mpi.size()));
   }
   return !stopped;
 }

@@ -38,7 +38,6 @@ int broadcast_phase(RunContext& ctx, int phase) {
 
 namespace {
 
-
 void prepare_run_dir(const std::string& dir) {
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -82,17 +81,18 @@ std::vector<PolicyResult> print_results(const RunContext& ctx, const std::string
 
 void require_base(const RunContext& ctx) {
   if (!fs::exists(ctx.base_path()))
-    throw CheckpointError(fmt::format("base checkpoint '{}' not found: run --mode pretrain first (same run.dir)",
-                                      ctx.base_path()));
+    throw CheckpointError(
+        fmt::format("base checkpoint '{}' not found: run --mode pretrain first (same run.dir)", ctx.base_path()));
 }
 
 void check_apart_from_evaluation(const RunContext& ctx, std::uint64_t offset, int count, const std::string& what) {
   const auto& ev = ctx.config.evaluate;
   if (offset < ev.seed_offset + static_cast<std::uint64_t>(ev.seeds) &&
       ev.seed_offset < offset + static_cast<std::uint64_t>(count))
-    throw ConfigError(fmt::format("{} overlap the evaluation seeds ({}..{}): no evaluation seed may choose a policy; "
-                                  "move one offset",
-                                  what, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
+    throw ConfigError(
+        fmt::format("{} overlap the evaluation seeds ({}..{}): no evaluation seed may choose a policy; "
+                    "move one offset",
+                    what, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
 }
 
 bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::string>& specs, int seeds,
@@ -105,7 +105,8 @@ bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::s
   }
   auto store = open_store(ctx, ctx.path(stem + ".h5"), resume);
   const auto pending = pending_plans(plans, store, ctx.path(stem + ".h5"), ctx.config.run.seed);
-  log_line(fmt::format("{}: {} policies x {} seeds, {} trajectories to run", stem, specs.size(), seeds, pending.size()));
+  log_line(
+      fmt::format("{}: {} policies x {} seeds, {} trajectories to run", stem, specs.size(), seeds, pending.size()));
   if (run_episodes(ctx, store, pending, stem)) return true;
   log_line(fmt::format("{}: stopped by a signal; run again with --resume to finish", stem));
   return false;
@@ -116,8 +117,8 @@ namespace {
 int pretrain(RunContext& ctx, bool skip_existing) {
   if (fs::exists(ctx.base_path())) {
     if (!skip_existing)
-      throw CheckpointError(fmt::format("'{}' exists: pass --resume to keep it, or delete it to pre-train again",
-                                        ctx.base_path()));
+      throw CheckpointError(
+          fmt::format("'{}' exists: pass --resume to keep it, or delete it to pre-train again", ctx.base_path()));
     log_line(fmt::format("pretrain: {} exists, skipped", ctx.base_path()));
     return 0;
   }
@@ -185,9 +186,9 @@ std::vector<std::string> agent_stores(const RunContext& ctx) {
 /// Before any training: the selection rollouts must not use an evaluation seed.
 void check_selection_seeds(const RunContext& ctx) {
   const AgentConfig& ac = ctx.config.agent;
-  check_apart_from_evaluation(ctx, ac.selection_seed_offset, ac.selection_seeds,
-                              fmt::format("agent.selection_seed_offset = {} makes the selection seeds",
-                                          ac.selection_seed_offset));
+  check_apart_from_evaluation(
+      ctx, ac.selection_seed_offset, ac.selection_seeds,
+      fmt::format("agent.selection_seed_offset = {} makes the selection seeds", ac.selection_seed_offset));
 }
 
 /// Rolls every agent checkpoint out on the selection seeds (never evaluation seeds) into
@@ -217,9 +218,10 @@ void keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::
 int train_and_select(RunContext& ctx) {
   const AgentConfig& ac = ctx.config.agent;
   if (ctx.workers() < 1)
-    throw ConfigError(fmt::format("agent.candidates = {} rolls the candidates out on workers: run train-agent under "
-                                  "`mpirun -n 3`, or set agent.candidates=1",
-                                  ac.candidates));
+    throw ConfigError(
+        fmt::format("agent.candidates = {} rolls the candidates out on workers: run train-agent under "
+                    "`mpirun -n 3`, or set agent.candidates=1",
+                    ac.candidates));
   check_selection_seeds(ctx);
   require_base(ctx);
   std::vector<std::string> checkpoints;
@@ -247,8 +249,8 @@ int train_and_select(RunContext& ctx) {
 int train_agent_mode(RunContext& ctx, bool skip_existing) {
   if (fs::exists(ctx.agent_path())) {
     if (!skip_existing)
-      throw CheckpointError(fmt::format("'{}' exists: pass --resume to keep it, or delete it to train again",
-                                        ctx.agent_path()));
+      throw CheckpointError(
+          fmt::format("'{}' exists: pass --resume to keep it, or delete it to train again", ctx.agent_path()));
     log_line(fmt::format("train-agent: {} exists, skipped", ctx.agent_path()));
     return 0;
   }
@@ -276,9 +278,10 @@ int generations_done(const RunContext& ctx, bool resume) {
       throw CheckpointError(fmt::format("agent '{}' not found: run --mode train-agent first", ctx.agent_path()));
     fs::copy_file(ctx.agent_path(), generation_checkpoint(ctx, 0), fs::copy_options::overwrite_existing);
   } else if (!fs::exists(generation_checkpoint(ctx, done))) {
-    throw CheckpointError(fmt::format("{} says {} generations are done, but {} is missing: delete {} to start the "
-                                      "generations again",
-                                      state_path, done, generation_checkpoint(ctx, done), state_path));
+    throw CheckpointError(
+        fmt::format("{} says {} generations are done, but {} is missing: delete {} to start the "
+                    "generations again",
+                    state_path, done, generation_checkpoint(ctx, done), state_path));
   }
   return done;
 }
@@ -382,9 +385,10 @@ void warn_if_generic_blas() {
   // The same choice as launch/blas-env.sh: SkylakeX needs the AVX-512 subsets its kernels use.
   const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  log_line(fmt::format("warning: OpenBLAS runs its generic Prescott kernels on this CPU, which has {}: proxy steps "
-                       "are 3-4x slower; set OPENBLAS_CORETYPE={} (launch/mpirun.sh does)",
-                       avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell"));
+  log_line(
+      fmt::format("warning: OpenBLAS runs its generic Prescott kernels on this CPU, which has {}: proxy steps "
+                  "are 3-4x slower; set OPENBLAS_CORETYPE={} (launch/mpirun.sh does)",
+                  avx512 ? "AVX-512" : "AVX2", avx512 ? "SkylakeX" : "Haswell"));
 }
 
 }  // namespace
@@ -393,9 +397,10 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
   install_stop_handlers();
   const ModeRunner& mode = mode_runner(config.mode);
   if (mode.needs_workers && mpi.size() < 2)
-    throw ConfigError(fmt::format("--mode {} needs at least 2 MPI ranks (1 learner + workers): run under "
-                                  "`mpirun -n 3` or `srun -n 3`",
-                                  config.mode));
+    throw ConfigError(
+        fmt::format("--mode {} needs at least 2 MPI ranks (1 learner + workers): run under "
+                    "`mpirun -n 3` or `srun -n 3`",
+                    config.mode));
   Config effective = config;
   if (effective.proxy.threads == 0) effective.proxy.threads = cores_per_rank(mpi);
   if (mpi.rank() == 0) {

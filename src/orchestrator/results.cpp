@@ -75,8 +75,9 @@ std::vector<std::string> agent_columns(const std::map<const PolicyResult*, Paire
 std::string footer(const std::vector<PolicyResult>& rows) {
   std::string out;
   if (agent_row(rows))
-    out += "agent − policy: mean difference over the seeds both ran [95 % t interval], paired by seed; d_z: that mean "
-           "over the differences' standard deviation; p: two-sided, Holm-corrected over the listed baselines\n";
+    out +=
+        "agent − policy: mean difference over the seeds both ran [95 % t interval], paired by seed; d_z: that mean "
+        "over the differences' standard deviation; p: two-sided, Holm-corrected over the listed baselines\n";
   const PolicyResult* best = nullptr;
   for (const auto& r : rows)
     if (r.oracle && r.episodes > 0 && (!best || r.balanced_mean > best->balanced_mean)) best = &r;
@@ -132,9 +133,10 @@ std::string results_text(const std::vector<PolicyResult>& rows, const std::strin
   for (const auto& r : rows) width = std::max(width, r.policy.size() + (labelled_oracle(r) ? 9 : 0));
   const auto diffs = agent_differences(rows);
   const bool agent = agent_row(rows) != nullptr;
-  std::string out = fmt::format("{:<{}}  {:>3}  {:>17}  {:>17}  {:>17}  {:>6}{}\n", "policy", width, "n", "source",
-                                "target", "balanced (" + score_name + ")", "math",
-                                agent ? fmt::format("  {:>28}  {:>6}  {:>6}", "agent − policy [95% CI]", "d_z", "p") : "");
+  std::string out =
+      fmt::format("{:<{}}  {:>3}  {:>17}  {:>17}  {:>17}  {:>6}{}\n", "policy", width, "n", "source", "target",
+                  "balanced (" + score_name + ")", "math",
+                  agent ? fmt::format("  {:>28}  {:>6}  {:>6}", "agent − policy [95% CI]", "d_z", "p") : "");
   for (const auto& r : rows) {
     const std::string name = labelled_oracle(r) ? r.policy + " (oracle)" : r.policy;
     const auto a = agent_columns(diffs, r);
@@ -149,7 +151,8 @@ std::string results_text(const std::vector<PolicyResult>& rows, const std::strin
 
 std::string results_csv(const std::vector<PolicyResult>& rows) {
   std::string out =
-      "policy,oracle,episodes,failed,source_mean,source_std,target_mean,target_std,balanced_mean,balanced_std,math_accuracy\n";
+      "policy,oracle,episodes,failed,source_mean,source_std,target_mean,target_std,balanced_mean,balanced_std,math_"
+      "accuracy\n";
   for (const auto& r : rows)
     out += fmt::format("\"{}\",{},{},{},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{:.6f},{}\n", r.policy, r.oracle ? 1 : 0,
                        r.episodes, r.failed, r.source_mean, r.source_std, r.target_mean, r.target_std, r.balanced_mean,
@@ -159,9 +162,10 @@ std::string results_csv(const std::vector<PolicyResult>& rows) {
 
 std::string results_markdown(const std::vector<PolicyResult>& rows, const std::string& score_name) {
   const auto diffs = agent_differences(rows);
-  std::string out = fmt::format("| policy | n | source | target | balanced ({}) | math | agent − policy [95% CI] | d_z | p "
-                                "(Holm) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
-                                score_name);
+  std::string out = fmt::format(
+      "| policy | n | source | target | balanced ({}) | math | agent − policy [95% CI] | d_z | p "
+      "(Holm) |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+      score_name);
   for (const auto& r : rows) {
     const auto a = agent_columns(diffs, r);
     out += fmt::format("| {}{} | {} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {:+.4f} ± {:.4f} | {} | {} | {} | {} |\n",

@@ -13,14 +13,14 @@ namespace dma {
 
 struct PolicyResult {
   std::string policy;
-  bool oracle = false;        // in the oracle grid
-  bool listed = false;        // in the policy list too (a baseline as well): not labelled oracle
-  int episodes = 0;           // complete episodes
+  bool oracle = false;  // in the oracle grid
+  bool listed = false;  // in the policy list too (a baseline as well): not labelled oracle
+  int episodes = 0;     // complete episodes
   int failed = 0;
   double source_mean = 0, source_std = 0;
   double target_mean = 0, target_std = 0;
   double balanced_mean = 0, balanced_std = 0;
-  double math_mean = -1;      // -1: not measured
+  double math_mean = -1;                             // -1: not measured
   std::map<std::uint64_t, double> balanced_by_seed;  // complete episodes' balanced score by seed
 };
 

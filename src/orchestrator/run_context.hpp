@@ -10,11 +10,11 @@
 namespace dma {
 
 struct RunContext {
-  Config config;                     // effective config (proxy.threads resolved)
+  Config config;  // effective config (proxy.threads resolved)
   MpiSession& mpi;
   std::unique_ptr<Collective> collective;  // null in learner-only runs (1 rank)
   DomainSpace space;
-  bool auto_threads = true;          // proxy.threads was 0: this rank's share of the cores
+  bool auto_threads = true;  // proxy.threads was 0: this rank's share of the cores
 
   bool is_learner() const { return mpi.rank() == 0; }
   int workers() const { return mpi.size() - 1; }

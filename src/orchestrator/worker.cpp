@@ -21,8 +21,7 @@ namespace {
 class SlotHost {
  public:
   explicit SlotHost(RunContext& ctx)
-      : ctx_(ctx), trainers_(static_cast<size_t>(ctx.config.orchestrator.slots)),
-        current_(trainers_.size(), -1) {}
+      : ctx_(ctx), trainers_(static_cast<size_t>(ctx.config.orchestrator.slots)), current_(trainers_.size(), -1) {}
 
   protocol::SlotRecord step(int slot, const protocol::SlotCommand& c) {
     protocol::SlotRecord r;

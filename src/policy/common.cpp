@@ -16,8 +16,9 @@ void check_context(const DomainContext& ctx) {
   const size_t D = ctx.names.size();
   if (D == 0) throw PolicyError("policies need at least one domain: the domain space is empty");
   if (ctx.fields.size() != D || (!ctx.token_shares.empty() && ctx.token_shares.size() != D))
-    throw PolicyError(fmt::format("domain context has {} names, {} fields and {} token shares: give one of each per domain",
-                                  D, ctx.fields.size(), ctx.token_shares.size()));
+    throw PolicyError(
+        fmt::format("domain context has {} names, {} fields and {} token shares: give one of each per domain", D,
+                    ctx.fields.size(), ctx.token_shares.size()));
   if (ctx.horizon < 1) throw PolicyError(fmt::format("horizon {} is not valid: set train.horizon >= 1", ctx.horizon));
 }
 
@@ -27,10 +28,11 @@ void check_batch(const std::string& name, const ActBatch& batch, std::span<doubl
   const auto D = static_cast<size_t>(ctx.num_domains());
   if (batch.batch < 0 || batch.episode_ids.size() != B || batch.steps.size() != B || weights.size() != B * D ||
       batch.obs_dim < 0 || batch.observations.size() != B * static_cast<size_t>(batch.obs_dim))
-    throw PolicyError(fmt::format("policy '{}': act() got {} rows, {} ids, {} steps, {} observation floats (obs_dim {}) "
-                                  "and room for {} weights; expected B rows of {} weights",
-                                  name, batch.batch, batch.episode_ids.size(), batch.steps.size(),
-                                  batch.observations.size(), batch.obs_dim, weights.size(), D));
+    throw PolicyError(
+        fmt::format("policy '{}': act() got {} rows, {} ids, {} steps, {} observation floats (obs_dim {}) "
+                    "and room for {} weights; expected B rows of {} weights",
+                    name, batch.batch, batch.episode_ids.size(), batch.steps.size(), batch.observations.size(),
+                    batch.obs_dim, weights.size(), D));
   if (needs_obs && batch.obs_dim != obs::dim(ctx.num_domains()))
     throw PolicyError(fmt::format("policy '{}': observations have {} entries, expected {} for {} domains", name,
                                   batch.obs_dim, obs::dim(ctx.num_domains()), D));
@@ -78,21 +80,24 @@ std::vector<double> parse_mixture_arg(const std::string& spec, const std::string
     // A source:target ratio (DESIGN §4), e.g. fixed:3:1 is a target share of 0.25.
     const auto s = parse_number(arg.substr(0, colon)), t = parse_number(arg.substr(colon + 1));
     if (!s || !t || *s < 0 || *t < 0 || !(*s + *t > 0))
-      throw PolicyError(fmt::format("policy '{}': '{}' is not a source:target ratio of two non-negative numbers, "
-                                    "e.g. 3:1",
-                                    spec, arg));
+      throw PolicyError(
+          fmt::format("policy '{}': '{}' is not a source:target ratio of two non-negative numbers, "
+                      "e.g. 3:1",
+                      spec, arg));
     return parse_mixture_arg(spec, fmt::format("{}", *t / (*s + *t)), ctx);
   }
   if (arg.find('/') == std::string::npos) {
     const auto share = parse_number(arg);
     if (!share)
-      throw PolicyError(fmt::format("policy '{}': '{}' is not a number: give a target share in [0, 1] or {} weights "
-                                    "w1/.../w{}",
-                                    spec, arg, D, D));
+      throw PolicyError(
+          fmt::format("policy '{}': '{}' is not a number: give a target share in [0, 1] or {} weights "
+                      "w1/.../w{}",
+                      spec, arg, D, D));
     if (*share < 0 || *share > 1)
-      throw PolicyError(fmt::format("policy '{}': target share {} is outside [0, 1]: use a share in [0, 1] or {} "
-                                    "weights w1/.../w{}",
-                                    spec, *share, D, D));
+      throw PolicyError(
+          fmt::format("policy '{}': target share {} is outside [0, 1]: use a share in [0, 1] or {} "
+                      "weights w1/.../w{}",
+                      spec, *share, D, D));
     try {
       return mixture_from_target_share(ctx, *share);
     } catch (const PolicyError& e) {
@@ -106,19 +111,21 @@ std::vector<double> parse_mixture_arg(const std::string& spec, const std::string
     const std::string item = arg.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
     const auto value = parse_number(item);
     if (!value || *value < 0)
-      throw PolicyError(fmt::format("policy '{}': weight '{}' is not a non-negative number: write w1/.../w{}", spec,
-                                    item, D));
+      throw PolicyError(
+          fmt::format("policy '{}': weight '{}' is not a non-negative number: write w1/.../w{}", spec, item, D));
     w.push_back(*value);
     if (end == std::string::npos) break;
     begin = end + 1;
   }
   if (static_cast<int>(w.size()) != D)
-    throw PolicyError(fmt::format("policy '{}' gives {} weights for {} domains: give one weight per domain "
-                                  "(w1/.../w{}) or a single target share in [0, 1]",
-                                  spec, w.size(), D, D));
+    throw PolicyError(
+        fmt::format("policy '{}' gives {} weights for {} domains: give one weight per domain "
+                    "(w1/.../w{}) or a single target share in [0, 1]",
+                    spec, w.size(), D, D));
   double total = 0;
   for (double x : w) total += x;
-  if (!(total > 0)) throw PolicyError(fmt::format("policy '{}': the weights are all 0: give at least one positive weight", spec));
+  if (!(total > 0))
+    throw PolicyError(fmt::format("policy '{}': the weights are all 0: give at least one positive weight", spec));
   for (auto& x : w) x /= total;
   return w;
 }
@@ -131,14 +138,15 @@ std::vector<int> map_store_domains(const std::string& spec, const std::string& s
   for (const auto& name : ctx.names) {
     const auto it = column.find(name);
     if (it == column.end())
-      throw PolicyError(fmt::format("policy '{}': store '{}' has no domain '{}': use a store of this domain space", spec,
-                                    store, name));
+      throw PolicyError(fmt::format("policy '{}': store '{}' has no domain '{}': use a store of this domain space",
+                                    spec, store, name));
     map.push_back(it->second);
   }
   if (store_names.size() != ctx.names.size())
-    throw PolicyError(fmt::format("policy '{}': store '{}' has {} domains, this domain space {}: use a store of this "
-                                  "domain space",
-                                  spec, store, store_names.size(), ctx.names.size()));
+    throw PolicyError(
+        fmt::format("policy '{}': store '{}' has {} domains, this domain space {}: use a store of this "
+                    "domain space",
+                    spec, store, store_names.size(), ctx.names.size()));
   return map;
 }
 
@@ -161,13 +169,15 @@ std::vector<double> mixture_from_target_share(const DomainContext& domains, doub
   bool has_source = false, has_target = false;
   for (Field f : domains.fields) (f == Field::kTarget ? has_target : has_source) = true;
   if (!has_target && target_share > 0)
-    throw PolicyError(fmt::format("target share {} needs target-field domains and the domain space has none: use a "
-                                  "share of 0",
-                                  target_share));
+    throw PolicyError(
+        fmt::format("target share {} needs target-field domains and the domain space has none: use a "
+                    "share of 0",
+                    target_share));
   if (!has_source && target_share < 1)
-    throw PolicyError(fmt::format("target share {} leaves weight for source-field domains and the domain space has "
-                                  "none: use a share of 1",
-                                  target_share));
+    throw PolicyError(
+        fmt::format("target share {} leaves weight for source-field domains and the domain space has "
+                    "none: use a share of 1",
+                    target_share));
   std::vector<double> w(source.size());
   for (size_t d = 0; d < w.size(); ++d) w[d] = (1.0 - target_share) * source[d] + target_share * target[d];
   policy_detail::finish_row(w);

@@ -36,12 +36,14 @@ class OnlineEgPolicy final : public Policy {
     for (size_t b = 0; b < static_cast<size_t>(batch.batch); ++b) {
       const auto it = states_.find(batch.episode_ids[b]);
       if (it == states_.end())
-        throw PolicyError(fmt::format("policy '{}': act() for episode {} before begin_episode", name_,
-                                      batch.episode_ids[b]));
+        throw PolicyError(
+            fmt::format("policy '{}': act() for episode {} before begin_episode", name_, batch.episode_ids[b]));
       State& s = it->second;
       // Update once per new step: acting twice on one step (a retried round) repeats it.
       if (batch.steps[b] > s.step) {
-        if (batch.steps[b] > 0) update(s, batch.observations.subspan(b * static_cast<size_t>(batch.obs_dim), static_cast<size_t>(batch.obs_dim)));
+        if (batch.steps[b] > 0)
+          update(s, batch.observations.subspan(b * static_cast<size_t>(batch.obs_dim),
+                                               static_cast<size_t>(batch.obs_dim)));
         s.step = batch.steps[b];
       }
       write(s, weights.subspan(b * D, D));
@@ -95,8 +97,8 @@ class OnlineEgPolicy final : public Policy {
 std::unique_ptr<Policy> make_online_eg_policy(const std::string& spec, const DomainContext& ctx,
                                               const OnlineEgConfig& cfg) {
   if (!(cfg.step_size >= 0) || !(cfg.smoothing >= 0 && cfg.smoothing <= 1))
-    throw PolicyError(fmt::format("policy '{}': online_eg.step_size must be >= 0 and online_eg.smoothing in [0, 1]",
-                                  spec));
+    throw PolicyError(
+        fmt::format("policy '{}': online_eg.step_size must be >= 0 and online_eg.smoothing in [0, 1]", spec));
   return std::make_unique<OnlineEgPolicy>(spec, ctx, cfg);
 }
 

@@ -48,8 +48,7 @@ void check_kind(const std::string& spec) {
   const bool has_arg = spec.find(':') != std::string::npos;
   for (const char* k : kNoArgument)
     if (kind == k) {
-      if (has_arg)
-        throw PolicyError(fmt::format("policy '{}': {} takes no argument: write {}", spec, kind, kind));
+      if (has_arg) throw PolicyError(fmt::format("policy '{}': {} takes no argument: write {}", spec, kind, kind));
       return;
     }
   for (const char* k : kWithArgument)
@@ -105,9 +104,10 @@ std::unique_ptr<Policy> make_policy(const std::string& spec, const DomainContext
   if (kind == "regmix") return make_regmix_policy(spec, domains, config);
   if (const PolicyFactory f = registered(kind)) return f(spec, domains, config);
   if (kind == "agent")
-    throw PolicyError(fmt::format("policy '{}' needs the agent, which this program did not register: call "
-                                  "dma::register_agent_policy() at start-up",
-                                  spec));
+    throw PolicyError(
+        fmt::format("policy '{}' needs the agent, which this program did not register: call "
+                    "dma::register_agent_policy() at start-up",
+                    spec));
   return make_static_policy(spec, domains);
 }
 
@@ -124,9 +124,10 @@ PolicyMix parse_policy_mix(const std::string& text) {
     }
     const auto p = colon == std::string::npos ? std::nullopt : parse_number(trim(entry.substr(colon + 1)));
     if (!p)
-      throw PolicyError(fmt::format("policy mix '{}': entry '{}' does not end in a probability: write <spec>:<probability>, "
-                                    "e.g. random:0.9,uniform:0.1",
-                                    text, entry));
+      throw PolicyError(
+          fmt::format("policy mix '{}': entry '{}' does not end in a probability: write <spec>:<probability>, "
+                      "e.g. random:0.9,uniform:0.1",
+                      text, entry));
     if (*p < 0 || *p > 1)
       throw PolicyError(fmt::format("policy mix '{}': entry '{}' has probability {} outside [0, 1]", text, entry, *p));
     const std::string spec = trim(entry.substr(0, colon));
@@ -137,7 +138,8 @@ PolicyMix parse_policy_mix(const std::string& text) {
     total += *p;
   }
   if (std::abs(total - 1.0) > 1e-6)
-    throw PolicyError(fmt::format("policy mix '{}': probabilities sum to {:.6g}, not 1: make them sum to 1", text, total));
+    throw PolicyError(
+        fmt::format("policy mix '{}': probabilities sum to {:.6g}, not 1: make them sum to 1", text, total));
   return mix;
 }
 

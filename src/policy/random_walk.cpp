@@ -106,8 +106,9 @@ std::vector<double> share_curve(int T, const RandomPolicyConfig& cfg, Rng& rng) 
     const double x = (K > 1 && T > 1) ? static_cast<double>(t) * (K - 1) / (T - 1) : 0.0;
     const int i = std::min(static_cast<int>(x), K - 1);
     const double f = x - i;
-    shape[static_cast<size_t>(t)] = i + 1 < K ? (1 - f) * knots[static_cast<size_t>(i)] + f * knots[static_cast<size_t>(i) + 1]
-                                              : knots[static_cast<size_t>(i)];
+    shape[static_cast<size_t>(t)] =
+        i + 1 < K ? (1 - f) * knots[static_cast<size_t>(i)] + f * knots[static_cast<size_t>(i) + 1]
+                  : knots[static_cast<size_t>(i)];
   }
   double mean = 0, up = 0, down = 0;
   for (double v : shape) mean += v / T;
@@ -142,8 +143,8 @@ class RandomWalkPolicy final : public Policy {
     for (size_t b = 0; b < static_cast<size_t>(batch.batch); ++b) {
       const auto it = plans_.find(batch.episode_ids[b]);
       if (it == plans_.end())
-        throw PolicyError(fmt::format("policy '{}': act() for episode {} before begin_episode", name_,
-                                      batch.episode_ids[b]));
+        throw PolicyError(
+            fmt::format("policy '{}': act() for episode {} before begin_episode", name_, batch.episode_ids[b]));
       const auto t = static_cast<size_t>(batch.steps[b]);
       std::copy_n(it->second.begin() + static_cast<long>(t * D), D, weights.begin() + static_cast<long>(b * D));
     }
@@ -182,7 +183,7 @@ class RandomWalkPolicy final : public Policy {
   std::string name_;
   DomainContext ctx_;
   RandomPolicyConfig cfg_;
-  std::vector<int> source_, target_;                  // domain indices per field
+  std::vector<int> source_, target_;                   // domain indices per field
   std::map<std::int64_t, std::vector<double>> plans_;  // episode id -> (T, D)
 };
 
@@ -192,9 +193,10 @@ std::unique_ptr<Policy> make_random_policy(const std::string& spec, const Domain
                                            const RandomPolicyConfig& cfg) {
   if (!(cfg.within_alpha > 0) || cfg.smoothness < 0 || cfg.smoothness >= 1 || cfg.concentrate_prob < 0 ||
       cfg.concentrate_prob > 1 || cfg.knots < 1)
-    throw PolicyError(fmt::format("policy '{}': random.within_alpha must be > 0, random.smoothness in [0, 1), "
-                                  "random.concentrate_prob in [0, 1] and random.knots >= 1",
-                                  spec));
+    throw PolicyError(
+        fmt::format("policy '{}': random.within_alpha must be > 0, random.smoothness in [0, 1), "
+                    "random.concentrate_prob in [0, 1] and random.knots >= 1",
+                    spec));
   return std::make_unique<RandomWalkPolicy>(spec, ctx, cfg);
 }
 

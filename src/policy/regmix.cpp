@@ -157,17 +157,19 @@ std::unique_ptr<Policy> make_regmix_policy(const std::string& spec, const Domain
     throw StoreError(fmt::format("policy '{}': {}", spec, e.what()));
   }
   if (data.scores.size() < 3)
-    throw PolicyError(fmt::format("policy '{}': store '{}' holds {} complete episodes of policy 'random', RegMix needs at "
-                                  "least 3: collect with random in collect.policies first",
-                                  spec, path, data.scores.size()));
+    throw PolicyError(
+        fmt::format("policy '{}': store '{}' holds {} complete episodes of policy 'random', RegMix needs at "
+                    "least 3: collect with random in collect.policies first",
+                    spec, path, data.scores.size()));
   const RegmixFit fit = fit_regmix(data.mean_weights, data.scores, ctx, config.regmix.samples,
                                    derive_seed(config.run.seed, fnv1a64("regmix")));
   std::string mixture;
   for (size_t d = 0; d < fit.best_weights.size(); ++d)
     mixture += fmt::format("{}{}={:.3f}", d ? " " : "", ctx.names[d], fit.best_weights[d]);
-  log_line(fmt::format("{}: fitted on {} random episodes of {} ({} features, R2 {:.3f}, leave-one-out R2 {:.3f}); "
-                       "best static mixture, predicted score {:.4f}: {}",
-                       spec, fit.episodes, path, fit.features, fit.r2, fit.r2_loo, fit.predicted_score, mixture));
+  log_line(
+      fmt::format("{}: fitted on {} random episodes of {} ({} features, R2 {:.3f}, leave-one-out R2 {:.3f}); "
+                  "best static mixture, predicted score {:.4f}: {}",
+                  spec, fit.episodes, path, fit.features, fit.r2, fit.r2_loo, fit.predicted_score, mixture));
   return std::make_unique<RegmixPolicy>(spec, ctx, fit.best_weights);
 }
 

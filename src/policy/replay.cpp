@@ -46,8 +46,8 @@ const EpisodeRecord& find_episode(const std::string& spec, const std::string& pa
   }
   if (found) return *found;
   if (records == 0)
-    throw PolicyError(fmt::format("policy '{}': store '{}' has no episode {}: pick an id from its /episodes/id", spec,
-                                  path, id));
+    throw PolicyError(
+        fmt::format("policy '{}': store '{}' has no episode {}: pick an id from its /episodes/id", spec, path, id));
   throw PolicyError(fmt::format("policy '{}': episode {} in '{}' never completed: pick a complete episode (status 1)",
                                 spec, id, path));
 }
@@ -59,9 +59,10 @@ std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const Domain
   const size_t hash = arg.rfind('#');
   const auto id = hash == std::string::npos ? std::nullopt : parse_number(arg.substr(hash + 1));
   if (hash == 0 || !id || *id != static_cast<double>(static_cast<std::int64_t>(*id)))
-    throw PolicyError(fmt::format("policy '{}' needs a store and an episode id: write replay:<store>#<id>, e.g. "
-                                  "replay:runs/demo/store.h5#3",
-                                  spec));
+    throw PolicyError(
+        fmt::format("policy '{}' needs a store and an episode id: write replay:<store>#<id>, e.g. "
+                    "replay:runs/demo/store.h5#3",
+                    spec));
   const std::string path = arg.substr(0, hash);
   StoreReader store = [&] {
     try {
@@ -74,19 +75,22 @@ std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const Domain
   const auto& episode = find_episode(spec, path, store, static_cast<std::int64_t>(*id));
   const auto rows = store.read_episode(episode);
   if (rows.empty())
-    throw PolicyError(fmt::format("policy '{}': episode {} in '{}' has no rows: pick another episode", spec, *id, path));
+    throw PolicyError(
+        fmt::format("policy '{}': episode {} in '{}' has no rows: pick another episode", spec, *id, path));
   std::vector<std::vector<double>> actions(rows.size());
   for (const auto& row : rows) {
     if (row.step < 0 || static_cast<size_t>(row.step) >= rows.size() || row.action.size() != map.size())
-      throw PolicyError(fmt::format("policy '{}': episode {} in '{}' has a malformed row (step {}): the store is damaged",
-                                    spec, *id, path, row.step));
+      throw PolicyError(
+          fmt::format("policy '{}': episode {} in '{}' has a malformed row (step {}): the store is damaged", spec, *id,
+                      path, row.step));
     auto& a = actions[static_cast<size_t>(row.step)];
     for (int column : map) a.push_back(row.action[static_cast<size_t>(column)]);
     finish_row(a);  // float32 rows re-normalised in double: on the simplex within 1e-9
   }
   for (const auto& a : actions)
     if (a.empty())
-      throw PolicyError(fmt::format("policy '{}': episode {} in '{}' misses a step: the store is damaged", spec, *id, path));
+      throw PolicyError(
+          fmt::format("policy '{}': episode {} in '{}' misses a step: the store is damaged", spec, *id, path));
   return std::make_unique<ReplayPolicy>(spec, ctx, std::move(actions));
 }
 

@@ -107,7 +107,8 @@ Solution solve_dual(const Matrix& z, const std::vector<double>& y, int n, int p,
   cholesky_solve(m, n, a);
   s.beta.assign(static_cast<size_t>(p), 0.0);
   for (int i = 0; i < n; ++i)
-    for (int k = 0; k < p; ++k) s.beta[static_cast<size_t>(k)] += z[static_cast<size_t>(i * p + k)] * a[static_cast<size_t>(i)];
+    for (int k = 0; k < p; ++k)
+      s.beta[static_cast<size_t>(k)] += z[static_cast<size_t>(i * p + k)] * a[static_cast<size_t>(i)];
   // Hat matrix K (K + lambda I)^-1 = I - lambda M^-1: its diagonal needs diag(M^-1).
   for (int i = 0; i < n; ++i) {
     std::vector<double> e(static_cast<size_t>(n), 0.0);
@@ -125,7 +126,8 @@ Solution solve_dual(const Matrix& z, const std::vector<double>& y, int n, int p,
 
 RidgeModel fit_ridge(const std::vector<std::vector<double>>& x, const std::vector<double>& y) {
   const int n = static_cast<int>(x.size());
-  if (n < 2 || y.size() != x.size()) throw PolicyError(fmt::format("ridge: {} rows and {} targets: need >= 2 of each", n, y.size()));
+  if (n < 2 || y.size() != x.size())
+    throw PolicyError(fmt::format("ridge: {} rows and {} targets: need >= 2 of each", n, y.size()));
   const int p = static_cast<int>(x[0].size());
   RidgeModel model;
   model.center.assign(static_cast<size_t>(p), 0.0);
@@ -133,7 +135,8 @@ RidgeModel fit_ridge(const std::vector<std::vector<double>>& x, const std::vecto
   double y_mean = 0;
   for (int i = 0; i < n; ++i) {
     y_mean += y[static_cast<size_t>(i)] / n;
-    for (int j = 0; j < p; ++j) model.center[static_cast<size_t>(j)] += x[static_cast<size_t>(i)][static_cast<size_t>(j)] / n;
+    for (int j = 0; j < p; ++j)
+      model.center[static_cast<size_t>(j)] += x[static_cast<size_t>(i)][static_cast<size_t>(j)] / n;
   }
   for (int j = 0; j < p; ++j) {
     double var = 0;
@@ -151,7 +154,8 @@ RidgeModel fit_ridge(const std::vector<std::vector<double>>& x, const std::vecto
     sst += yc[static_cast<size_t>(i)] * yc[static_cast<size_t>(i)];
     for (int j = 0; j < p; ++j)
       z[static_cast<size_t>(i * p + j)] =
-          (x[static_cast<size_t>(i)][static_cast<size_t>(j)] - model.center[static_cast<size_t>(j)]) / model.scale[static_cast<size_t>(j)];
+          (x[static_cast<size_t>(i)][static_cast<size_t>(j)] - model.center[static_cast<size_t>(j)]) /
+          model.scale[static_cast<size_t>(j)];
   }
   model.intercept = y_mean;
   model.beta.assign(static_cast<size_t>(p), 0.0);
@@ -179,7 +183,8 @@ RidgeModel fit_ridge(const std::vector<std::vector<double>>& x, const std::vecto
       model.press = press;
     }
   }
-  if (!std::isfinite(best_press)) throw PolicyError("ridge: no penalty gave a positive definite system: the features are not finite");
+  if (!std::isfinite(best_press))
+    throw PolicyError("ridge: no penalty gave a positive definite system: the features are not finite");
   return model;
 }
 

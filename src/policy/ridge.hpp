@@ -10,10 +10,10 @@ struct RidgeModel {
   std::vector<double> center, scale;  // (p) feature standardisation
   std::vector<double> beta;           // (p) on standardised features
   double intercept = 0;
-  double lambda = 0;                  // chosen penalty
-  double r2 = 0;                      // in-sample
-  double r2_loo = 0;                  // leave-one-out (out-of-sample)
-  double press = 0;                   // leave-one-out sum of squared errors
+  double lambda = 0;  // chosen penalty
+  double r2 = 0;      // in-sample
+  double r2_loo = 0;  // leave-one-out (out-of-sample)
+  double press = 0;   // leave-one-out sum of squared errors
   double predict(const std::vector<double>& x) const;
 };
 

@@ -55,9 +55,10 @@ std::unique_ptr<Policy> schedule(const std::string& spec, const DomainContext& c
   const std::string arg = spec.substr(kind.size() + 1);
   const size_t arrow = arg.find('>');
   if (arrow == std::string::npos || arg.find('>', arrow + 1) != std::string::npos)
-    throw PolicyError(fmt::format("policy '{}' needs two ends: write {}:<from>><to> with target shares or "
-                                  "weight lists, e.g. {}:0.9>0.2",
-                                  spec, kind, kind));
+    throw PolicyError(
+        fmt::format("policy '{}' needs two ends: write {}:<from>><to> with target shares or "
+                    "weight lists, e.g. {}:0.9>0.2",
+                    spec, kind, kind));
   return std::make_unique<LinearPolicy>(spec, ctx, parse_mixture_arg(spec, arg.substr(0, arrow), ctx),
                                         parse_mixture_arg(spec, arg.substr(arrow + 1), ctx));
 }
@@ -79,9 +80,10 @@ std::unique_ptr<Policy> make_static_policy(const std::string& spec, const Domain
   // A tuned baseline's value, found by dma_orchestrate's tuning or carried from another setting.
   if (spec.starts_with("tuned-fixed:")) return constant(spec, ctx, parse_mixture_arg(spec, spec.substr(12), ctx));
   if (needs_tuning(spec))
-    throw PolicyError(fmt::format("policy '{}' is tuned by rollouts before it runs: list it in evaluate.policies of "
-                                  "dma_orchestrate (evaluate or headroom mode), or give its value, e.g. {}",
-                                  spec, spec == "tuned-fixed" ? "tuned-fixed:0.55" : "tuned-schedule:0.7>0.4"));
+    throw PolicyError(
+        fmt::format("policy '{}' is tuned by rollouts before it runs: list it in evaluate.policies of "
+                    "dma_orchestrate (evaluate or headroom mode), or give its value, e.g. {}",
+                    spec, spec == "tuned-fixed" ? "tuned-fixed:0.55" : "tuned-schedule:0.7>0.4"));
   throw PolicyError(fmt::format("unknown policy '{}': use {}", spec, kValidSpecs));
 }
 

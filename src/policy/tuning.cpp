@@ -16,9 +16,7 @@ constexpr double kLattice = 3200.0;  // 1/80 halved five more times stays on it
 
 }  // namespace
 
-const char* tuned_kind(TunedFamily family) {
-  return family == TunedFamily::kFixed ? "tuned-fixed" : "tuned-schedule";
-}
+const char* tuned_kind(TunedFamily family) { return family == TunedFamily::kFixed ? "tuned-fixed" : "tuned-schedule"; }
 
 std::optional<TunedFamily> tuned_family(const std::string& spec) {
   for (const TunedFamily f : {TunedFamily::kFixed, TunedFamily::kSchedule}) {
@@ -105,7 +103,8 @@ std::vector<std::vector<double>> CompassSearch::next() {
 
 void CompassSearch::report(const std::vector<double>& p, double s) {
   if (static_cast<int>(p.size()) != dims_)
-    throw ConfigError(fmt::format("compass search: a point of {} parameters reported to a search of {}", p.size(), dims_));
+    throw ConfigError(
+        fmt::format("compass search: a point of {} parameters reported to a search of {}", p.size(), dims_));
   const Key k = key(p);
   scores_[k] = s;
   if (scores_.size() == 1 || s > best_score_) {
@@ -119,7 +118,8 @@ namespace {
 /// The share of a tuned constant's spec "tuned-fixed:<share>".
 double constant_share(const TuningResult& constant, const std::string& spec) {
   if (constant.family != TunedFamily::kFixed)
-    throw Error(fmt::format("a schedule's search starts from a tuned constant, not from {}", tuned_kind(constant.family)));
+    throw Error(
+        fmt::format("a schedule's search starts from a tuned constant, not from {}", tuned_kind(constant.family)));
   return std::stod(spec.substr(spec.find(':') + 1));
 }
 
@@ -132,16 +132,18 @@ std::vector<double> schedule_start(const TuningResult& constant) {
 std::map<std::string, double> schedule_scores(const TuningResult& constant) {
   std::map<std::string, double> out;
   for (size_t i = 0; i < constant.candidates.size(); ++i)
-    out[tuned_spec(TunedFamily::kSchedule, {constant_share(constant, constant.candidates[i]), 0.5})] = constant.scores[i];
+    out[tuned_spec(TunedFamily::kSchedule, {constant_share(constant, constant.candidates[i]), 0.5})] =
+        constant.scores[i];
   return out;
 }
 
 TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch,
                          std::vector<double> start, const std::map<std::string, double>& known) {
   if (seeds < 1 || rollouts < seeds)
-    throw ConfigError(fmt::format("tune.rollouts = {} cannot score one {} candidate on tune.seeds = {} seeds: raise "
-                                  "tune.rollouts to at least tune.seeds",
-                                  rollouts, tuned_kind(family), seeds));
+    throw ConfigError(
+        fmt::format("tune.rollouts = {} cannot score one {} candidate on tune.seeds = {} seeds: raise "
+                    "tune.rollouts to at least tune.seeds",
+                    rollouts, tuned_kind(family), seeds));
   CompassSearch search(family == TunedFamily::kFixed ? 1 : 2, first_step, std::move(start));
   TuningResult result;
   result.family = family;

@@ -33,9 +33,10 @@ struct Geometry {
 
 Tensor causal_bias(const Geometry& g, const Tensor& key_bias, const torch::TensorOptions& options) {
   auto bias = torch::full({g.tq, g.tk}, kNegInf, options).triu(g.offset() + 1);  // (Tq, Tk)
-  if (!key_bias.defined()) return bias.unsqueeze(0);                              // (1, Tq, Tk)
+  if (!key_bias.defined()) return bias.unsqueeze(0);                             // (1, Tq, Tk)
   const auto b = g.bh / g.heads;
-  bias = (key_bias.to(options).view({b, 1, 1, g.tk}) + bias).expand({b, g.heads, g.tq, g.tk}).reshape({g.bh, g.tq, g.tk});
+  bias =
+      (key_bias.to(options).view({b, 1, 1, g.tk}) + bias).expand({b, g.heads, g.tq, g.tk}).reshape({g.bh, g.tq, g.tk});
   // A query that sees no key attends to its own column (never a NaN row).
   const auto blind = torch::isinf(bias).all(/*dim=*/-1);  // (BH, Tq)
   bias.diagonal(g.offset(), /*dim1=*/-2, /*dim2=*/-1).masked_fill_(blind, 0.0);
@@ -56,7 +57,8 @@ void gemm(bool ta, bool tb, std::int64_t m, std::int64_t n, std::int64_t k, cons
 std::int64_t block_columns(const Geometry& g, std::int64_t r1) { return std::min(g.tk, r1 + g.offset()); }
 
 /// Forward of one (batch, head): probabilities into p (Tq, Tk; row stride Tk), output into o.
-void forward_one(const Geometry& g, const float* q, const float* k, const float* v, const float* bias, float* p, float* o) {
+void forward_one(const Geometry& g, const float* q, const float* k, const float* v, const float* bias, float* p,
+                 float* o) {
   for (std::int64_t r0 = 0; r0 < g.tq; r0 += kBlock) {
     const auto r1 = std::min(g.tq, r0 + kBlock), rows = r1 - r0, cols = block_columns(g, r1);
     float* pb = p + r0 * g.tk;
@@ -78,8 +80,8 @@ void backward_one(const Geometry& g, const float* q, const float* k, const float
     const auto r1 = std::min(g.tq, r0 + kBlock), rows = r1 - r0, cols = block_columns(g, r1);
     const float* pb = p + r0 * g.tk;
     const float* db = dout + r0 * g.hd;
-    gemm(false, true, rows, cols, g.hd, db, g.hd, v, g.hd, 0.0f, scratch, cols);    // dP = dO V^T
-    gemm(true, false, cols, g.hd, rows, pb, g.tk, db, g.hd, 1.0f, dv, g.hd);       // dV += P^T dO
+    gemm(false, true, rows, cols, g.hd, db, g.hd, v, g.hd, 0.0f, scratch, cols);  // dP = dO V^T
+    gemm(true, false, cols, g.hd, rows, pb, g.tk, db, g.hd, 1.0f, dv, g.hd);      // dV += P^T dO
     for (std::int64_t i = 0; i < rows; ++i) cpu::softmax_grad_row(pb + i * g.tk, scratch + i * cols, cols);
     gemm(false, false, rows, g.hd, cols, scratch, cols, k, g.hd, 0.0f, dq + r0 * g.hd, g.hd);  // dQ = dS K
     gemm(true, false, cols, g.hd, rows, scratch, cols, q + r0 * g.hd, g.hd, 1.0f, dk, g.hd);   // dK += dS^T Q
@@ -117,7 +119,8 @@ struct FusedAttentionFn : public torch::autograd::Function<FusedAttentionFn> {
     ctx->saved_data["heads"] = heads;
     return out;
   }
-  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx, torch::autograd::tensor_list grads) {
+  static torch::autograd::tensor_list backward(torch::autograd::AutogradContext* ctx,
+                                               torch::autograd::tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
     const auto &q = saved[0], &k = saved[1], &v = saved[2], &probs = saved[3];
     const Geometry g{q.size(0), ctx->saved_data["heads"].toInt(), q.size(1), k.size(1), q.size(2)};
@@ -168,7 +171,8 @@ Tensor sdpa_attention(const Tensor& q, const Tensor& k, const Tensor& v, const T
              v4 = v.reshape({b, heads, g.tk, g.hd});
   Tensor out;
   if (!key_bias.defined() && g.tq == g.tk) {
-    out = at::scaled_dot_product_attention(q4, k4, v4, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true, /*scale=*/1.0);
+    out = at::scaled_dot_product_attention(q4, k4, v4, /*attn_mask=*/{}, /*dropout_p=*/0.0, /*is_causal=*/true,
+                                           /*scale=*/1.0);
   } else {
     const auto mask = causal_bias(g, key_bias, q.options()).view({-1, key_bias.defined() ? heads : 1, g.tq, g.tk});
     out = at::scaled_dot_product_attention(q4, k4, v4, mask, /*dropout_p=*/0.0, /*is_causal=*/false, /*scale=*/1.0);
@@ -183,7 +187,8 @@ Tensor causal_attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   if (fused_attention_available(q) && fused_attention_available(k) && fused_attention_available(v)) {
     const auto qc = q.contiguous(), kc = k.contiguous(), vc = v.contiguous();
     const auto bias = key_bias.defined() ? key_bias.to(torch::kFloat32).contiguous() : key_bias;
-    const bool needs_grad = torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+    const bool needs_grad =
+        torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
     if (needs_grad) return FusedAttentionFn::apply(qc, kc, vc, &bias, heads);
     const Geometry g{q.size(0), heads, q.size(1), k.size(1), q.size(2)};
     return fused_forward(g, qc, kc, vc, bias, Tensor());  // inference: probabilities in per-thread scratch

@@ -20,8 +20,7 @@ std::uint64_t proxy_config_hash(const ProxyConfig& proxy, int vocab_size, int se
 }
 
 BaseInfo read_base_info(const std::string& path) {
-  auto archive = proxy::open_archive(path, proxy::kBaseFormat, "base checkpoint",
-                                     "re-run --mode pretrain to write it");
+  auto archive = proxy::open_archive(path, proxy::kBaseFormat, "base checkpoint", "re-run --mode pretrain to write it");
   return proxy::read_base_info(archive, path);
 }
 
@@ -61,7 +60,8 @@ void save_archive(torch::serialize::OutputArchive& archive, const std::string& p
                                       tmp, e.what_without_backtrace()));
   }
   fs::rename(tmp, path, ec);
-  if (ec) throw CheckpointError(fmt::format("cannot rename '{}' to '{}' ({}): check permissions", tmp, path, ec.message()));
+  if (ec)
+    throw CheckpointError(fmt::format("cannot rename '{}' to '{}' ({}): check permissions", tmp, path, ec.message()));
 }
 
 void write_int(torch::serialize::OutputArchive& archive, const std::string& key, std::int64_t value) {
@@ -75,21 +75,24 @@ void write_string(torch::serialize::OutputArchive& archive, const std::string& k
 std::int64_t read_int(torch::serialize::InputArchive& archive, const std::string& key, const std::string& path) {
   c10::IValue value;
   if (!archive.try_read(key, value) || !value.isInt())
-    throw CheckpointError(fmt::format("checkpoint '{}' lacks the integer '{}': it is corrupt or from another version", path, key));
+    throw CheckpointError(
+        fmt::format("checkpoint '{}' lacks the integer '{}': it is corrupt or from another version", path, key));
   return value.toInt();
 }
 
 std::string read_string(torch::serialize::InputArchive& archive, const std::string& key, const std::string& path) {
   c10::IValue value;
   if (!archive.try_read(key, value) || !value.isString())
-    throw CheckpointError(fmt::format("checkpoint '{}' lacks the string '{}': it is corrupt or from another version", path, key));
+    throw CheckpointError(
+        fmt::format("checkpoint '{}' lacks the string '{}': it is corrupt or from another version", path, key));
   return value.toStringRef();
 }
 
 torch::Tensor read_tensor(torch::serialize::InputArchive& archive, const std::string& key, const std::string& path) {
   torch::Tensor t;
   if (!archive.try_read(key, t))
-    throw CheckpointError(fmt::format("checkpoint '{}' lacks the tensor '{}': it is corrupt or from another version", path, key));
+    throw CheckpointError(
+        fmt::format("checkpoint '{}' lacks the tensor '{}': it is corrupt or from another version", path, key));
   return t;
 }
 

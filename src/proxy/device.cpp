@@ -12,7 +12,8 @@ DeviceChoice choose_device(const std::string& requested, int local_rank) {
   if (requested == "cpu") return {"cpu", 0};
   const bool cuda = torch::cuda::is_available();
   if (requested == "cuda" && !cuda)
-    throw ConfigError("proxy.device = cuda but this LibTorch build has no CUDA or sees no GPU: use proxy.device=cpu or auto");
+    throw ConfigError(
+        "proxy.device = cuda but this LibTorch build has no CUDA or sees no GPU: use proxy.device=cpu or auto");
   if (requested != "cuda" && requested != "auto")
     throw ConfigError(fmt::format("proxy.device = '{}' is not valid: use auto, cpu or cuda", requested));
   if (!cuda) return {"cpu", 0};

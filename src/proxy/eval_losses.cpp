@@ -32,7 +32,8 @@ int default_eval_chunk_rows(const torch::Device& device, std::int64_t row_tokens
   row_tokens = std::max<std::int64_t>(1, row_tokens);
   // CPU: about 4096 tokens, whose activations stay in cache. GPU: as many rows as keep the
   // logits within kEvalLogitValues, so that a few large launches replace many small ones.
-  const auto rows = device.is_cpu() ? 4096 / row_tokens : kEvalLogitValues / (row_tokens * std::max<std::int64_t>(1, vocab));
+  const auto rows =
+      device.is_cpu() ? 4096 / row_tokens : kEvalLogitValues / (row_tokens * std::max<std::int64_t>(1, vocab));
   return static_cast<int>(std::clamp<std::int64_t>(rows, 1, std::numeric_limits<int>::max()));
 }
 
@@ -48,7 +49,8 @@ std::vector<float> domain_losses(ProxyLM& model, const EvalSet& set, int chunk_r
     const auto n = std::min<std::int64_t>(chunk_rows, rows - start);
     parts.push_back(row_losses(model, set.tokens.narrow(0, start, n)).to(torch::kFloat64));
   }
-  const auto losses = parts.empty() ? torch::empty({0}, torch::kFloat64) : torch::cat(parts).to(torch::kCPU).contiguous();
+  const auto losses =
+      parts.empty() ? torch::empty({0}, torch::kFloat64) : torch::cat(parts).to(torch::kCPU).contiguous();
   return domain_means(losses.data_ptr<double>(), set, rows);
 }
 

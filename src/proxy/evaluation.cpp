@@ -15,17 +15,23 @@ bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0;
 
 std::string parse_answer(std::string_view text) {
   std::size_t i = 0;
-  while (i < text.size() && !is_digit(text[i]) && !(text[i] == '-' && i + 1 < text.size() && is_digit(text[i + 1]))) ++i;
+  while (i < text.size() && !is_digit(text[i]) && !(text[i] == '-' && i + 1 < text.size() && is_digit(text[i + 1])))
+    ++i;
   std::string out;
   if (i < text.size() && text[i] == '-') out += text[i++];
   bool seen_point = false;
   for (; i < text.size(); ++i) {
     const char c = text[i];
     const bool digit_follows = i + 1 < text.size() && is_digit(text[i + 1]);
-    if (is_digit(c)) out += c;
-    else if ((c == ',' || c == ' ') && digit_follows) continue;  // "1,234" and "1 234" are 1234
-    else if (c == '.' && digit_follows && !seen_point) { out += c; seen_point = true; }
-    else break;
+    if (is_digit(c))
+      out += c;
+    else if ((c == ',' || c == ' ') && digit_follows)
+      continue;  // "1,234" and "1 234" are 1234
+    else if (c == '.' && digit_follows && !seen_point) {
+      out += c;
+      seen_point = true;
+    } else
+      break;
   }
   return out;
 }
@@ -35,7 +41,8 @@ namespace proxy {
 bool answer_complete(std::string_view text) {
   // Mirrors parse_answer: the first number ends at a character that cannot continue it.
   std::size_t i = 0;
-  while (i < text.size() && !is_digit(text[i]) && !(text[i] == '-' && i + 1 < text.size() && is_digit(text[i + 1]))) ++i;
+  while (i < text.size() && !is_digit(text[i]) && !(text[i] == '-' && i + 1 < text.size() && is_digit(text[i + 1])))
+    ++i;
   if (i == text.size()) return false;
   if (text[i] == '-') ++i;
   bool seen_point = false;
@@ -63,7 +70,8 @@ EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len
     if (rows <= 0) continue;
     std::vector<std::int32_t> buffer(static_cast<std::size_t>(rows * width));
     space.read_eval_rows(d, 0, rows, buffer);
-    parts.push_back(torch::from_blob(buffer.data(), {rows, width}, torch::kInt32).narrow(1, 0, seq_len + 1).to(torch::kInt64));
+    parts.push_back(
+        torch::from_blob(buffer.data(), {rows, width}, torch::kInt32).narrow(1, 0, seq_len + 1).to(torch::kInt64));
     set.row_domain.insert(set.row_domain.end(), static_cast<std::size_t>(rows), d);
   }
   set.tokens = parts.empty() ? torch::empty({0, seq_len + 1}, torch::kInt64) : torch::cat(parts);

@@ -16,8 +16,8 @@ namespace dma::proxy {
 /// The fixed eval subset: the first `rows_per_domain` eval rows of every domain (fewer when
 /// a domain has fewer), cropped to the model's seq_len + 1 tokens.
 struct EvalSet {
-  torch::Tensor tokens;            // (R, T+1) int64 on the model's device
-  std::vector<int> row_domain;     // (R) domain of each row
+  torch::Tensor tokens;         // (R, T+1) int64 on the model's device
+  std::vector<int> row_domain;  // (R) domain of each row
   int domains = 0;
 };
 EvalSet load_eval_set(const DomainSpace& space, int rows_per_domain, int seq_len, const torch::Device& device);

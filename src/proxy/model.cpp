@@ -41,11 +41,8 @@ struct RMSNormFn : public torch::autograd::Function<RMSNormFn> {
       ctx->save_for_backward({xc, wc, rstd});
       return y;
     }
-    auto rstd = at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true)
-                    .square_()
-                    .div_(static_cast<double>(d))
-                    .add_(eps)
-                    .rsqrt_();
+    auto rstd =
+        at::linalg_vector_norm(x, 2, {-1}, /*keepdim=*/true).square_().div_(static_cast<double>(d)).add_(eps).rsqrt_();
     auto x_hat = x * rstd;
     ctx->save_for_backward({x_hat, w, rstd});
     return x_hat * w;
@@ -220,14 +217,12 @@ Tensor make_rope(int seq_len, int head_dim) {
   const int half = head_dim / 2;
   auto inv_freq = torch::pow(10000.0, -torch::arange(0, half, torch::kFloat64) * 2.0 / head_dim);
   auto angles = torch::outer(torch::arange(0, seq_len, torch::kFloat64), inv_freq);  // (T, hd/2)
-  auto cs = torch::stack({angles.cos(), angles.sin()}).unsqueeze(1);                  // (2, 1, T, hd/2)
-  auto table = torch::stack({cs / std::sqrt(static_cast<double>(head_dim)), cs});     // (2, 2, 1, T, hd/2)
+  auto cs = torch::stack({angles.cos(), angles.sin()}).unsqueeze(1);                 // (2, 1, T, hd/2)
+  auto table = torch::stack({cs / std::sqrt(static_cast<double>(head_dim)), cs});    // (2, 2, 1, T, hd/2)
   return table.to(torch::kFloat32).contiguous();
 }
 
-RMSNormImpl::RMSNormImpl(int dim, double eps) : eps_(eps) {
-  weight = register_parameter("weight", torch::ones({dim}));
-}
+RMSNormImpl::RMSNormImpl(int dim, double eps) : eps_(eps) { weight = register_parameter("weight", torch::ones({dim})); }
 
 Tensor RMSNormImpl::forward(const Tensor& x) { return RMSNormFn::apply(x, weight, eps_); }
 
@@ -280,9 +275,12 @@ void ProxyLMImpl::initialise(at::Generator& gen) {
   for (auto& item : named_parameters()) {
     const auto& name = item.key();
     auto& p = item.value();
-    if (p.dim() == 1) p.fill_(1.0);  // norm gains
-    else if (name.ends_with("proj.weight") || name.ends_with("down.weight")) p.normal_(0.0, resid_std, gen);
-    else p.normal_(0.0, std, gen);
+    if (p.dim() == 1)
+      p.fill_(1.0);  // norm gains
+    else if (name.ends_with("proj.weight") || name.ends_with("down.weight"))
+      p.normal_(0.0, resid_std, gen);
+    else
+      p.normal_(0.0, std, gen);
   }
 }
 
@@ -342,7 +340,8 @@ Tensor row_losses(ProxyLM& model, const Tensor& tokens) {
 
 Tensor token_nll(const Tensor& logits, const Tensor& targets) {
   if (cpu_float(logits)) return CrossEntropyFn::apply(logits.contiguous(), targets);
-  return token_nll_blocked(logits, targets, std::max<std::int64_t>(1, kCrossEntropyBlockValues / std::max<std::int64_t>(1, logits.size(1))));
+  return token_nll_blocked(
+      logits, targets, std::max<std::int64_t>(1, kCrossEntropyBlockValues / std::max<std::int64_t>(1, logits.size(1))));
 }
 
 Tensor token_nll_blocked(const Tensor& logits, const Tensor& targets, std::int64_t block_rows) {

@@ -67,8 +67,8 @@ void FlatAdamW::load(torch::serialize::InputArchive& archive) {
   archive.read("optim.exp_avg", m);
   archive.read("optim.exp_avg_sq", v);
   archive.read("optim.step", step);
-  TORCH_CHECK(m.sizes() == exp_avg_.sizes() && v.sizes() == exp_avg_sq_.sizes(),
-              "optimizer state has ", m.numel(), " entries, the model ", exp_avg_.numel());
+  TORCH_CHECK(m.sizes() == exp_avg_.sizes() && v.sizes() == exp_avg_sq_.sizes(), "optimizer state has ", m.numel(),
+              " entries, the model ", exp_avg_.numel());
   exp_avg_.copy_(m);
   exp_avg_sq_.copy_(v);
   step_ = step.item<std::int64_t>();

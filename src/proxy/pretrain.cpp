@@ -22,8 +22,10 @@ std::vector<double> source_shares(const DomainSpace& space) {
     total += shares[d];
   }
   if (total <= 0)
-    throw DataError(fmt::format("domain space '{}' has no source-field train rows: pretraining needs at least one "
-                                "source domain (rebuild it with dma_prepare)", space.path()));
+    throw DataError(
+        fmt::format("domain space '{}' has no source-field train rows: pretraining needs at least one "
+                    "source domain (rebuild it with dma_prepare)",
+                    space.path()));
   for (auto& s : shares) s /= total;
   return shares;
 }
@@ -58,7 +60,8 @@ EvalResult run_pretrain(const Config& config, const DomainSpace& space) {
   while (done < steps) {
     const int n = static_cast<int>(std::min<std::int64_t>(chunk, steps - done));
     const auto r = trainer.train(weights, n);
-    if (!r.ok) throw Error(fmt::format("pretraining diverged: {}: lower pretrain.lr or raise pretrain.warmup_steps", r.failure));
+    if (!r.ok)
+      throw Error(fmt::format("pretraining diverged: {}: lower pretrain.lr or raise pretrain.warmup_steps", r.failure));
     done += n;
     tokens += r.tokens;
     loss = r.mean_loss;

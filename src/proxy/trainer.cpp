@@ -59,8 +59,10 @@ ModelShape resolve_shape(const ProxyConfig& p, const DomainSpace& space) {
     throw ConfigError(fmt::format("proxy.seq_len = {} exceeds the domain space's seq_len {}: use at most {} (or 0)",
                                   s.seq_len, space.seq_len(), space.seq_len()));
   if (p.n_heads <= 0 || p.d_model % p.n_heads != 0 || (p.d_model / p.n_heads) % 2 != 0)
-    throw ConfigError(fmt::format("proxy.d_model = {} must split into proxy.n_heads = {} heads of even width: "
-                                  "pick n_heads dividing d_model with an even quotient", p.d_model, p.n_heads));
+    throw ConfigError(
+        fmt::format("proxy.d_model = {} must split into proxy.n_heads = {} heads of even width: "
+                    "pick n_heads dividing d_model with an even quotient",
+                    p.d_model, p.n_heads));
   return s;
 }
 
@@ -81,7 +83,8 @@ void assign_parameters(proxy::ProxyLM& model, Get&& get, const std::string& path
     const torch::Tensor w = get(item.key());
     if (w.sizes() != item.value().sizes())
       throw CheckpointError(fmt::format("checkpoint '{}' has shape [{}] for '{}' but the model needs [{}]: {}", path,
-                                        fmt::join(w.sizes(), "x"), item.key(), fmt::join(item.value().sizes(), "x"), fix));
+                                        fmt::join(w.sizes(), "x"), item.key(), fmt::join(item.value().sizes(), "x"),
+                                        fix));
     item.value().copy_(w);
   }
 }
@@ -110,7 +113,10 @@ struct ProxyTrainer::Impl {
   std::map<std::string, torch::Tensor> base_weights;
 
   Impl(const Config& c, const DomainSpace& s, DeviceChoice choice, std::uint64_t init_seed)
-      : config(c), space(&s), shape(resolve_shape(c.proxy, s)), device(proxy::to_torch_device(choice)),
+      : config(c),
+        space(&s),
+        shape(resolve_shape(c.proxy, s)),
+        device(proxy::to_torch_device(choice)),
         generator(at::make_generator<at::CPUGeneratorImpl>(init_seed)) {
     if (c.proxy.threads > 0) torch::set_num_threads(c.proxy.threads);
     keep_freed_memory();
@@ -171,8 +177,9 @@ void ProxyTrainer::Impl::load_base(const std::string& path) {
     base_weights = std::move(weights);
     base_key = key;
   }
-  assign_parameters(model, [&](const std::string& name) { return base_weights.at(name); }, path,
-                    "re-run --mode pretrain for this config/domain space");
+  assign_parameters(
+      model, [&](const std::string& name) { return base_weights.at(name); }, path,
+      "re-run --mode pretrain for this config/domain space");
 }
 
 TrainResult ProxyTrainer::Impl::train(std::span<const double> weights, int steps) {
@@ -207,8 +214,9 @@ TrainResult ProxyTrainer::Impl::train(std::span<const double> weights, int steps
     const auto step = optimizer->steps() + 1;
     const double norm = std::isfinite(loss_value) ? optimizer->grad_norm() : 0.0;
     if (!std::isfinite(loss_value) || !std::isfinite(norm)) {
-      failure = fmt::format("non-finite {} at optimizer step {} (lr {:.3g})", std::isfinite(loss_value) ? "gradient norm" : "loss",
-                            step, schedule_lr(step - 1, total_steps, peak_lr, warmup, config.train.min_lr_ratio));
+      failure = fmt::format("non-finite {} at optimizer step {} (lr {:.3g})",
+                            std::isfinite(loss_value) ? "gradient norm" : "loss", step,
+                            schedule_lr(step - 1, total_steps, peak_lr, warmup, config.train.min_lr_ratio));
       optimizer->zero_grad();
       result.ok = false;
       result.failure = failure;
@@ -264,7 +272,8 @@ EvalResult ProxyTrainer::evaluate() {
 void ProxyTrainer::save_base(const std::string& path, const EvalResult& base_eval) const {
   const auto& m = *impl_;
   torch::serialize::OutputArchive archive;
-  for (const auto& item : m.model->named_parameters()) archive.write("model." + item.key(), item.value().detach().cpu());
+  for (const auto& item : m.model->named_parameters())
+    archive.write("model." + item.key(), item.value().detach().cpu());
   BaseInfo info;
   info.config_hash = m.config_hash();
   info.space_fingerprint = m.space->fingerprint();
@@ -279,7 +288,8 @@ void ProxyTrainer::save_state(const std::string& path) const {
   const auto& m = *impl_;
   if (!m.started) throw Error("ProxyTrainer::save_state called before a trajectory started");
   torch::serialize::OutputArchive archive;
-  for (const auto& item : m.model->named_parameters()) archive.write("model." + item.key(), item.value().detach().cpu());
+  for (const auto& item : m.model->named_parameters())
+    archive.write("model." + item.key(), item.value().detach().cpu());
   m.optimizer->save(archive);
   proxy::write_string(archive, "sampler.rng", m.sampler->rng_state());
   archive.write("torch.generator", m.generator.get_state());
@@ -299,10 +309,12 @@ void ProxyTrainer::load_state(const std::string& path) {
   const auto hash = std::bit_cast<std::uint64_t>(proxy::read_int(archive, "config_hash", path));
   const auto print = std::bit_cast<std::uint64_t>(proxy::read_int(archive, "space_fingerprint", path));
   if (hash != m.config_hash() || print != m.space->fingerprint())
-    throw CheckpointError(fmt::format("trainer state '{}' belongs to config hash {:016x} / domain space {:016x}, not "
-                                      "{:016x} / {:016x}: {}", path, hash, print, m.config_hash(), m.space->fingerprint(), fix));
-  assign_parameters(m.model, [&](const std::string& name) { return proxy::read_tensor(archive, "model." + name, path); },
-                    path, fix);
+    throw CheckpointError(
+        fmt::format("trainer state '{}' belongs to config hash {:016x} / domain space {:016x}, not "
+                    "{:016x} / {:016x}: {}",
+                    path, hash, print, m.config_hash(), m.space->fingerprint(), fix));
+  assign_parameters(
+      m.model, [&](const std::string& name) { return proxy::read_tensor(archive, "model." + name, path); }, path, fix);
   try {
     m.optimizer->load(archive);
   } catch (const c10::Error& e) {

@@ -97,7 +97,8 @@ bool Selection::matches(const EpisodeRecord& e) const {
   if (!statuses.empty() && std::find(statuses.begin(), statuses.end(), e.status) == statuses.end()) return false;
   if (policies.empty()) return true;
   const std::string kind = e.policy.substr(0, e.policy.find(':'));
-  return std::any_of(policies.begin(), policies.end(), [&](const std::string& p) { return p == e.policy || p == kind; });
+  return std::any_of(policies.begin(), policies.end(),
+                     [&](const std::string& p) { return p == e.policy || p == kind; });
 }
 
 Selection parse_selection(const std::string& policies, const std::string& statuses, const std::string& episodes) {
@@ -136,10 +137,14 @@ EpisodeStatus parse_status(const std::string& s) {
 
 std::string status_name(EpisodeStatus s) {
   switch (s) {
-    case EpisodeStatus::kRunning: return "running";
-    case EpisodeStatus::kComplete: return "complete";
-    case EpisodeStatus::kFailed: return "failed";
-    case EpisodeStatus::kInterrupted: return "interrupted";
+    case EpisodeStatus::kRunning:
+      return "running";
+    case EpisodeStatus::kComplete:
+      return "complete";
+    case EpisodeStatus::kFailed:
+      return "failed";
+    case EpisodeStatus::kInterrupted:
+      return "interrupted";
   }
   return "unknown";
 }
@@ -147,7 +152,7 @@ std::string status_name(EpisodeStatus s) {
 EvalConfig eval_config(const StoreHeader& h, const std::string& path, const std::string& score) {
   EvalConfig eval = stored_eval(h.config_ini, path);
   if (!score.empty()) eval = with_score(eval, score);  // a score that does not exist: ConfigError names it
-  balanced_score({}, eval);  // a store whose own eval.score is unknown: ConfigError names it
+  balanced_score({}, eval);                            // a store whose own eval.score is unknown: ConfigError names it
   return eval;
 }
 

@@ -137,10 +137,14 @@ std::string box_json(std::size_t n, const char* low, const char* high) {
 std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\', out += c;
-    else if (c == '\n') out += "\\n";
-    else if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", static_cast<int>(c));
-    else out += c;
+    if (c == '"' || c == '\\')
+      out += '\\', out += c;
+    else if (c == '\n')
+      out += "\\n";
+    else if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", static_cast<int>(c));
+    else
+      out += c;
   }
   return out + "\"";
 }
@@ -198,8 +202,8 @@ ExportResult export_minari(const StoreReader& reader, const std::string& out, co
   std::error_code ec;
   fs::remove(main, ec);
   ExportResult res;
-  const std::string id = o.dataset_id.empty() ? fmt::format("dma/{}-v0", fs::path(reader.path()).stem().string())
-                                              : o.dataset_id;
+  const std::string id =
+      o.dataset_id.empty() ? fmt::format("dma/{}-v0", fs::path(reader.path()).stem().string()) : o.dataset_id;
   const std::string obs_space = box_json(static_cast<std::size_t>(h.obs_dim()), "-Infinity", "Infinity");
   const std::string act_space = box_json(static_cast<std::size_t>(h.num_domains()), "0.0", "1.0");
   {
@@ -246,8 +250,9 @@ ExportResult export_minari(const StoreReader& reader, const std::string& out, co
 // ---- csv ----------------------------------------------------------------------------------
 
 std::string csv_header(const StoreHeader& h, bool with_obs) {
-  std::string s = "episode_id,policy,status,step,reward,timeout,source_score,target_score,balanced_score,"
-                  "math_accuracy,train_tokens,wall_seconds";
+  std::string s =
+      "episode_id,policy,status,step,reward,timeout,source_score,target_score,balanced_score,"
+      "math_accuracy,train_tokens,wall_seconds";
   auto column = [&](const char* prefix, const std::string& name) {
     s += ',';
     s += csv_field(prefix + name);
@@ -303,9 +308,12 @@ ExportResult export_store(const std::string& store, const std::string& out, cons
   eval_config(reader.header(), store, options.score);  // a bad --score fails before any output
   prepare_output(out, options.force, options.format == ExportFormat::kMinari);
   switch (options.format) {
-    case ExportFormat::kD4rl: return export_d4rl(reader, out, options);
-    case ExportFormat::kMinari: return export_minari(reader, out, options);
-    case ExportFormat::kCsv: return export_csv(reader, out, options);
+    case ExportFormat::kD4rl:
+      return export_d4rl(reader, out, options);
+    case ExportFormat::kMinari:
+      return export_minari(reader, out, options);
+    case ExportFormat::kCsv:
+      return export_csv(reader, out, options);
   }
   return {};
 }

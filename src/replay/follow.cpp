@@ -73,7 +73,8 @@ struct Status {
     double best_mean = -INFINITY;
     for (const auto& [policy, r] : returns)
       if (r.second / r.first > best_mean) best_mean = r.second / r.first, best = policy;
-    if (!best.empty()) s += fmt::format("; best mean return {} ({:.4f} over {})", best, best_mean, returns.at(best).first);
+    if (!best.empty())
+      s += fmt::format("; best mean return {} ({:.4f} over {})", best, best_mean, returns.at(best).first);
     return s;
   }
   int at(EpisodeStatus st) const { return count.count(st) ? count.at(st) : 0; }
@@ -129,7 +130,8 @@ int follow(const std::string& store, const FollowOptions& o, std::ostream& out) 
       last_print = elapsed();
     }
     if (o.timeout_s > 0 && elapsed() >= o.timeout_s) {
-      out << fmt::format("follow: timeout after {} with the run still going", format_duration(o.timeout_s)) << std::endl;
+      out << fmt::format("follow: timeout after {} with the run still going", format_duration(o.timeout_s))
+          << std::endl;
       return 2;
     }
     std::this_thread::sleep_for(interval);

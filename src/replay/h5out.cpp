@@ -13,9 +13,14 @@ constexpr hsize_t kContiguousBytes = 64 * 1024;  // smaller whole datasets are s
 
 hsize_t elem_bytes(Type t) {
   switch (t) {
-    case F32: case I32: return 4;
-    case I64: return 8;
-    case U8: case BOOL: return 1;
+    case F32:
+    case I32:
+      return 4;
+    case I64:
+      return 8;
+    case U8:
+    case BOOL:
+      return 1;
   }
   return 1;
 }
@@ -23,10 +28,14 @@ hsize_t elem_bytes(Type t) {
 /// The memory/file type of `t` (BOOL: a new enum type, closed by the caller's guard).
 hid_t type_of(Type t, h5::Datatype& owned) {
   switch (t) {
-    case F32: return H5T_NATIVE_FLOAT;
-    case I32: return H5T_NATIVE_INT32;
-    case I64: return H5T_NATIVE_INT64;
-    case U8: return H5T_NATIVE_UINT8;
+    case F32:
+      return H5T_NATIVE_FLOAT;
+    case I32:
+      return H5T_NATIVE_INT32;
+    case I64:
+      return H5T_NATIVE_INT64;
+    case U8:
+      return H5T_NATIVE_UINT8;
     case BOOL: {
       owned = h5::Datatype(h5::check(H5Tenum_create(H5T_NATIVE_INT8), "H5Tenum_create"));
       const std::int8_t no = 0, yes = 1;
@@ -69,8 +78,8 @@ File::File(const std::string& path) : path_(path) {
   // readable by every h5py and HDF5 since 1.8.
   h5::PropList fapl(h5::check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate(fapl)"));
   h5::check_status(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18), "H5Pset_libver_bounds");
-  file_ = h5::File(h5::check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()),
-                             fmt::format("create '{}'", path)));
+  file_ = h5::File(
+      h5::check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), fmt::format("create '{}'", path)));
 }
 
 void File::close() {

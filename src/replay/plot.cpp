@@ -343,7 +343,8 @@ std::string plot_histograms(const std::vector<std::pair<std::string, std::vector
 }
 
 /// Episode returns per policy: one column of dots each, with the mean and ± one std.
-std::string plot_returns(const std::vector<std::pair<std::string, std::vector<double>>>& values, const std::string& path) {
+std::string plot_returns(const std::vector<std::pair<std::string, std::vector<double>>>& values,
+                         const std::string& path) {
   double lo = INFINITY, hi = -INFINITY;
   for (const auto& [n, v] : values)
     for (double x : v) lo = std::min(lo, x), hi = std::max(hi, x);
@@ -380,8 +381,8 @@ std::vector<std::string> plot(const std::string& store, const std::string& out_d
   const StoreData d = load(store, selection, score);
   const auto groups = by_policy(d);
   if (groups.empty())
-    throw ConfigError(fmt::format("store '{}' has no selected episode with rows to plot: check --policy and --status",
-                                  store));
+    throw ConfigError(
+        fmt::format("store '{}' has no selected episode with rows to plot: check --policy and --status", store));
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   if (!fs::is_directory(out_dir, ec))
@@ -402,8 +403,7 @@ std::vector<std::string> plot(const std::string& store, const std::string& out_d
       returns.back().second.push_back(e->record.status == EpisodeStatus::kRunning ? sum : e->record.return_);
     }
   }
-  files.push_back(plot_histograms(rewards, "per-step rewards", "reward",
-                                  (fs::path(out_dir) / "rewards.svg").string()));
+  files.push_back(plot_histograms(rewards, "per-step rewards", "reward", (fs::path(out_dir) / "rewards.svg").string()));
   files.push_back(plot_returns(returns, (fs::path(out_dir) / "returns.svg").string()));
   return files;
 }

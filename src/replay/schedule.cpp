@@ -21,7 +21,7 @@ constexpr const char* kNote =
 
 struct Stage {
   std::int64_t start_tokens = 0;
-  std::int64_t start_iteration = -1;  // -1: no --global-batch
+  std::int64_t start_iteration = -1;    // -1: no --global-batch
   std::vector<double> weights, spread;  // (D) mean and standard deviation over episodes
 };
 
@@ -37,8 +37,10 @@ std::string json_string(const std::string& s) {
   std::string out = "\"";
   for (const char c : s) {
     if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) out += fmt::format("\\u{:04x}", c);
-    else out += c;
+    if (static_cast<unsigned char>(c) < 0x20)
+      out += fmt::format("\\u{:04x}", c);
+    else
+      out += c;
   }
   return out + "\"";
 }
@@ -60,8 +62,13 @@ Schedule build(const std::string& store, const ScheduleOptions& o) {
   if (names.size() > 1)
     throw ConfigError(fmt::format("--policy '{}' matches {} policies of '{}' ({}, ...): name one exactly", o.policy,
                                   names.size(), store, *names.begin()));
-  Schedule s{store, *names.begin(), static_cast<std::int64_t>(data.episodes.size()), o.total_tokens,
-             data.header.domain_names, {}, {}};
+  Schedule s{store,
+             *names.begin(),
+             static_cast<std::int64_t>(data.episodes.size()),
+             o.total_tokens,
+             data.header.domain_names,
+             {},
+             {}};
   for (const auto& n : s.names) s.paths.push_back(o.data_prefix + n);
   const size_t D = s.names.size();
   const int T = data.header.horizon;
@@ -81,7 +88,8 @@ Schedule build(const std::string& store, const ScheduleOptions& o) {
     for (auto& w : st.weights) total += (w /= static_cast<double>(s.episodes));
     for (auto& w : st.weights) w /= total;  // on the simplex to the last digit, as trainers check
     for (const auto& e : data.episodes)
-      for (size_t d = 0; d < D; ++d) st.spread[d] += std::pow(e.weights[static_cast<size_t>(t) * D + d] - st.weights[d], 2);
+      for (size_t d = 0; d < D; ++d)
+        st.spread[d] += std::pow(e.weights[static_cast<size_t>(t) * D + d] - st.weights[d], 2);
     for (auto& v : st.spread) v = s.episodes > 1 ? std::sqrt(v / static_cast<double>(s.episodes - 1)) : 0.0;
     s.stages.push_back(std::move(st));
   }
@@ -89,8 +97,8 @@ Schedule build(const std::string& store, const ScheduleOptions& o) {
 }
 
 std::string header_comment(const Schedule& s, const char* mark) {
-  return fmt::format("{} {}\n{} policy {} of {}, mean over {} episodes, {} stages\n", mark, kNote, mark, s.policy, s.store,
-                     s.episodes, s.stages.size());
+  return fmt::format("{} {}\n{} policy {} of {}, mean over {} episodes, {} stages\n", mark, kNote, mark, s.policy,
+                     s.store, s.episodes, s.stages.size());
 }
 
 // "w1 path1 w2 path2 ..." as Megatron-LM's --data-path takes a blend.
@@ -122,8 +130,9 @@ std::string megatron(const Schedule& s) {
 std::string json_head(const Schedule& s) {
   std::string names;
   for (size_t d = 0; d < s.names.size(); ++d) names += (d > 0 ? ", " : "") + json_string(s.names[d]);
-  return fmt::format("{{\n  \"note\": {},\n  \"store\": {},\n  \"policy\": {},\n  \"episodes\": {},\n  \"domains\": [{}],\n",
-                     json_string(kNote), json_string(s.store), json_string(s.policy), s.episodes, names);
+  return fmt::format(
+      "{{\n  \"note\": {},\n  \"store\": {},\n  \"policy\": {},\n  \"episodes\": {},\n  \"domains\": [{}],\n",
+      json_string(kNote), json_string(s.store), json_string(s.policy), s.episodes, names);
 }
 
 std::string list(const std::vector<double>& xs) {
@@ -153,8 +162,9 @@ std::string plain_json(const Schedule& s, const char* key, bool spread) {
   std::string out = json_head(s) + "  \"stages\": [\n";
   for (size_t t = 0; t < s.stages.size(); ++t) {
     const auto& st = s.stages[t];
-    out += fmt::format("    {{{}, \"{}\": [{}]{}}}{}\n", stage_keys_json(st), key, list(st.weights),
-                       spread ? fmt::format(", \"std\": [{}]", list(st.spread)) : "", t + 1 < s.stages.size() ? "," : "");
+    out +=
+        fmt::format("    {{{}, \"{}\": [{}]{}}}{}\n", stage_keys_json(st), key, list(st.weights),
+                    spread ? fmt::format(", \"std\": [{}]", list(st.spread)) : "", t + 1 < s.stages.size() ? "," : "");
   }
   return out + "  ]\n}\n";
 }
@@ -168,7 +178,8 @@ std::string foundry(const Schedule& s) {
     out += fmt::format("    - duration: {}tok\n      train_loader:\n        dataset:\n          streams:\n",
                        end - st.start_tokens);
     for (size_t d = 0; d < s.names.size(); ++d)
-      out += fmt::format("            {}:\n              proportion: {}\n", json_string(s.names[d]), number(st.weights[d]));
+      out += fmt::format("            {}:\n              proportion: {}\n", json_string(s.names[d]),
+                         number(st.weights[d]));
   }
   return out;
 }
@@ -179,7 +190,8 @@ std::string torchtitan(const Schedule& s) {
     out += fmt::format("\n[[data.stages]]\nstart_tokens = {}\n", st.start_tokens);
     if (st.start_iteration >= 0) out += fmt::format("start_step = {}\n", st.start_iteration);
     out += "[data.stages.weights]\n";
-    for (size_t d = 0; d < s.names.size(); ++d) out += fmt::format("{} = {}\n", json_string(s.names[d]), number(st.weights[d]));
+    for (size_t d = 0; d < s.names.size(); ++d)
+      out += fmt::format("{} = {}\n", json_string(s.names[d]), number(st.weights[d]));
   }
   return out;
 }
@@ -200,9 +212,10 @@ std::string schedule(const std::string& store, const ScheduleOptions& options) {
   const std::string& f = options.format;
   if (f != "megatron" && f != "megatron-json" && f != "foundry" && f != "torchtitan" && f != "hf" && f != "json" &&
       f != "csv")
-    throw ConfigError(fmt::format("--format '{}' is not a schedule format: use megatron, megatron-json, foundry, "
-                                  "torchtitan, hf, json or csv",
-                                  f));
+    throw ConfigError(
+        fmt::format("--format '{}' is not a schedule format: use megatron, megatron-json, foundry, "
+                    "torchtitan, hf, json or csv",
+                    f));
   const Schedule s = build(store, options);
   if (f == "megatron") return megatron(s);
   if (f == "megatron-json") return megatron_json(s);

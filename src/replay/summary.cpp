@@ -9,9 +9,9 @@
 #include "dma/paired.hpp"
 #include "dma/policy.hpp"
 #include "dma/progress.hpp"
+#include "dma/replay.hpp"
 #include "dma/score.hpp"
 #include "dma/tuning.hpp"
-#include "dma/replay.hpp"
 #include "replay_internal.hpp"
 
 namespace dma::replay {
@@ -80,9 +80,9 @@ std::string header_lines(const StoreData& d, TableFormat format) {
   return fmt::format(
       "store {} (created {}{})\n{} domains ({} source, {} target), horizon {}, obs_dim {}, {} rows, {} episodes, "
       "balanced score '{}'\n\n",
-      d.path, d.header.created_utc, running ? fmt::format(", live: {} running", running) : "",
-      d.header.num_domains(), d.header.num_domains() - targets, targets, d.header.horizon, d.header.obs_dim(), d.rows,
-      d.episodes.size(), d.eval.score);
+      d.path, d.header.created_utc, running ? fmt::format(", live: {} running", running) : "", d.header.num_domains(),
+      d.header.num_domains() - targets, targets, d.header.horizon, d.header.obs_dim(), d.rows, d.episodes.size(),
+      d.eval.score);
 }
 
 }  // namespace
@@ -95,13 +95,15 @@ std::string csv_field(const std::string& s) {
 }
 
 std::string mean_std(const Stats& s, int digits) {
-  return s.n < 2 ? fmt::format("{:.{}f}", s.mean, digits) : fmt::format("{:.{}f} ± {:.{}f}", s.mean, digits, s.std, digits);
+  return s.n < 2 ? fmt::format("{:.{}f}", s.mean, digits)
+                 : fmt::format("{:.{}f} ± {:.{}f}", s.mean, digits, s.std, digits);
 }
 
 std::string Table::render(TableFormat format) const {
   std::string out;
   switch (format) {
-    case TableFormat::kText: return render_text(header_, rows_);
+    case TableFormat::kText:
+      return render_text(header_, rows_);
     case TableFormat::kCsv: {
       auto line = [&](const std::vector<std::string>& r) {
         for (std::size_t c = 0; c < r.size(); ++c) {
@@ -157,8 +159,10 @@ std::string summary(const std::string& store, TableFormat format, const std::str
   const bool csv = format == TableFormat::kCsv;
   std::vector<std::string> head{"policy", "complete", "failed", "interrupted", "running", "steps"};
   for (const char* m : {"return", "final source", "final target", "final balanced"}) {
-    if (!csv) head.emplace_back(m);
-    else for (const char* part : {"_mean", "_std"}) head.push_back(std::string(m) + part);
+    if (!csv)
+      head.emplace_back(m);
+    else
+      for (const char* part : {"_mean", "_std"}) head.push_back(std::string(m) + part);
   }
   for (auto& h : head) std::replace(h.begin(), h.end(), ' ', csv ? '_' : ' ');
   head.insert(head.end(), {"tokens", csv ? "wall_seconds" : "wall"});
@@ -299,9 +303,10 @@ std::string compare(const std::vector<std::string>& stores, TableFormat format, 
       const auto policies = score_policies(d);
       const ScoredPolicy* ref = reference(policies, against);
       if (!against.empty() && !ref)
-        throw ConfigError(fmt::format("--against '{}': store '{}' has no complete episode of that policy: name one of "
-                                      "its policies",
-                                      against, stores[i]));
+        throw ConfigError(
+            fmt::format("--against '{}': store '{}' has no complete episode of that policy: name one of "
+                        "its policies",
+                        against, stores[i]));
       std::vector<PairedDiff> diffs;
       for (const auto& p : policies)
         if (ref && &p != ref) diffs.push_back(paired_difference(ref->by_seed, p.by_seed));
@@ -351,12 +356,14 @@ std::string compare(const std::vector<std::string>& stores, TableFormat format, 
   if (csv) return t.render(format);
   std::string head = "complete episodes per policy; mean ± std of the final scores";
   if (!references.empty())
-    head += fmt::format(";\nreference − policy: paired by seed (the seeds both ran), mean [95 % t interval], d_z = mean / "
-                        "std of the differences, p two-sided and Holm-corrected over each store's policies; reference: {}",
-                        references);
+    head += fmt::format(
+        ";\nreference − policy: paired by seed (the seeds both ran), mean [95 % t interval], d_z = mean / "
+        "std of the differences, p two-sided and Holm-corrected over each store's policies; reference: {}",
+        references);
   if (stores.size() > 1)
-    head += ";\n\"mean of N stores\": each store's paired lead averaged over the stores (independent pipelines: "
-            "a tuned baseline or an agent is matched by kind), with a 95 % t interval over the stores and p uncorrected";
+    head +=
+        ";\n\"mean of N stores\": each store's paired lead averaged over the stores (independent pipelines: "
+        "a tuned baseline or an agent is matched by kind), with a 95 % t interval over the stores and p uncorrected";
   return head + "\n\n" + t.render(format);
 }
 

@@ -32,12 +32,18 @@ std::string colour(std::size_t i, std::size_t n) {
   const double l = i % 2 ? 0.38 : 0.58, s = 0.65;
   const double c = (1 - std::abs(2 * l - 1)) * s, x = c * (1 - std::abs(std::fmod(h / 60.0, 2) - 1)), m = l - c / 2;
   double r = 0, g = 0, b = 0;
-  if (h < 60) r = c, g = x;
-  else if (h < 120) r = x, g = c;
-  else if (h < 180) g = c, b = x;
-  else if (h < 240) g = x, b = c;
-  else if (h < 300) r = x, b = c;
-  else r = c, b = x;
+  if (h < 60)
+    r = c, g = x;
+  else if (h < 120)
+    r = x, g = c;
+  else if (h < 180)
+    g = c, b = x;
+  else if (h < 240)
+    g = x, b = c;
+  else if (h < 300)
+    r = x, b = c;
+  else
+    r = c, b = x;
   auto byte = [&](double v) { return static_cast<int>(std::lround((v + m) * 255)); };
   return fmt::format("#{:02x}{:02x}{:02x}", byte(r), byte(g), byte(b));
 }
@@ -46,11 +52,20 @@ std::string escape(const std::string& s) {
   std::string out;
   for (char ch : s) {
     switch (ch) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += ch;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += ch;
     }
   }
   return out;
@@ -68,8 +83,9 @@ void Canvas::rect(double x, double y, double w, double h, const std::string& fil
 
 void Canvas::line(double x1, double y1, double x2, double y2, const std::string& stroke, double width,
                   const std::string& attrs) {
-  body_ += fmt::format("<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"{}\" {}/>\n",
-                       x1, y1, x2, y2, stroke, width, attrs);
+  body_ += fmt::format(
+      "<line x1=\"{:.1f}\" y1=\"{:.1f}\" x2=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"{}\" stroke-width=\"{}\" {}/>\n", x1, y1,
+      x2, y2, stroke, width, attrs);
 }
 
 void Canvas::polygon(const Points& p, const std::string& fill, const std::string& attrs) {
@@ -77,9 +93,10 @@ void Canvas::polygon(const Points& p, const std::string& fill, const std::string
 }
 
 void Canvas::polyline(const Points& p, const std::string& stroke, double width, const std::string& attrs) {
-  body_ += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" "
-                       "stroke-linejoin=\"round\" {}/>\n",
-                       points_attr(p), stroke, width, attrs);
+  body_ += fmt::format(
+      "<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"{}\" "
+      "stroke-linejoin=\"round\" {}/>\n",
+      points_attr(p), stroke, width, attrs);
 }
 
 void Canvas::circle(double x, double y, double r, const std::string& fill, const std::string& attrs) {
@@ -92,7 +109,8 @@ void Canvas::text(double x, double y, const std::string& s, double size, const s
                        anchor, attrs, escape(s));
 }
 
-void Canvas::legend(double x, double y, const std::vector<std::string>& names, const std::vector<std::string>& colours) {
+void Canvas::legend(double x, double y, const std::vector<std::string>& names,
+                    const std::vector<std::string>& colours) {
   const double row = names.size() > 24 ? 11 : 16;
   for (std::size_t i = 0; i < names.size(); ++i) {
     const double yy = y + row * static_cast<double>(i);
@@ -129,7 +147,13 @@ std::vector<double> nice_ticks(double lo, double hi, int target) {
 }
 
 Axes::Axes(double x, double y, double w, double h, double xmin, double xmax, double ymin, double ymax)
-    : x_(x), y_(y), w_(w), h_(h), xmin_(xmin), xmax_(xmax > xmin ? xmax : xmin + 1), ymin_(ymin),
+    : x_(x),
+      y_(y),
+      w_(w),
+      h_(h),
+      xmin_(xmin),
+      xmax_(xmax > xmin ? xmax : xmin + 1),
+      ymin_(ymin),
       ymax_(ymax > ymin ? ymax : ymin + 1) {}
 
 double Axes::px(double v) const { return x_ + (v - xmin_) / (xmax_ - xmin_) * w_; }

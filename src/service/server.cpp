@@ -1,16 +1,16 @@
 // `dma_agent serve`: sessions kept in memory and on disk (one JSON file each, replaced
 // atomically), served over HTTP by cpp-httplib's thread pool.
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <pthread.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cctype>
 #include <chrono>
 #include <csignal>
-#include <cstring>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -58,8 +58,8 @@ void write_atomically(const fs::path& path, const std::string& text) {
   if (ok) fs::rename(tmp, path, ec);
   if (!ok || ec) {
     fs::remove(tmp, ec);
-    throw RequestError(500, fmt::format("cannot write session file '{}': check the state directory and free space",
-                                        path.string()));
+    throw RequestError(
+        500, fmt::format("cannot write session file '{}': check the state directory and free space", path.string()));
   }
 }
 
@@ -123,8 +123,8 @@ class SessionStore {
 
  private:
   struct Entry {
-    std::mutex mu;                      // one request at a time per session
-    std::unique_ptr<Session> session;   // null once deleted
+    std::mutex mu;                     // one request at a time per session
+    std::unique_ptr<Session> session;  // null once deleted
   };
 
   fs::path file(const std::string& id) const { return dir_ / (id + ".json"); }
@@ -190,7 +190,8 @@ std::string read_token(const std::string& path) {
   std::string token;
   std::getline(in, token);
   while (!token.empty() && std::isspace(static_cast<unsigned char>(token.back()))) token.pop_back();
-  if (token.empty()) throw Error(fmt::format("token file '{}' is empty: write the bearer token on its first line", path));
+  if (token.empty())
+    throw Error(fmt::format("token file '{}' is empty: write the bearer token on its first line", path));
   return token;
 }
 
@@ -215,7 +216,8 @@ std::pair<std::string, int> host_port(const std::string& listen) {
     }
   }
   if (port < 0 || port > 65535)
-    throw Error(fmt::format("--listen '{}' is not HOST:PORT: write e.g. 127.0.0.1:8642 (port 0 picks a free one)", listen));
+    throw Error(
+        fmt::format("--listen '{}' is not HOST:PORT: write e.g. 127.0.0.1:8642 (port 0 picks a free one)", listen));
   return {listen.substr(0, colon), port};
 }
 
@@ -252,8 +254,11 @@ void add_routes(httplib::Server& svr, SessionStore& store, const std::string& to
   });
   svr.Get("/healthz", [&store](const httplib::Request&, httplib::Response& res) {
     handle(res, 200, [&] {
-      return Json{{"schema", kSchema}, {"status", "ok"}, {"agent", store.agent().id},
-                  {"checkpoint", store.agent().checkpoint}, {"sessions", store.size()}};
+      return Json{{"schema", kSchema},
+                  {"status", "ok"},
+                  {"agent", store.agent().id},
+                  {"checkpoint", store.agent().checkpoint},
+                  {"sessions", store.size()}};
     });
   });
   svr.Post("/v1/sessions", [&store](const httplib::Request& req, httplib::Response& res) {
@@ -278,7 +283,8 @@ void serve(const ServeOptions& options) {
   set_agent_threads(options.threads);
   const auto [host, port] = host_port(options.listen);
   const std::string token = read_token(options.token_file);
-  const fs::path dir = options.state_dir.empty() ? fs::path(options.checkpoint + ".sessions") : fs::path(options.state_dir);
+  const fs::path dir =
+      options.state_dir.empty() ? fs::path(options.checkpoint + ".sessions") : fs::path(options.state_dir);
   SessionStore store(Agent::load(options.checkpoint), dir);
 
   // SIGINT/SIGTERM go to one waiting thread (blocked everywhere else, the pool included),
@@ -298,14 +304,16 @@ void serve(const ServeOptions& options) {
   });
   const int bound = port == 0 ? svr.bind_to_any_port(host) : (svr.bind_to_port(host, port) ? port : -1);
   if (bound < 0)
-    throw Error(fmt::format("cannot listen on {}: the port is taken or the address is not this machine's", options.listen));
+    throw Error(
+        fmt::format("cannot listen on {}: the port is taken or the address is not this machine's", options.listen));
   // cpp-httplib listens with a backlog of 5: more runs connecting at once than that waited
   // for the kernel's SYN retransmits (1 s and more). A second listen() sets a new backlog.
   ::listen(listening, SOMAXCONN);
   if (!loopback(host) && token.empty())
-    std::cerr << fmt::format("dma_agent: listening on {} without a token: anyone who reaches it can use it; pass "
-                             "--token-file\n",
-                             host);
+    std::cerr << fmt::format(
+        "dma_agent: listening on {} without a token: anyone who reaches it can use it; pass "
+        "--token-file\n",
+        host);
   std::atomic<bool> listen_returned{false};
   std::thread stopper([&] {
     int sig = 0;

@@ -22,7 +22,8 @@ constexpr int kMaxHorizon = 100000;
 [[noreturn]] void refuse(const std::string& message) { throw RequestError(400, message); }
 
 void check_object(const Json& body) {
-  if (!body.is_object()) refuse(fmt::format("the body is {}, not a JSON object: see docs/agent-service.md", body.type_name()));
+  if (!body.is_object())
+    refuse(fmt::format("the body is {}, not a JSON object: see docs/agent-service.md", body.type_name()));
   if (const auto it = body.find("schema"); it != body.end() && *it != kSchema)
     refuse(fmt::format("schema {} is not {}: this service speaks {}", it->dump(), kSchema, kSchema));
 }
@@ -78,9 +79,12 @@ std::vector<Field> field_list(const Json& value, size_t count) {
     refuse(fmt::format("'fields' must list one field (\"source\" or \"target\") for each of the {} domains", count));
   std::vector<Field> out;
   for (size_t i = 0; i < count; ++i) {
-    if (value[i] == "source") out.push_back(Field::kSource);
-    else if (value[i] == "target") out.push_back(Field::kTarget);
-    else refuse(fmt::format("fields[{}] is {}: a field is \"source\" or \"target\"", i, value[i].dump()));
+    if (value[i] == "source")
+      out.push_back(Field::kSource);
+    else if (value[i] == "target")
+      out.push_back(Field::kTarget);
+    else
+      refuse(fmt::format("fields[{}] is {}: a field is \"source\" or \"target\"", i, value[i].dump()));
   }
   const auto targets = std::count(out.begin(), out.end(), Field::kTarget);
   if (targets == 0 || targets == static_cast<long>(count))

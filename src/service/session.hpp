@@ -29,8 +29,8 @@ struct Agent {
 
 /// What a run reported after one step.
 struct StepReport {
-  std::vector<float> losses;  ///< (D) held-out losses after the step
-  std::int64_t tokens = -1;   ///< tokens trained so far, -1 when not reported
+  std::vector<float> losses;    ///< (D) held-out losses after the step
+  std::int64_t tokens = -1;     ///< tokens trained so far, -1 when not reported
   std::vector<double> weights;  ///< (D) the mixture trained on, when the run reports one
 };
 
@@ -61,14 +61,14 @@ class Session {
   const std::vector<double>& trained_weights(size_t k) const;
 
   std::string id_, agent_id_;
-  std::vector<std::string> names_;       // (D)
-  std::vector<double> given_shares_;     // (D) as the run sent them
+  std::vector<std::string> names_;    // (D)
+  std::vector<double> given_shares_;  // (D) as the run sent them
   obs::Tracker track_;
   std::unique_ptr<Policy> policy_;
-  std::vector<StepReport> steps_;                 // one per step done
-  std::vector<std::vector<double>> weights_;      // w_0 .. w_{min(step, T-1)}
-  int history_ = 1;                               // observations the agent reads
-  bool replayed_ = false;                         // the last answer repeated an earlier one
+  std::vector<StepReport> steps_;             // one per step done
+  std::vector<std::vector<double>> weights_;  // w_0 .. w_{min(step, T-1)}
+  int history_ = 1;                           // observations the agent reads
+  bool replayed_ = false;                     // the last answer repeated an earlier one
 };
 
 /// The body as JSON; malformed text is RequestError(400) naming where it breaks.

@@ -87,16 +87,17 @@ void verify_episode_rows(const EpisodeRecord& e, const RowBlock& b, const std::s
   for (std::int64_t k = 0; k < e.length; ++k) {
     const auto row = static_cast<std::size_t>(first + k);
     if (b.step[row] != k || b.episode_id[row] != e.id)
-      throw StoreError(fmt::format("store '{}' is damaged: row {} of episode {} holds episode {} step {}", path, k, e.id,
-                                   b.episode_id[row], b.step[row]));
+      throw StoreError(fmt::format("store '{}' is damaged: row {} of episode {} holds episode {} step {}", path, k,
+                                   e.id, b.episode_id[row], b.step[row]));
   }
   if (e.status == EpisodeStatus::kRunning || e.checksum == 0) return;
   // Stores written before the record joined the checksum hold the rows' checksum alone.
   const std::uint64_t rows = rows_checksum(b, first, e.length);
   if (with_record(e, rows) != e.checksum && rows != e.checksum)
-    throw StoreError(fmt::format("store '{}' is damaged: the rows of episode {} do not match its checksum (a flipped "
-                                 "bit or a foreign write): restore the file from a copy",
-                                 path, e.id));
+    throw StoreError(
+        fmt::format("store '{}' is damaged: the rows of episode {} do not match its checksum (a flipped "
+                    "bit or a foreign write): restore the file from a copy",
+                    path, e.id));
 }
 
 }  // namespace dma

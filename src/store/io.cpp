@@ -30,10 +30,23 @@ hsize_t chunk_rows(hsize_t row_bytes) {
 std::array<unsigned char, kPolicyNameBytes> fill_bytes(const ColumnSpec& c) {
   std::array<unsigned char, kPolicyNameBytes> b{};
   switch (c.elem) {
-    case Elem::kF32: { const float v = static_cast<float>(c.fill); std::memcpy(b.data(), &v, 4); break; }
-    case Elem::kI32: { const std::int32_t v = static_cast<std::int32_t>(c.fill); std::memcpy(b.data(), &v, 4); break; }
-    case Elem::kI64: { const std::int64_t v = static_cast<std::int64_t>(c.fill); std::memcpy(b.data(), &v, 8); break; }
-    default: break;  // unsigned columns and strings fill with zero bytes
+    case Elem::kF32: {
+      const float v = static_cast<float>(c.fill);
+      std::memcpy(b.data(), &v, 4);
+      break;
+    }
+    case Elem::kI32: {
+      const std::int32_t v = static_cast<std::int32_t>(c.fill);
+      std::memcpy(b.data(), &v, 4);
+      break;
+    }
+    case Elem::kI64: {
+      const std::int64_t v = static_cast<std::int64_t>(c.fill);
+      std::memcpy(b.data(), &v, 8);
+      break;
+    }
+    default:
+      break;  // unsigned columns and strings fill with zero bytes
   }
   return b;
 }
@@ -62,16 +75,18 @@ void create_one(hid_t file, const ColumnSpec& c, hsize_t cols) {
 
 h5::Dataset open_one(hid_t file, const ColumnSpec& c, hsize_t cols, const std::string& path, hid_t dapl) {
   if (!h5::exists(file, "infos") || !h5::exists(file, "episodes") || !h5::exists(file, c.path))
-    throw StoreError(fmt::format("store '{}' lacks the dataset /{}: the file is damaged or not a dma store", path, c.path));
+    throw StoreError(
+        fmt::format("store '{}' lacks the dataset /{}: the file is damaged or not a dma store", path, c.path));
   h5::Dataset ds(h5::check(H5Dopen2(file, c.path, dapl), fmt::format("open /{}", c.path)));
   h5::Datatype type(h5::check(H5Dget_type(ds.get()), "H5Dget_type"));
   const auto dims = h5::shape(ds.get());
   const std::size_t want_rank = c.width == Width::kOne ? 1 : 2;
-  const bool bad_type = H5Tget_class(type.get()) != type_class(c.elem) ||
-                        (c.elem == Elem::kStr && H5Tis_variable_str(type.get()) > 0);
+  const bool bad_type =
+      H5Tget_class(type.get()) != type_class(c.elem) || (c.elem == Elem::kStr && H5Tis_variable_str(type.get()) > 0);
   if (bad_type || dims.size() != want_rank || (want_rank == 2 && dims[1] != cols))
-    throw StoreError(fmt::format("store '{}' has a malformed dataset /{} (rank {}, expected width {}): the file is damaged",
-                                 path, c.path, dims.size(), cols));
+    throw StoreError(
+        fmt::format("store '{}' has a malformed dataset /{} (rank {}, expected width {}): the file is damaged", path,
+                    c.path, dims.size(), cols));
   return ds;
 }
 
@@ -167,8 +182,8 @@ void write_selected(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hi
   h5::check_status(H5Dwrite(ds, mtype, mspace.get(), fspace.get(), H5P_DEFAULT, buf), "H5Dwrite");
 }
 
-void write_selected_from(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hsize_t buf_start,
-                         hsize_t buf_rows, hid_t mtype, const void* buf) {
+void write_selected_from(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hsize_t buf_start, hsize_t buf_rows,
+                         hid_t mtype, const void* buf) {
   if (rows.empty()) return;
   if (rows.front() < buf_start || rows.back() >= buf_start + buf_rows)
     throw StoreError(fmt::format("store: rows {}..{} lie outside the held rows {}..{}", rows.front(), rows.back(),
@@ -265,9 +280,9 @@ std::vector<EpisodeRecord> read_episode_table(const Datasets& ds, std::int64_t n
   for (std::size_t i = 0; i < out.size(); ++i) {
     auto& e = out[i];
     if (status[i] > 3 || length[i] < 0 || length[i] > h.horizon || start[i] < 0 || start[i] % h.horizon != 0)
-      throw StoreError(fmt::format(
-          "store '{}' has a malformed episode row {} (status {}, length {}, start {}): the file is damaged", path, i,
-          status[i], length[i], start[i]));
+      throw StoreError(
+          fmt::format("store '{}' has a malformed episode row {} (status {}, length {}, start {}): the file is damaged",
+                      path, i, status[i], length[i], start[i]));
     e = {id[i], seed[i], start[i], length[i], static_cast<EpisodeStatus>(status[i]), rank[i], "", ret[i], checksum[i]};
     const char* p = names.data() + i * kPolicyNameBytes;
     e.policy.assign(p, strnlen(p, kPolicyNameBytes));
@@ -275,7 +290,8 @@ std::vector<EpisodeRecord> read_episode_table(const Datasets& ds, std::int64_t n
   return out;
 }
 
-void write_episodes(const Datasets& ds, const std::vector<std::size_t>& indices, const std::vector<EpisodeRecord>& all) {
+void write_episodes(const Datasets& ds, const std::vector<std::size_t>& indices,
+                    const std::vector<EpisodeRecord>& all) {
   const std::size_t n = indices.size();
   std::vector<hsize_t> rows(indices.begin(), indices.end());
   std::vector<std::int64_t> id(n), start(n);

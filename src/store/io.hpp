@@ -38,8 +38,8 @@ void write_selected(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hi
 /// Writes the sorted, distinct `rows` from `buf`, which holds rows [buf_start, buf_start +
 /// buf_rows) of the dataset (buf_rows x cols elements of `mtype`): the memory selection has
 /// the file selection's shape, so HDF5 maps it to chunks by blocks, not element by element.
-void write_selected_from(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hsize_t buf_start,
-                         hsize_t buf_rows, hid_t mtype, const void* buf);
+void write_selected_from(hid_t ds, hsize_t cols, const std::vector<hsize_t>& rows, hsize_t buf_start, hsize_t buf_rows,
+                         hid_t mtype, const void* buf);
 /// Reads rows [start, start + count) into `buf` (count x cols elements of `mtype`).
 void read_range(hid_t ds, hsize_t cols, hsize_t start, hsize_t count, hid_t mtype, void* buf);
 

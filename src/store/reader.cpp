@@ -27,7 +27,6 @@ struct StoreReader::Impl {
 
   void load();
   RowBlock block(std::int64_t start, std::int64_t count, bool with_obs) const;
-
 };
 
 namespace {
@@ -71,9 +70,10 @@ h5::File open_read(const std::string& path, bool* swmr) {
   if (first.find("truncated file") != std::string::npos)
     throw StoreError(fmt::format("store '{}' is truncated ({}): restore it from a full copy", path, first));
   if (first.find("already open") != std::string::npos)
-    throw StoreError(fmt::format("cannot open store '{}': {}: a killed writer left it marked open; run `dma_replay "
-                                 "repair {}` (or resume the run)",
-                                 path, first, path));
+    throw StoreError(
+        fmt::format("cannot open store '{}': {}: a killed writer left it marked open; run `dma_replay "
+                    "repair {}` (or resume the run)",
+                    path, first, path));
   throw StoreError(fmt::format("cannot open store '{}': {}: the file is damaged or not a store", path, first));
 }
 
@@ -192,9 +192,10 @@ void clear_status_flags(const std::string& path) {
   h5::SilenceErrors quiet;
   h5::File file(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()));
   if (!file)
-    throw StoreError(fmt::format("cannot clear the status flags of '{}': {}: check write permission, and that no "
-                                 "writer is still running",
-                                 path, h5::error_stack()));
+    throw StoreError(
+        fmt::format("cannot clear the status flags of '{}': {}: check write permission, and that no "
+                    "writer is still running",
+                    path, h5::error_stack()));
 }
 
 }  // namespace dma

@@ -12,12 +12,18 @@ constexpr unsigned kMetadataReadAttempts = 8;  // about 0.25 s of retries at mos
 
 std::size_t elem_size(Elem e) {
   switch (e) {
-    case Elem::kF32: return 4;
-    case Elem::kU8: return 1;
-    case Elem::kI32: return 4;
-    case Elem::kI64: return 8;
-    case Elem::kU64: return 8;
-    case Elem::kStr: return kPolicyNameBytes;
+    case Elem::kF32:
+      return 4;
+    case Elem::kU8:
+      return 1;
+    case Elem::kI32:
+      return 4;
+    case Elem::kI64:
+      return 8;
+    case Elem::kU64:
+      return 8;
+    case Elem::kStr:
+      return kPolicyNameBytes;
   }
   return 1;
 }
@@ -37,12 +43,18 @@ hid_t string_type(hid_t* owned) {
 hid_t mem_type(Elem e, hid_t* owned) {
   *owned = -1;
   switch (e) {
-    case Elem::kF32: return H5T_NATIVE_FLOAT;
-    case Elem::kU8: return H5T_NATIVE_UINT8;
-    case Elem::kI32: return H5T_NATIVE_INT32;
-    case Elem::kI64: return H5T_NATIVE_INT64;
-    case Elem::kU64: return H5T_NATIVE_UINT64;
-    case Elem::kStr: return string_type(owned);
+    case Elem::kF32:
+      return H5T_NATIVE_FLOAT;
+    case Elem::kU8:
+      return H5T_NATIVE_UINT8;
+    case Elem::kI32:
+      return H5T_NATIVE_INT32;
+    case Elem::kI64:
+      return H5T_NATIVE_INT64;
+    case Elem::kU64:
+      return H5T_NATIVE_UINT64;
+    case Elem::kStr:
+      return string_type(owned);
   }
   return -1;
 }
@@ -50,29 +62,41 @@ hid_t mem_type(Elem e, hid_t* owned) {
 hid_t file_type(Elem e, hid_t* owned) {
   *owned = -1;
   switch (e) {
-    case Elem::kF32: return H5T_IEEE_F32LE;
-    case Elem::kU8: return H5T_STD_U8LE;
-    case Elem::kI32: return H5T_STD_I32LE;
-    case Elem::kI64: return H5T_STD_I64LE;
-    case Elem::kU64: return H5T_STD_U64LE;
-    case Elem::kStr: return string_type(owned);
+    case Elem::kF32:
+      return H5T_IEEE_F32LE;
+    case Elem::kU8:
+      return H5T_STD_U8LE;
+    case Elem::kI32:
+      return H5T_STD_I32LE;
+    case Elem::kI64:
+      return H5T_STD_I64LE;
+    case Elem::kU64:
+      return H5T_STD_U64LE;
+    case Elem::kStr:
+      return string_type(owned);
   }
   return -1;
 }
 
 H5T_class_t type_class(Elem e) {
   switch (e) {
-    case Elem::kF32: return H5T_FLOAT;
-    case Elem::kStr: return H5T_STRING;
-    default: return H5T_INTEGER;
+    case Elem::kF32:
+      return H5T_FLOAT;
+    case Elem::kStr:
+      return H5T_STRING;
+    default:
+      return H5T_INTEGER;
   }
 }
 
 hsize_t columns(Width w, const StoreHeader& h) {
   switch (w) {
-    case Width::kObs: return static_cast<hsize_t>(h.obs_dim());
-    case Width::kDomains: return static_cast<hsize_t>(h.num_domains());
-    case Width::kOne: return 1;
+    case Width::kObs:
+      return static_cast<hsize_t>(h.obs_dim());
+    case Width::kDomains:
+      return static_cast<hsize_t>(h.num_domains());
+    case Width::kOne:
+      return 1;
   }
   return 1;
 }
@@ -150,7 +174,8 @@ void write_header(hid_t root, const StoreHeader& h) {
 Field parse_field(const std::string& s, const std::string& path) {
   if (s == "source") return Field::kSource;
   if (s == "target") return Field::kTarget;
-  throw StoreError(fmt::format("store '{}' has a domain field '{}' (expected source|target): the file is damaged", path, s));
+  throw StoreError(
+      fmt::format("store '{}' has a domain field '{}' (expected source|target): the file is damaged", path, s));
 }
 
 namespace {
@@ -226,9 +251,10 @@ namespace dma {
 
 void require_storable_policy_name(const std::string& policy) {
   if (policy.size() <= static_cast<std::size_t>(kPolicyNameBytes)) return;
-  throw StoreError(fmt::format("policy '{}...' is {} characters, but a store keeps policy names of at most {}: write "
-                               "fixed weights with fewer digits, or use a shorter checkpoint path",
-                               policy.substr(0, 40), policy.size(), kPolicyNameBytes));
+  throw StoreError(
+      fmt::format("policy '{}...' is {} characters, but a store keeps policy names of at most {}: write "
+                  "fixed weights with fewer digits, or use a shorter checkpoint path",
+                  policy.substr(0, 40), policy.size(), kPolicyNameBytes));
 }
 
 }  // namespace dma

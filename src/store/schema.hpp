@@ -26,12 +26,34 @@ struct ColumnSpec {
 
 /// Transition datasets, one row per transition.
 enum TransitionColumn : int {
-  kObs, kNextObs, kActions, kRewards, kTerminals, kTimeouts, kEpisodeId, kStep, kEvalLoss,
-  kSourceScore, kTargetScore, kMathAccuracy, kTrainTokens, kWallSeconds, kNumTransitionColumns
+  kObs,
+  kNextObs,
+  kActions,
+  kRewards,
+  kTerminals,
+  kTimeouts,
+  kEpisodeId,
+  kStep,
+  kEvalLoss,
+  kSourceScore,
+  kTargetScore,
+  kMathAccuracy,
+  kTrainTokens,
+  kWallSeconds,
+  kNumTransitionColumns
 };
 /// Episode datasets, one row per episode.
 enum EpisodeColumn : int {
-  kEpId, kEpSeed, kEpStart, kEpLength, kEpStatus, kEpRank, kEpPolicy, kEpReturn, kEpChecksum, kNumEpisodeColumns
+  kEpId,
+  kEpSeed,
+  kEpStart,
+  kEpLength,
+  kEpStatus,
+  kEpRank,
+  kEpPolicy,
+  kEpReturn,
+  kEpChecksum,
+  kNumEpisodeColumns
 };
 
 inline constexpr std::array<ColumnSpec, kNumTransitionColumns> kTransitionColumns{{

@@ -68,8 +68,9 @@ void check_header(const StoreHeader& h, const std::string& path) {
         "{} shares)",
         path, d, h.domain_fields.size(), h.base_eval_loss.size(), h.token_shares.size()));
   if (h.obs_layout.empty() || h.horizon <= 0)
-    throw StoreError(fmt::format("store '{}': header needs obs_layout and a positive horizon (got {} entries, horizon {})",
-                                 path, h.obs_layout.size(), h.horizon));
+    throw StoreError(
+        fmt::format("store '{}': header needs obs_layout and a positive horizon (got {} entries, horizon {})", path,
+                    h.obs_layout.size(), h.horizon));
 }
 
 /// One-line refusal when a resumed store does not match what the run expects.
@@ -80,16 +81,18 @@ void check_matches(const StoreHeader& found, const StoreHeader& want, const std:
                                  path, found.domain_names.size(), found.domain_names.at(0), want.domain_names.size(),
                                  want.domain_names.empty() ? "" : want.domain_names[0], fix));
   if (found.space_fingerprint != want.space_fingerprint)
-    throw StoreError(fmt::format("cannot resume store '{}': it was collected on another domain space (fingerprint "
-                                 "{:016x}, this run {:016x}): {}",
-                                 path, found.space_fingerprint, want.space_fingerprint, fix));
+    throw StoreError(
+        fmt::format("cannot resume store '{}': it was collected on another domain space (fingerprint "
+                    "{:016x}, this run {:016x}): {}",
+                    path, found.space_fingerprint, want.space_fingerprint, fix));
   if (found.horizon != want.horizon)
     throw StoreError(fmt::format("cannot resume store '{}': its horizon is {} but the run's train.horizon is {}: {}",
                                  path, found.horizon, want.horizon, fix));
   if (found.obs_layout != want.obs_layout)
-    throw StoreError(fmt::format("cannot resume store '{}': its observation layout ({} entries) differs from this "
-                                 "dma's ({} entries): {}",
-                                 path, found.obs_layout.size(), want.obs_layout.size(), fix));
+    throw StoreError(
+        fmt::format("cannot resume store '{}': its observation layout ({} entries) differs from this "
+                    "dma's ({} entries): {}",
+                    path, found.obs_layout.size(), want.obs_layout.size(), fix));
 }
 
 /// Closes ended episodes' rows: the last stored row of each is a timeout (truncation),
@@ -170,8 +173,8 @@ StoreWriter StoreWriter::create(const std::string& path, const StoreHeader& head
   h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
   check_header(header, path);
   if (std::filesystem::exists(path))
-    throw StoreError(fmt::format("store '{}' already exists: pass --resume to continue it, or choose another run.dir",
-                                 path));
+    throw StoreError(
+        fmt::format("store '{}' already exists: pass --resume to continue it, or choose another run.dir", path));
   auto impl = std::make_unique<Impl>();
   impl->path = path;
   impl->header = header;
@@ -212,9 +215,10 @@ StoreWriter StoreWriter::resume(const std::string& path, const StoreHeader& expe
   h5::PropList fapl(make_fapl(true));
   impl->file = h5::File(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()));
   if (!impl->file)
-    throw StoreError(fmt::format("cannot reopen store '{}' for writing: {}: check permissions, and that no other "
-                                 "process writes it",
-                                 path, h5::error_stack()));
+    throw StoreError(
+        fmt::format("cannot reopen store '{}' for writing: {}: check permissions, and that no other "
+                    "process writes it",
+                    path, h5::error_stack()));
   {
     h5::Group root(h5::check(H5Gopen2(impl->file.get(), "/", H5P_DEFAULT), "open /"));
     impl->header = read_header(root.get(), path);
@@ -252,8 +256,8 @@ std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRe
   // Every refusal comes before the file grows, so a refused call leaves the store as it was.
   for (const auto& e : episodes) {
     if (s.running.count(e.id))
-      throw StoreError(fmt::format("store '{}': episode {} is already running: end it before starting it again", s.path,
-                                   e.id));
+      throw StoreError(
+          fmt::format("store '{}': episode {} is already running: end it before starting it again", s.path, e.id));
     require_storable_policy_name(e.policy);
   }
   const std::int64_t first_row = s.num_rows;
@@ -293,10 +297,11 @@ void StoreWriter::write(std::span<const Transition> rows) {
       throw StoreError(fmt::format("store '{}': transition for episode {} which is not running", s.path, t.episode_id));
     if (t.step < 0 || t.step >= s.header.horizon || t.observation.size() != o || t.next_observation.size() != o ||
         t.action.size() != d || t.eval_loss.size() != d)
-      throw StoreError(fmt::format("store '{}': malformed transition (episode {}, step {}): sizes obs {}/{}, action {}, "
-                                   "eval_loss {}; expected step < {}, obs {}, D {}",
-                                   s.path, t.episode_id, t.step, t.observation.size(), t.next_observation.size(),
-                                   t.action.size(), t.eval_loss.size(), s.header.horizon, o, d));
+      throw StoreError(
+          fmt::format("store '{}': malformed transition (episode {}, step {}): sizes obs {}/{}, action {}, "
+                      "eval_loss {}; expected step < {}, obs {}, D {}",
+                      s.path, t.episode_id, t.step, t.observation.size(), t.next_observation.size(), t.action.size(),
+                      t.eval_loss.size(), s.header.horizon, o, d));
     order.emplace_back(static_cast<hsize_t>(s.episodes[it->second].start + t.step), &t);
   }
   std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
@@ -328,7 +333,8 @@ void StoreWriter::Impl::remember(HeldRows& h, const Transition& t) {
   const auto r = static_cast<std::size_t>(episodes[running.at(t.episode_id)].start - b.start + t.step);
   const auto o = t.observation.size(), d = t.action.size();
   std::copy(t.observation.begin(), t.observation.end(), b.observations.begin() + static_cast<long>(r * o));
-  std::copy(t.next_observation.begin(), t.next_observation.end(), b.next_observations.begin() + static_cast<long>(r * o));
+  std::copy(t.next_observation.begin(), t.next_observation.end(),
+            b.next_observations.begin() + static_cast<long>(r * o));
   std::copy(t.action.begin(), t.action.end(), b.actions.begin() + static_cast<long>(r * d));
   std::copy(t.eval_loss.begin(), t.eval_loss.end(), b.eval_loss.begin() + static_cast<long>(r * d));
   b.rewards[r] = t.reward;
@@ -382,7 +388,6 @@ void StoreWriter::Impl::update_lengths(const std::vector<const Transition*>& ts)
   write_selected(ds.eps[kEpLength].get(), 1, changed, H5T_NATIVE_INT32, lengths.data());
 }
 
-
 void StoreWriter::end_episode(std::size_t episode_index, EpisodeStatus status, std::int32_t length,
                               float episode_return) {
   const EpisodeEnd one{episode_index, status, length, episode_return};
@@ -397,9 +402,10 @@ void StoreWriter::end_episodes(std::span<const EpisodeEnd> ends) {
 void StoreWriter::Impl::end(std::span<const EpisodeEnd> ends) {
   for (const auto& x : ends)
     if (x.index >= episodes.size() || x.length < 0 || x.length > header.horizon)
-      throw StoreError(fmt::format("store '{}': ending episode {} with length {} is out of range ({} episodes, "
-                                   "horizon {})",
-                                   path, x.index, x.length, episodes.size(), header.horizon));
+      throw StoreError(
+          fmt::format("store '{}': ending episode {} with length {} is out of range ({} episodes, "
+                      "horizon {})",
+                      path, x.index, x.length, episodes.size(), header.horizon));
   std::vector<std::size_t> indices;
   for (const auto& x : ends) {
     auto& e = episodes[x.index];

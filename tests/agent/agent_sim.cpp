@@ -79,7 +79,8 @@ int main(int argc, char** argv) {
     std::printf("%-22s %9.4f %7.4f\n", fmt::format("fixed:{:.1f}", share).c_str(), s.mean, s.se);
     if (s.mean > best_fixed) best_fixed = s.mean, best_name = fmt::format("fixed:{:.1f}", share);
   }
-  for (auto [a, b] : std::vector<std::pair<double, double>>{{0.9, 0.2}, {0.2, 0.9}, {0.7, 0.3}, {0.6, 0.4}, {0.8, 0.1}}) {
+  for (auto [a, b] :
+       std::vector<std::pair<double, double>>{{0.9, 0.2}, {0.2, 0.9}, {0.7, 0.3}, {0.6, 0.4}, {0.8, 0.1}}) {
     auto s = evaluate(sp, h, eval, seeds, [&](std::int64_t, std::uint64_t) { return linear_schedule(h, a, b); });
     std::printf("%-22s %9.4f %7.4f\n", fmt::format("schedule:{}>{}", a, b).c_str(), s.mean, s.se);
   }
@@ -95,20 +96,21 @@ int main(int argc, char** argv) {
     finals.push_back(r);
   }
   std::sort(finals.rbegin(), finals.rend());
-  std::printf("store: %d episodes, best returns %.4f %.4f %.4f, median %.4f\n", episodes, finals[0], finals[1], finals[2],
-              finals[finals.size() / 2]);
+  std::printf("store: %d episodes, best returns %.4f %.4f %.4f, median %.4f\n", episodes, finals[0], finals[1],
+              finals[2], finals[finals.size() / 2]);
   const auto started = std::chrono::steady_clock::now();
   const auto rep = train_agent(config, {dir.file("store.h5")}, dir.file("agent.pt"));
   const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  std::printf("train: %.1fs (%lld transitions, %lld episodes, %lld cloned) bc %.4f td %.4f val_bc %.4f val_td %.4f "
-              "gap %.3f rscale %.4f\n",
-              secs, static_cast<long long>(rep.transitions), static_cast<long long>(rep.episodes),
-              static_cast<long long>(rep.bc_episodes), rep.bc_loss, rep.critic_loss, rep.val_bc_loss, rep.val_td_loss,
-              rep.q_data_minus_random, rep.reward_scale);
+  std::printf(
+      "train: %.1fs (%lld transitions, %lld episodes, %lld cloned) bc %.4f td %.4f val_bc %.4f val_td %.4f "
+      "gap %.3f rscale %.4f\n",
+      secs, static_cast<long long>(rep.transitions), static_cast<long long>(rep.episodes),
+      static_cast<long long>(rep.bc_episodes), rep.bc_loss, rep.critic_loss, rep.val_bc_loss, rep.val_td_loss,
+      rep.q_data_minus_random, rep.reward_scale);
   DomainContext ctx{h.domain_names, h.domain_fields, h.token_shares, h.horizon};
   for (int g = 0; g < generations; ++g) {  // iterate: rollouts with exploration, then updates
-    auto explorer = make_agent_policy(fmt::format("agent:{}?noise={}", dir.file("agent.pt"), config.iterate.exploration_std),
-                                      ctx, config);
+    auto explorer = make_agent_policy(
+        fmt::format("agent:{}?noise={}", dir.file("agent.pt"), config.iterate.exploration_std), ctx, config);
     double mean = 0;
     for (int k = 0; k < per_generation; ++k) {
       const std::int64_t id = 500000 + g * 1000 + k;
@@ -170,7 +172,8 @@ int main(int argc, char** argv) {
     std::printf("\n");
   }
   std::printf("agent target share by step:");
-  for (const auto& v : shares) std::printf(" %.2f", std::accumulate(v.begin(), v.end(), 0.0f) / static_cast<float>(v.size()));
+  for (const auto& v : shares)
+    std::printf(" %.2f", std::accumulate(v.begin(), v.end(), 0.0f) / static_cast<float>(v.size()));
   std::printf("\n");
   return 0;
 }

@@ -6,8 +6,8 @@
 #include <algorithm>
 #include <fstream>
 #include <map>
-#include <sstream>
 #include <numeric>
+#include <sstream>
 
 #include "dma/agent.hpp"
 #include "dma/error.hpp"
@@ -224,7 +224,8 @@ TEST(Agent, EachStoreClonesItsOwnBestEpisodes) {
   opt.val_fraction = 0;
   opt.bc_top_q = 0.25;
   // "spent" overspends the source budget in every episode.
-  const auto ds = agent::build_dataset({constant_shares("kept", 0.3, 0.6, 500), constant_shares("spent", 0.9, 0.99, 700)}, opt);
+  const auto ds =
+      agent::build_dataset({constant_shares("kept", 0.3, 0.6, 500), constant_shares("spent", 0.9, 0.99, 700)}, opt);
   std::map<std::string, std::vector<const agent::EpisodeInfo*>> by_store;
   for (const auto& e : ds.episodes) by_store[e.store].push_back(&e);
   ASSERT_EQ(by_store.size(), 2u);
@@ -237,8 +238,10 @@ TEST(Agent, EachStoreClonesItsOwnBestEpisodes) {
     int top = 0;
     for (const auto* e : episodes) {
       top += e->top;
-      if (e->top) worst_top = std::min(worst_top, e->ret);
-      else best_other = std::max(best_other, e->ret);
+      if (e->top)
+        worst_top = std::min(worst_top, e->ret);
+      else
+        best_other = std::max(best_other, e->ret);
     }
     EXPECT_EQ(top, 3) << name << ": a quarter of its 12 episodes";
     EXPECT_GE(worst_top, best_other) << name << ": its best episodes";
@@ -252,8 +255,9 @@ TEST(Agent, CloningCopiesTheEpisodesShareBackFromItsState) {
   const auto& high = store.rows[6][4].observation;  // share 0.8: most
   ASSERT_GT(low[obs::kSourceScore], high[obs::kSourceScore] + 0.01);
   TempDir dir;
-  const Config c = tiny_config("agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
-                               "agent.val_fraction=0");
+  const Config c = tiny_config(
+      "agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
+      "agent.val_fraction=0");
   train_agent_offline(c, {store}, dir.file("agent.pt"));
   auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
   const double copy_low = target_share(h, act_once(*policy, low, 1, 4));
@@ -269,8 +273,10 @@ TEST(Agent, ASourceGainMakesALowerSourceScoreAskForLessTarget) {
   const auto& h = store.header;
   auto slopes = [&](const std::string& gain) {
     TempDir dir;
-    const Config c = tiny_config("agent.bc_steps=300\nagent.cql_steps=60\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
-                                 "agent.val_fraction=0\nagent.source_gain=" + gain);
+    const Config c = tiny_config(
+        "agent.bc_steps=300\nagent.cql_steps=60\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
+        "agent.val_fraction=0\nagent.source_gain=" +
+        gain);
     train_agent_offline(c, {store}, dir.file("agent.pt"));
     auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
     std::vector<double> out;
@@ -373,7 +379,9 @@ OfflineStore two_action_store(int episodes, int horizon) {
 TEST(Agent, CqlRanksDataActionsAboveRandomOnesAndTheActorMovesToTheBetterAction) {
   TempDir dir;
   // No cloning at all: only the critics can move the actor.
-  const Config c = tiny_config("agent.bc_steps=0\nagent.cql_steps=500\nagent.actor_bc_weight=0\nagent.actor_lr=0.003\nagent.critic_lr=0.003\nagent.tau=0.05");
+  const Config c = tiny_config(
+      "agent.bc_steps=0\nagent.cql_steps=500\nagent.actor_bc_weight=0\nagent.actor_lr=0.003\nagent.critic_lr=0."
+      "003\nagent.tau=0.05");
   const auto store = two_action_store(24, 6);
   const auto report = train_agent_offline(c, {store}, dir.file("agent.pt"));
   EXPECT_GT(report.q_data_minus_random, 0.5);
@@ -388,7 +396,8 @@ TEST(Agent, CqlRanksDataActionsAboveRandomOnesAndTheActorMovesToTheBetterAction)
       data_q += model.q_values(t.observation, t.action, 1, 4)[0];
       const auto qr = model.q_values(t.observation, random_actions, 32, 4);
       random_q += std::accumulate(qr.begin(), qr.end(), 0.0) / 32.0;
-      const auto qgb = model.q_values(t.observation, std::vector<float>{0.1f, 0.1f, 0.4f, 0.4f, 0.4f, 0.4f, 0.1f, 0.1f}, 2, 4);
+      const auto qgb =
+          model.q_values(t.observation, std::vector<float>{0.1f, 0.1f, 0.4f, 0.4f, 0.4f, 0.4f, 0.1f, 0.1f}, 2, 4);
       EXPECT_GT(qgb[0], qgb[1]) << "Q(G) must beat Q(B) at step " << t.step;
       auto logits = model.mean_logits(t.observation, 1, 4);
       auto w = torch::softmax(torch::tensor(logits), 0);
@@ -487,7 +496,8 @@ TEST(Agent, CorruptOrMismatchedCheckpointsAreRefusedWithOneLine) {
   {  // truncated: the first half of a good file
     std::ifstream in(dir.file("good.pt"), std::ios::binary);
     std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    std::ofstream(dir.file("cut.pt"), std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
+    std::ofstream(dir.file("cut.pt"), std::ios::binary)
+        .write(bytes.data(), static_cast<std::streamsize>(bytes.size() / 2));
   }
   expect_refused(dir.file("cut.pt"), "corrupt");
   write_archive(dir.file("foreign.pt"), "dma-proxy", 1, "");
@@ -582,7 +592,8 @@ TEST(Agent, RewardsAreRecomputedUnderTheConfiguredScoreWithNormalizedScalesSaved
 
 // `o` with every domain's previous weight replaced by `w`: only the weight features move.
 std::vector<float> with_prev_weights(std::vector<float> o, const std::vector<float>& w) {
-  for (size_t d = 0; d < w.size(); ++d) o[static_cast<size_t>(obs::index(static_cast<int>(d), obs::kPrevWeight))] = w[d];
+  for (size_t d = 0; d < w.size(); ++d)
+    o[static_cast<size_t>(obs::index(static_cast<int>(d), obs::kPrevWeight))] = w[d];
   return o;
 }
 
@@ -652,12 +663,14 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   EXPECT_GT(max_abs_diff(s.mean_logits(moved_weights, 1, D), s.mean_logits(o, 1, D)), 1e-5);
   EXPECT_GT(max_abs_diff(s.mean_logits(moved_level, 1, D), s.mean_logits(o, 1, D)), 1e-5);
   // The mask is read from the file, not rebuilt from the defaults ...
-  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask, agent::actor_input_mask(1, blind.agent.actor_features)));
+  EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("blind.pt")).actor_mask,
+                           agent::actor_input_mask(1, blind.agent.actor_features)));
   EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees.pt")).actor_mask, agent::actor_input_mask(1, "all")));
   // ... and a checkpoint continued under a config without the key keeps its own.
   train_agent_offline(blind, {store}, dir.file("sees2.pt"), dir.file("sees.pt"), 0);
   EXPECT_TRUE(torch::equal(agent::load_agent(dir.file("sees2.pt")).actor_mask, agent::actor_input_mask(1, "all")));
-  EXPECT_EQ(AgentModel::load(dir.file("sees2.pt")).mean_logits(moved_weights, 1, D), s.mean_logits(moved_weights, 1, D));
+  EXPECT_EQ(AgentModel::load(dir.file("sees2.pt")).mean_logits(moved_weights, 1, D),
+            s.mean_logits(moved_weights, 1, D));
   // A hand-made mask with three history steps survives save and load bit for bit.
   auto state = agent::AgentState::create(16, 1, 2, 3);
   state.actor_mask[4] = 0.0;
@@ -731,8 +744,7 @@ TEST(Agent, NormalizerScalesByTheInterquartileRangeOfTheBulkAndClipsOutliers) {
   for (int i = bulk; i < N; ++i) EXPECT_EQ(out[i][0].item<double>(), i % 2 ? clip : -clip) << "row " << i;
   // The bulk is standardised, not clipped.
   const double s0 = n.std[0].item<double>(), m0 = n.mean[0].item<double>();
-  for (int i : {0, 300, bulk - 1})
-    EXPECT_NEAR(out[i][0].item<double>(), (x[i][0] - m0) / s0, 1e-5) << "row " << i;
+  for (int i : {0, 300, bulk - 1}) EXPECT_NEAR(out[i][0].item<double>(), (x[i][0] - m0) / s0, 1e-5) << "row " << i;
   EXPECT_NEAR(out[0][1].item<double>(), 1.0 / 0.3, 1e-4);
   EXPECT_EQ(out.index({torch::indexing::Slice(), 2}).abs().max().item<double>(), 0.0);
 }
@@ -751,7 +763,8 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
   };
   auto train = [&](const std::string& extra, const std::string& name) {
     Out out;
-    out.report = train_agent_offline(tiny_config("agent.bc_steps=2\nagent.cql_steps=10\n" + extra), {store}, dir.file(name));
+    out.report =
+        train_agent_offline(tiny_config("agent.bc_steps=2\nagent.cql_steps=10\n" + extra), {store}, dir.file(name));
     const auto m = AgentModel::load(dir.file(name));
     out.logits = m.mean_logits(o, 1, 12);
     out.q = m.q_values(o, a, 1, 12);
@@ -772,8 +785,8 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
   EXPECT_NE(four.ini.find("n_step = 4"), std::string::npos);
   EXPECT_TRUE(all_finite(four.logits));
   EXPECT_TRUE(all_finite(four.q));
-  for (double v : {four.report.critic_loss, four.report.actor_loss, four.report.val_td_loss,
-                   four.report.q_data_minus_random})
+  for (double v :
+       {four.report.critic_loss, four.report.actor_loss, four.report.val_td_loss, four.report.q_data_minus_random})
     EXPECT_TRUE(std::isfinite(v));
   EXPECT_NE(four.q, one.q);
   // Without discounting only the first reward counts and nothing is bootstrapped, whatever n
@@ -816,7 +829,8 @@ TEST(Agent, ABatchOfManyHistoriesActsAsEachHistoryAloneAndAsTrainingReadsIt) {
   ASSERT_EQ(batched.size(), static_cast<size_t>(B) * D);
   torch::NoGradGuard no_grad;
   for (int b = 0; b < B; b += 37) {
-    const auto one = std::span<const float>(histories).subspan(static_cast<size_t>(b) * H * od, static_cast<size_t>(H) * od);
+    const auto one =
+        std::span<const float>(histories).subspan(static_cast<size_t>(b) * H * od, static_cast<size_t>(H) * od);
     const auto alone = model.mean_logits(one, 1, D);
     auto tokens = state.norm.apply(agent::episode_tokens(one, H, D, H)[H - 1].unsqueeze(0));
     auto mask = agent::target_mask(one.subspan(static_cast<size_t>(H - 1) * od, od), D).unsqueeze(0);
@@ -875,7 +889,8 @@ TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
   // log(w) is the mean of the members' logits up to the softmax's constant.
   auto mean_logit = [&](int d) { return 0.5 * (la[static_cast<size_t>(d)] + lb[static_cast<size_t>(d)]); };
   const double shift = std::log(wp[0]) - mean_logit(0);
-  for (int d = 1; d < D; ++d) EXPECT_NEAR(std::log(wp[static_cast<size_t>(d)]) - mean_logit(d), shift, 1e-5) << "domain " << d;
+  for (int d = 1; d < D; ++d)
+    EXPECT_NEAR(std::log(wp[static_cast<size_t>(d)]) - mean_logit(d), shift, 1e-5) << "domain " << d;
   EXPECT_NE(wp, w1);
   // Members that read different histories cannot share one observation window.
   train_agent_offline(tiny_config(steps + "agent.history=2"), {store}, h2);

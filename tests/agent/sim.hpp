@@ -5,8 +5,8 @@
 // the source field forgets under target training and recovers under source training, and
 // the learning rate decays over the horizon, so timing matters). It writes real stores.
 // Letters: D domains (source first, then target), T horizon.
-#include "../support/temp_dir.hpp"
 #include <unistd.h>
+#include "../support/temp_dir.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -174,8 +174,8 @@ inline std::vector<float> mix(const StoreHeader& h, double share, const std::vec
   for (size_t d = 0; d < within.size(); ++d) (h.domain_fields[d] == Field::kTarget ? t : s) += within[d];
   std::vector<float> w;
   for (size_t d = 0; d < within.size(); ++d)
-    w.push_back(static_cast<float>(h.domain_fields[d] == Field::kTarget ? share * within[d] / t
-                                                                       : (1 - share) * within[d] / s));
+    w.push_back(
+        static_cast<float>(h.domain_fields[d] == Field::kTarget ? share * within[d] / t : (1 - share) * within[d] / s));
   return w;
 }
 
@@ -239,8 +239,8 @@ inline OfflineStore sim_store(const SimSpace& sp, const StoreHeader& h, const Ev
   for (int i = 0; i < episodes; ++i) {
     const std::uint64_t es = mix64(seed + static_cast<std::uint64_t>(i));
     const bool uniform = i % 10 == 9;
-    auto ep = run_sim_episode(sp, h, eval, i, es, uniform ? fixed_share(h, 1.0 * sp.targets / sp.domains())
-                                                          : random_walk(h, es ^ 0x77ULL),
+    auto ep = run_sim_episode(sp, h, eval, i, es,
+                              uniform ? fixed_share(h, 1.0 * sp.targets / sp.domains()) : random_walk(h, es ^ 0x77ULL),
                               uniform ? "uniform" : "random");
     s.episodes.push_back(ep.record);
     s.rows.push_back(std::move(ep.rows));

@@ -12,14 +12,14 @@ namespace {
 using dma::RankDevice;
 
 TEST(BackendChoice, DistinctGpusOnOneHostRunNccl) {
-  const std::vector<RankDevice> ranks{{0, "n1", "0000:01:00.0", ""}, {1, "n1", "0000:41:00.0", ""},
-                                      {2, "n1", "0000:81:00.0", ""}};
+  const std::vector<RankDevice> ranks{
+      {0, "n1", "0000:01:00.0", ""}, {1, "n1", "0000:41:00.0", ""}, {2, "n1", "0000:81:00.0", ""}};
   EXPECT_EQ(dma::nccl_problem(ranks), "");
 }
 
 TEST(BackendChoice, TwoRanksOnOneGpuAreNamed) {
-  const std::vector<RankDevice> ranks{{0, "n1", "0000:01:00.0", ""}, {1, "n1", "0000:41:00.0", ""},
-                                      {2, "n1", "0000:01:00.0", ""}};
+  const std::vector<RankDevice> ranks{
+      {0, "n1", "0000:01:00.0", ""}, {1, "n1", "0000:41:00.0", ""}, {2, "n1", "0000:01:00.0", ""}};
   EXPECT_EQ(dma::nccl_problem(ranks),
             "needs a GPU per rank: ranks 0 and 2 on host n1 share GPU 0000:01:00.0 (start one rank "
             "per GPU, e.g. srun --gpus-per-task=1)");
@@ -37,10 +37,12 @@ TEST(BackendChoice, SameBusIdOnDifferentHostsIsFine) {
 }
 
 TEST(BackendChoice, AnUnavailableRankComesFirst) {
-  const std::vector<RankDevice> ranks{{0, "n1", "0000:01:00.0", ""}, {1, "n1", "0000:01:00.0", ""},
+  const std::vector<RankDevice> ranks{{0, "n1", "0000:01:00.0", ""},
+                                      {1, "n1", "0000:01:00.0", ""},
                                       {2, "n1", "", "needs a CUDA device: cudaGetDeviceCount says 0 devices"},
                                       {3, "n1", "", "needs a CUDA device: other"}};
-  EXPECT_EQ(dma::nccl_problem(ranks), "needs a CUDA device: cudaGetDeviceCount says 0 devices (seen on rank 2 on host n1)");
+  EXPECT_EQ(dma::nccl_problem(ranks),
+            "needs a CUDA device: cudaGetDeviceCount says 0 devices (seen on rank 2 on host n1)");
 }
 
 TEST(BackendChoice, OneRankAlone) {

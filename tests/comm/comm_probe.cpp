@@ -41,14 +41,22 @@ Options parse(int argc, char** argv) {
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
       return argv[++i];
     };
-    if (a == "--backend") o.backend = next();
-    else if (a == "--rounds") o.rounds = std::stoi(next());
-    else if (a == "--count") o.count = std::stoi(next());
-    else if (a == "--timeout") o.timeout_s = std::stod(next());
-    else if (a == "--skip-rank") o.skip_rank = std::stoi(next());
-    else if (a == "--nccl-check") o.nccl_check = true;
-    else if (a == "--gpus-per-node") o.gpus_per_node = std::stoi(next());
-    else throw std::invalid_argument("unknown option " + a);
+    if (a == "--backend")
+      o.backend = next();
+    else if (a == "--rounds")
+      o.rounds = std::stoi(next());
+    else if (a == "--count")
+      o.count = std::stoi(next());
+    else if (a == "--timeout")
+      o.timeout_s = std::stod(next());
+    else if (a == "--skip-rank")
+      o.skip_rank = std::stoi(next());
+    else if (a == "--nccl-check")
+      o.nccl_check = true;
+    else if (a == "--gpus-per-node")
+      o.gpus_per_node = std::stoi(next());
+    else
+      throw std::invalid_argument("unknown option " + a);
   }
   return o;
 }
@@ -115,14 +123,15 @@ void check_texts(const dma::MpiSession& mpi, double timeout_s) {
 void run(const dma::MpiSession& mpi, const Options& o) {
   if (mpi.local_rank() < 0 || mpi.local_rank() >= mpi.local_size() || mpi.cores() < 1 ||
       dma::cores_per_rank(mpi) != mpi.cores()) {
-    throw dma::Error(fmt::format("bad session: local rank {} of {}, {} cores", mpi.local_rank(),
-                                 mpi.local_size(), mpi.cores()));
+    throw dma::Error(
+        fmt::format("bad session: local rank {} of {}, {} cores", mpi.local_rank(), mpi.local_size(), mpi.cores()));
   }
   dma::CommConfig config;
   config.backend = o.backend;
   config.timeout_s = o.timeout_s;
   if (o.gpus_per_node > 0) {
-    const dma::RankDevice posed{mpi.rank(), mpi.host(), fmt::format("0000:{:02x}:00.0", mpi.local_rank() % o.gpus_per_node), ""};
+    const dma::RankDevice posed{mpi.rank(), mpi.host(),
+                                fmt::format("0000:{:02x}:00.0", mpi.local_rank() % o.gpus_per_node), ""};
     const auto backend = dma::agree_on_backend(config, mpi, posed);
     if (mpi.rank() == 0) fmt::print("comm_probe: agreed backend={} ranks={}\n", backend, mpi.size());
     return;
@@ -138,9 +147,10 @@ void run(const dma::MpiSession& mpi, const Options& o) {
   if (o.skip_rank >= 0) throw dma::Error("every collective completed although a rank never joined");
   c->barrier();
   if (mpi.rank() == 0) {
-    fmt::print("comm_probe: ok backend={} ranks={} local_size={} cores_per_rank={} rounds={} "
-               "values_checked_on_rank0={}\n", c->name(), mpi.size(), mpi.local_size(), mpi.cores(),
-               o.rounds, checked);
+    fmt::print(
+        "comm_probe: ok backend={} ranks={} local_size={} cores_per_rank={} rounds={} "
+        "values_checked_on_rank0={}\n",
+        c->name(), mpi.size(), mpi.local_size(), mpi.cores(), o.rounds, checked);
   }
 }
 

@@ -42,7 +42,8 @@ class IniFile {
  public:
   explicit IniFile(const std::string& text) {
     std::random_device rd;
-    path_ = fs::temp_directory_path() / ("dma-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) + ".ini");
+    path_ = fs::temp_directory_path() /
+            ("dma-config-test-" + std::to_string(::getpid()) + "-" + std::to_string(rd()) + ".ini");
     std::ofstream(path_) << text;
   }
   ~IniFile() {
@@ -58,30 +59,52 @@ class IniFile {
 };
 
 TEST(Config, UnknownKeySuggestsTheClosest) {
-  expect_config_error([] { parse_ini_text("[proxy]\nd_modle = 64\n"); }, {"'proxy.d_modle'", "did you mean 'proxy.d_model'"});
-  expect_config_error([] { parse({"--mode", "collect", "--proxy.d_modle=64"}); }, {"'proxy.d_modle'", "'proxy.d_model'"});
+  expect_config_error([] { parse_ini_text("[proxy]\nd_modle = 64\n"); },
+                      {"'proxy.d_modle'", "did you mean 'proxy.d_model'"});
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--proxy.d_modle=64"});
+      },
+      {"'proxy.d_modle'", "'proxy.d_model'"});
   expect_config_error([] { parse({"--mode", "collect", "--train.batchsize=4"}); }, {"'train.batch_size'"});
-  expect_config_error([] { parse_ini_text("[zzz]\nqqqqqqqqqqqqqqqqqq = 1\n"); }, {"unknown config key 'zzz.qqqqqqqqqqqqqqqqqq'", "--print-config"});
+  expect_config_error([] { parse_ini_text("[zzz]\nqqqqqqqqqqqqqqqqqq = 1\n"); },
+                      {"unknown config key 'zzz.qqqqqqqqqqqqqqqqqq'", "--print-config"});
   EXPECT_EQ(closest_key("d_model", config_keys()), "proxy.d_model");
   EXPECT_EQ(closest_key("eval.scroe", config_keys()), "eval.score");
 }
 
 TEST(Config, OutOfRangeOrMalformedValuesNameTheKey) {
-  expect_config_error([] { parse({"--mode", "collect", "--proxy.d_model=3"}); }, {"'proxy.d_model'", "out of range", "[8, 8192]"});
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--proxy.d_model=3"});
+      },
+      {"'proxy.d_model'", "out of range", "[8, 8192]"});
   expect_config_error([] { parse_ini_text("[train]\nlr = -1\n"); }, {"'train.lr'", "out of range"});
   expect_config_error([] { parse_ini_text("[random]\nsmoothness = 1.5\n"); }, {"'random.smoothness'"});
-  expect_config_error([] { parse_ini_text("[eval]\nscore = best\n"); }, {"'eval.score'", "mean|min|weighted|normalized|budget"});
+  expect_config_error([] { parse_ini_text("[eval]\nscore = best\n"); },
+                      {"'eval.score'", "mean|min|weighted|normalized|budget"});
   expect_config_error([] { parse({"--mode", "collect", "--proxy.d_model=abc"}); }, {"proxy.d_model"});
   expect_config_error([] { parse_ini_text("[proxy]\nn_layers = two\n"); }, {"proxy.n_layers"});
-  expect_config_error([] { parse({"--mode", "collect", "--proxy.d_model=64", "--proxy.n_heads=3"}); }, {"'proxy.n_heads'"});
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--proxy.d_model=64", "--proxy.n_heads=3"});
+      },
+      {"'proxy.n_heads'"});
   // A source gain needs an actor that reads the source score.
   expect_config_error(
-      [] { parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=progress,is_target"}); },
+      [] {
+        parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=progress,is_target"});
+      },
       {"'agent.source_gain'", "source_score"});
-  EXPECT_EQ(parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=all"}).config.agent.source_gain,
-            8.0);
+  EXPECT_EQ(
+      parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=all"}).config.agent.source_gain,
+      8.0);
   expect_config_error([] { parse({"--mode", "fly"}); }, {"--mode 'fly'", "pipeline"});
-  expect_config_error([] { parse({"--mode", "collect", "--config", "/nonexistent/dma.ini"}); }, {"/nonexistent/dma.ini"});
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--config", "/nonexistent/dma.ini"});
+      },
+      {"/nonexistent/dma.ini"});
 }
 
 TEST(Config, CommandLineOverridesTheIniFile) {

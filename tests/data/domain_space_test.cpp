@@ -127,7 +127,8 @@ TEST(DomainSpace, FingerprintChangesWithTheDomains) {
   write_small(dir.file("a.h5"), 256);
   {
     DomainSpaceWriter w(dir.file("b.h5"), 256, 7, "test", false);
-    w.add_domain("zeta", Field::kSource, rows_of(10, 8, [](int, int) { return 1; }), rows_of(1, 8, [](int, int) { return 1; }), "");
+    w.add_domain("zeta", Field::kSource, rows_of(10, 8, [](int, int) { return 1; }),
+                 rows_of(1, 8, [](int, int) { return 1; }), "");
     w.close();
   }
   EXPECT_NE(DomainSpace::open(dir.file("a.h5")).fingerprint(), DomainSpace::open(dir.file("b.h5")).fingerprint());
@@ -139,7 +140,8 @@ TEST(DomainSpaceWriter, RefusesAnExistingOutputUnlessForced) {
   write_small(path, 256);
   expect_error([&] { DomainSpaceWriter w(path, 256, 7, "bytes", false); }, "--force");
   DomainSpaceWriter w(path, 256, 3, "bytes", true);
-  w.add_domain("only", Field::kSource, rows_of(2, 4, [](int, int) { return 5; }), rows_of(1, 4, [](int, int) { return 6; }), "");
+  w.add_domain("only", Field::kSource, rows_of(2, 4, [](int, int) { return 5; }),
+               rows_of(1, 4, [](int, int) { return 6; }), "");
   w.close();
   EXPECT_EQ(DomainSpace::open(path).num_domains(), 1);
   EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
@@ -175,7 +177,8 @@ TEST(DomainSpaceWriter, AnAbandonedWriterLeavesNoFile) {
   const auto path = dir.file("s.h5");
   {
     DomainSpaceWriter w(path, 256, 3, "bytes", false);
-    w.add_domain("a", Field::kSource, rows_of(2, 4, [](int, int) { return 1; }), rows_of(2, 4, [](int, int) { return 1; }), "");
+    w.add_domain("a", Field::kSource, rows_of(2, 4, [](int, int) { return 1; }),
+                 rows_of(2, 4, [](int, int) { return 1; }), "");
   }
   EXPECT_FALSE(std::filesystem::exists(path));
   EXPECT_FALSE(std::filesystem::exists(path + ".partial"));
@@ -184,13 +187,9 @@ TEST(DomainSpaceWriter, AnAbandonedWriterLeavesNoFile) {
 TEST(DomainSpace, OpenRefusesMissingAndForeignFiles) {
   TempDir dir;
   expect_error([&] { DomainSpace::open(dir.file("nope.h5")); }, "does not exist");
-  {
-    std::ofstream(dir.file("text.h5")) << "hello";
-  }
+  { std::ofstream(dir.file("text.h5")) << "hello"; }
   expect_error([&] { DomainSpace::open(dir.file("text.h5")); }, "not an HDF5 file");
-  {
-    h5::File f(H5Fcreate(dir.file("empty.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
-  }
+  { h5::File f(H5Fcreate(dir.file("empty.h5").c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT)); }
   expect_error([&] { DomainSpace::open(dir.file("empty.h5")); }, "no root attribute 'vocab_size'");
 }
 

@@ -62,16 +62,17 @@ TEST(DmaPrepareCli, TextRefusesEmptyMissingAndDuplicateDomains) {
   std::ofstream(dir.path() / "full" / "a.txt") << std::string(4000, 'z');
   const auto full = (dir.path() / "full").string();
   const auto out = dir.file("t.space");
-  expect_one_line_error(run_prepare(dir, fmt::format("text --out '{}' --domain 'e={}:source'", out,
-                                                     (dir.path() / "empty").string())),
-                        "is empty");
-  expect_one_line_error(run_prepare(dir, fmt::format("text --out '{}' --domain 'm={}:source'", out,
-                                                     (dir.path() / "missing").string())),
-                        "does not exist");
-  expect_one_line_error(run_prepare(dir, fmt::format("text --out '{}' --domain 'x={}:source' --domain 'x={}:target'", out,
-                                                     full, full)),
-                        "duplicate domain name 'x'");
-  const auto ok = run_prepare(dir, fmt::format("text --out '{}' --domain 'x={}:source' --domain 'y={}:target'", out, full, full));
+  expect_one_line_error(
+      run_prepare(dir, fmt::format("text --out '{}' --domain 'e={}:source'", out, (dir.path() / "empty").string())),
+      "is empty");
+  expect_one_line_error(
+      run_prepare(dir, fmt::format("text --out '{}' --domain 'm={}:source'", out, (dir.path() / "missing").string())),
+      "does not exist");
+  expect_one_line_error(
+      run_prepare(dir, fmt::format("text --out '{}' --domain 'x={}:source' --domain 'x={}:target'", out, full, full)),
+      "duplicate domain name 'x'");
+  const auto ok =
+      run_prepare(dir, fmt::format("text --out '{}' --domain 'x={}:source' --domain 'y={}:target'", out, full, full));
   EXPECT_EQ(ok.rc, 0) << ok.err;
   EXPECT_NE(ok.out.find("1 source, 1 target"), std::string::npos) << ok.out;
 }
@@ -83,11 +84,13 @@ TEST(DmaPrepareCli, ImportRefusesBadShardsAndTokenIds) {
   std::ofstream(in / "a.bin", std::ios::binary) << std::string(301, 'a');  // odd: not uint16 tokens
   const auto out = dir.file("i.space");
   const auto base = fmt::format("import --out '{}' --input '{}' --seq-len 8", out, (dir.path() / "in").string());
-  expect_one_line_error(run_prepare(dir, base + " --format bin16 --vocab 65536"), "not a whole number of 2-byte tokens");
+  expect_one_line_error(run_prepare(dir, base + " --format bin16 --vocab 65536"),
+                        "not a whole number of 2-byte tokens");
   std::ofstream(in / "a.bin", std::ios::binary) << std::string(300, 'a');  // tokens 0x6161 = 24929
   expect_one_line_error(run_prepare(dir, base + " --format bin16 --vocab 1000"), "token id 24929");
   EXPECT_EQ(run_prepare(dir, base + " --format bin16 --vocab 30000").rc, 0);
-  expect_one_line_error(run_prepare(dir, base + " --format npy --vocab 30000"), "bin16, bin32, hdf5-shards or megatron");
+  expect_one_line_error(run_prepare(dir, base + " --format npy --vocab 30000"),
+                        "bin16, bin32, hdf5-shards or megatron");
 }
 
 TEST(DmaPrepareCli, BadUsageExitsTwo) {

@@ -102,8 +102,9 @@ class SentencePieceModel : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir;
     write_file(dir_->path() / "corpus.txt", sentences(3000, 7));
-    const auto r = run_command(*dir_, fmt::format("spm_train --input='{}' --model_prefix='{}' --vocab_size=200 --model_type=bpe",
-                                                  dir_->file("corpus.txt"), dir_->file("tok")));
+    const auto r =
+        run_command(*dir_, fmt::format("spm_train --input='{}' --model_prefix='{}' --vocab_size=200 --model_type=bpe",
+                                       dir_->file("corpus.txt"), dir_->file("tok")));
     ASSERT_EQ(r.rc, 0) << "spm_train (Debian package sentencepiece) failed: " << r.err;
   }
   static void TearDownTestSuite() { delete dir_; }
@@ -111,7 +112,8 @@ class SentencePieceModel : public ::testing::Test {
   static std::string model() { return dir_->file("tok.model"); }
   /// Ids spm_encode gives for each line of `file`, concatenated.
   static std::vector<std::int32_t> spm_encode(const TempDir& dir, const fs::path& file) {
-    const auto r = run_command(dir, fmt::format("spm_encode --model='{}' --output_format=id < '{}'", model(), file.string()));
+    const auto r =
+        run_command(dir, fmt::format("spm_encode --model='{}' --output_format=id < '{}'", model(), file.string()));
     EXPECT_EQ(r.rc, 0) << r.err;
     std::vector<std::int32_t> ids;
     std::istringstream in(r.out);
@@ -141,9 +143,10 @@ TEST_F(SentencePieceModel, IdsAreSpmEncodesAndTheVocabIsTheModels) {
   const std::vector<std::string> docs = {sentences(30, 13), "one line without newline", sentences(25, 14)};
   write_zstd(dir, dir.path() / "math" / "d.jsonl.zst", jsonl(docs));
   const auto out = dir.file("s.space");
-  const auto r = run_prepare(dir, fmt::format("text --out '{}' --domain 'web={}:source' --domain 'math={}:target' "
-                                              "--tokenizer '{}' --seq-len 16",
-                                              out, (dir.path() / "web").string(), (dir.path() / "math").string(), model()));
+  const auto r =
+      run_prepare(dir, fmt::format("text --out '{}' --domain 'web={}:source' --domain 'math={}:target' "
+                                   "--tokenizer '{}' --seq-len 16",
+                                   out, (dir.path() / "web").string(), (dir.path() / "math").string(), model()));
   ASSERT_EQ(r.rc, 0) << r.err;
   EXPECT_NE(r.out.find("vocab 200 (sentencepiece"), std::string::npos) << r.out;
 
@@ -183,14 +186,17 @@ TEST_F(SentencePieceModel, AProxyTrainsOnTheSpaceWithTheModelsVocabulary) {
   TempDir dir;
   write_file(dir.path() / "a" / "1.txt", sentences(200, 21));
   write_file(dir.path() / "b" / "1.txt", sentences(200, 22));
-  const auto domains = fmt::format("--domain 'a={}:source' --domain 'b={}:target' --seq-len 16", (dir.path() / "a").string(),
-                                   (dir.path() / "b").string());
-  ASSERT_EQ(run_prepare(dir, fmt::format("text --out '{}' {} --tokenizer '{}'", dir.file("spm.space"), domains, model())).rc, 0);
+  const auto domains = fmt::format("--domain 'a={}:source' --domain 'b={}:target' --seq-len 16",
+                                   (dir.path() / "a").string(), (dir.path() / "b").string());
+  ASSERT_EQ(
+      run_prepare(dir, fmt::format("text --out '{}' {} --tokenizer '{}'", dir.file("spm.space"), domains, model())).rc,
+      0);
   ASSERT_EQ(run_prepare(dir, fmt::format("text --out '{}' {}", dir.file("bytes.space"), domains)).rc, 0);
   const auto pretrain = [&](const std::string& space) {
-    const auto r = run_command(dir, fmt::format("'{}/dma_orchestrate' --config '{}/configs/test-tiny.ini' --mode pretrain "
-                                                "--run.dir='{}' --data.space='{}' --pretrain.steps=2",
-                                                DMA_BIN_DIR, DMA_SOURCE_DIR, dir.file("run-" + space), dir.file(space)));
+    const auto r =
+        run_command(dir, fmt::format("'{}/dma_orchestrate' --config '{}/configs/test-tiny.ini' --mode pretrain "
+                                     "--run.dir='{}' --data.space='{}' --pretrain.steps=2",
+                                     DMA_BIN_DIR, DMA_SOURCE_DIR, dir.file("run-" + space), dir.file(space)));
     EXPECT_EQ(r.rc, 0) << r.out << r.err;
     EXPECT_TRUE(fs::exists(dir.path() / ("run-" + space) / "base.pt")) << r.out;
     return proxy_parameters(r.out + r.err);
@@ -224,8 +230,9 @@ TEST(PrepareJsonl, PlainAndZstdDocumentsBecomeByteRows) {
   write_file(dir.path() / "d" / "b.jsonl", fmt::format("\n{}\n", jsonl(second)));  // blank lines are skipped
   write_zstd(dir, dir.path() / "d" / "c.txt.zst", third[0]);
   const auto out = dir.file("j.space");
-  const auto r = run_prepare(dir, fmt::format("text --out '{}' --domain 'd={}:source' --domain 'e={}:target' --seq-len 64",
-                                              out, (dir.path() / "d").string(), (dir.path() / "d" / "b.jsonl").string()));
+  const auto r =
+      run_prepare(dir, fmt::format("text --out '{}' --domain 'd={}:source' --domain 'e={}:target' --seq-len 64", out,
+                                   (dir.path() / "d").string(), (dir.path() / "d" / "b.jsonl").string()));
   ASSERT_EQ(r.rc, 0) << r.err;
   const auto s = DomainSpace::open(out);
   EXPECT_EQ(s.vocab_size(), 256);
@@ -246,7 +253,8 @@ TEST(PrepareJsonl, PlainAndZstdDocumentsBecomeByteRows) {
 /// Runs `text` on one domain file and expects the one-line error `needle` and no output.
 void expect_text_refused(const TempDir& dir, const fs::path& input, const std::string& needle) {
   const auto out = dir.file("bad.space");
-  expect_one_line_error(run_prepare(dir, fmt::format("text --out '{}' --domain 'x={}:source'", out, input.string())), needle);
+  expect_one_line_error(run_prepare(dir, fmt::format("text --out '{}' --domain 'x={}:source'", out, input.string())),
+                        needle);
   EXPECT_FALSE(fs::exists(out));
   EXPECT_FALSE(fs::exists(out + ".partial"));
   EXPECT_FALSE(fs::exists(out + ".tokens.partial"));
@@ -256,8 +264,8 @@ TEST(PrepareJsonl, BadLinesAndStreamsAreRefused) {
   TempDir dir;
   const auto good = jsonl({sentences(40, 1), sentences(40, 2)});
   write_file(dir.path() / "notext.jsonl", good + "{\"title\": \"no text here\"}\n");
-  expect_text_refused(dir, dir.path() / "notext.jsonl", fmt::format("'{}' line 3 has no field \"text\"",
-                                                                    (dir.path() / "notext.jsonl").string()));
+  expect_text_refused(dir, dir.path() / "notext.jsonl",
+                      fmt::format("'{}' line 3 has no field \"text\"", (dir.path() / "notext.jsonl").string()));
   write_file(dir.path() / "number.jsonl", "{\"text\": 42}\n" + good);
   expect_text_refused(dir, dir.path() / "number.jsonl", "line 1: field \"text\" is not a string");
   write_file(dir.path() / "broken.jsonl", good + "{\"text\": \"unterminated\n");
@@ -277,8 +285,8 @@ TEST(PrepareJsonl, BadLinesAndStreamsAreRefused) {
 /// Writes <dir>/<name>.{bin,idx,json} with the Python writer of Megatron's layout.
 nlohmann::json write_megatron(const TempDir& dir, const fs::path& prefix, const std::string& args) {
   fs::create_directories(prefix.parent_path());
-  const auto r = run_command(dir, fmt::format("/usr/bin/python3 '{}/tests/data/write_megatron.py' '{}' {}", DMA_SOURCE_DIR,
-                                              prefix.string(), args));
+  const auto r = run_command(dir, fmt::format("/usr/bin/python3 '{}/tests/data/write_megatron.py' '{}' {}",
+                                              DMA_SOURCE_DIR, prefix.string(), args));
   EXPECT_EQ(r.rc, 0) << r.err;
   return nlohmann::json::parse(test::slurp(prefix.string() + ".json"));
 }
@@ -290,9 +298,10 @@ TEST(PrepareMegatron, DocumentsOfPythonWrittenPairsInIndexOrder) {
   const auto b = write_megatron(dir, web / "part-1", "--dtype int32 --vocab 1000 --documents 30 --seed 2");
   const auto c = write_megatron(dir, math / "all", "--dtype uint8 --vocab 200 --documents 50 --seed 3");
   const auto out = dir.file("m.space");
-  const auto r = run_prepare(dir, fmt::format("import --format megatron --out '{}' --input '{}' --target math --seq-len 8 "
-                                              "--vocab 1001 --eod 1000",
-                                              out, (dir.path() / "in").string()));
+  const auto r =
+      run_prepare(dir, fmt::format("import --format megatron --out '{}' --input '{}' --target math --seq-len 8 "
+                                   "--vocab 1001 --eod 1000",
+                                   out, (dir.path() / "in").string()));
   ASSERT_EQ(r.rc, 0) << r.err;
   const auto s = DomainSpace::open(out);
   ASSERT_EQ(s.domain_names(), (std::vector<std::string>{"math", "web"}));
@@ -357,9 +366,10 @@ TEST(PrepareMegatron, BadIndexesAreRefused) {
   fs::remove(idx);
   refused("has no index");
   fresh();
-  expect_one_line_error(run_prepare(dir, fmt::format("import --format bin16 --out '{}' --input '{}' --seq-len 8 --vocab 1000",
-                                                     out, (dir.path() / "in").string())),
-                        "use --format megatron");
+  expect_one_line_error(
+      run_prepare(dir, fmt::format("import --format bin16 --out '{}' --input '{}' --seq-len 8 --vocab 1000", out,
+                                   (dir.path() / "in").string())),
+      "use --format megatron");
   EXPECT_FALSE(fs::exists(out));
 }
 

@@ -50,7 +50,8 @@ std::string fake_fortunes(const TempDir& dir, int n) {
   for (int c = 0; c < n; ++c) {
     std::string text;
     for (int i = 0; i < 60; ++i)
-      text += fmt::format("Saying {} of topic {}: a stitch in time saves {} more.\n\t\t-- Someone {}\n%\n", i, c, i * 7 + c, c);
+      text += fmt::format("Saying {} of topic {}: a stitch in time saves {} more.\n\t\t-- Someone {}\n%\n", i, c,
+                          i * 7 + c, c);
     write_text(root / fmt::format("topic{}", c), text);
   }
   return root.string();
@@ -79,7 +80,8 @@ std::string train_text(const DomainSpace& s, int d) {
   s.read_train_rows(d, rows, tokens);
   std::string text;
   for (std::int64_t i = 0; i < n; ++i)
-    text += bytes_tokenizer::decode(std::span(tokens).subspan(static_cast<size_t>(i * s.row_width()), static_cast<size_t>(s.seq_len())));
+    text += bytes_tokenizer::decode(
+        std::span(tokens).subspan(static_cast<size_t>(i * s.row_width()), static_cast<size_t>(s.seq_len())));
   return text;
 }
 
@@ -116,9 +118,9 @@ TEST(PrepareDemo, HasTheAskedSizesFieldsAndWorkedSolutions) {
   }
   EXPECT_NE(train_text(s, 0).find("of topic 0:"), std::string::npos);
   EXPECT_EQ(train_text(s, 0).find("of topic 1:"), std::string::npos);
-  EXPECT_NE(train_text(s, 3).find("carry"), std::string::npos);      // arithmetic, carries written out
-  EXPECT_NE(train_text(s, 4).find("both sides"), std::string::npos); // equations
-  EXPECT_NE(train_text(s, 6).find("Step 2:"), std::string::npos);    // multi-step word problems
+  EXPECT_NE(train_text(s, 3).find("carry"), std::string::npos);       // arithmetic, carries written out
+  EXPECT_NE(train_text(s, 4).find("both sides"), std::string::npos);  // equations
+  EXPECT_NE(train_text(s, 6).find("Step 2:"), std::string::npos);     // multi-step word problems
   EXPECT_EQ(s.math_benchmark().size(), 40u);
   auto short_rows = o;
   short_rows.out = dir.file("short.space");
@@ -236,8 +238,8 @@ TEST(PrepareText, RefusesBadDomainLists) {
 template <class T>
 void write_bin(const fs::path& path, const std::vector<T>& tokens) {
   fs::create_directories(path.parent_path());
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(tokens.data()),
-                                              static_cast<std::streamsize>(tokens.size() * sizeof(T)));
+  std::ofstream(path, std::ios::binary)
+      .write(reinterpret_cast<const char*>(tokens.data()), static_cast<std::streamsize>(tokens.size() * sizeof(T)));
 }
 
 /// Every row of every split of domain d is a window of the stream t_i = base + i.
@@ -321,8 +323,8 @@ TEST(PrepareImport, EvalSplitIsCappedAndAnyPrefixSpansTheDomain) {
 }
 
 /// A shard file holding dataset `train` of the given shape and type, values v(r, c).
-void write_shard(const fs::path& path, std::vector<hsize_t> dims, hid_t type, const std::function<std::int64_t(hsize_t, hsize_t)>& v,
-                 const char* name = "train") {
+void write_shard(const fs::path& path, std::vector<hsize_t> dims, hid_t type,
+                 const std::function<std::int64_t(hsize_t, hsize_t)>& v, const char* name = "train") {
   fs::create_directories(path.parent_path());
   h5::File f(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT));
   h5::Dataspace sp(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr));
@@ -337,7 +339,9 @@ void write_shard(const fs::path& path, std::vector<hsize_t> dims, hid_t type, co
 TEST(PrepareImport, Hdf5ShardsOfThePaperLayout) {
   TempDir dir;
   const auto in = dir.path() / "shards";
-  auto val = [](int shard) { return [shard](hsize_t r, hsize_t c) { return static_cast<std::int64_t>(shard * 1000 + r * 9 + c); }; };
+  auto val = [](int shard) {
+    return [shard](hsize_t r, hsize_t c) { return static_cast<std::int64_t>(shard * 1000 + r * 9 + c); };
+  };
   write_shard(in / "math" / "part-0.hdf5", {30, 9}, H5T_STD_I64LE, val(0));
   write_shard(in / "math" / "part-1.hdf5", {20, 9}, H5T_STD_U16LE, val(1));
   write_shard(in / "web" / "part-0.hdf5", {40, 9}, H5T_STD_I32LE, val(2));
@@ -386,7 +390,8 @@ TEST(PrepareImport, RefusesBadShards) {
   expect_error(import_from("dtype"), "non-integer dtype");
   write_shard(dir.path() / "width" / "d" / "a.hdf5", {10, 12}, H5T_STD_I32LE, ok);
   expect_error(import_from("width"), "rows of 12 tokens but --seq-len 8 needs 9");
-  write_shard(dir.path() / "vocab" / "d" / "a.hdf5", {10, 9}, H5T_STD_I32LE, [](hsize_t r, hsize_t) { return r == 7 ? 1000 : 1; });
+  write_shard(dir.path() / "vocab" / "d" / "a.hdf5", {10, 9}, H5T_STD_I32LE,
+              [](hsize_t r, hsize_t) { return r == 7 ? 1000 : 1; });
   expect_error(import_from("vocab"), "token id 1000");
   write_shard(dir.path() / "name" / "d" / "a.hdf5", {10, 9}, H5T_STD_I32LE, ok, "tokens");
   expect_error(import_from("name"), "no dataset 'train'");

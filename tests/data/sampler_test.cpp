@@ -152,7 +152,7 @@ TEST(MixtureSampler, BatchHoldsTheChosenRowsOfEachDomain) {
   ASSERT_EQ(chosen.size(), 16u);
   for (size_t i = 0; i < chosen.size(); ++i) {
     EXPECT_EQ(batch.domain[i], chosen[i].first);
-    EXPECT_EQ(batch.tokens[i * kWidth], chosen[i].second);   // column 0 holds the row
+    EXPECT_EQ(batch.tokens[i * kWidth], chosen[i].second);     // column 0 holds the row
     EXPECT_EQ(batch.tokens[i * kWidth + 1], chosen[i].first);  // column 1 holds the domain
   }
   EXPECT_THROW(sampler.sample(std::vector<double>{0.5, 0.5}, 4), DataError);

@@ -70,7 +70,8 @@ TEST(Baselines, ScheduleMovesLinearlyOverTheHorizon) {
   auto p = make_policy("schedule:0.9>0.2", ctx, Config{});
   const auto actions = run_episodes(*p, ctx, {0, 1});
   for (const auto& episode : actions)
-    for (int t = 0; t < 8; ++t) EXPECT_NEAR(target_share(ctx, episode[static_cast<size_t>(t)]), 0.9 - 0.7 * t / 7.0, 1e-12);
+    for (int t = 0; t < 8; ++t)
+      EXPECT_NEAR(target_share(ctx, episode[static_cast<size_t>(t)]), 0.9 - 0.7 * t / 7.0, 1e-12);
   auto q = make_policy("schedule:1/0/0/0/0>0/0/0/0/1", ctx, Config{});
   const auto path = run_episodes(*q, ctx, {0})[0];
   EXPECT_NEAR(path.front()[0], 1.0, kTol);

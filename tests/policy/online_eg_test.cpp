@@ -80,11 +80,13 @@ TEST(OnlineEg, StepSizeZeroAndEqualProgressStayUniform) {
   auto p = make_policy("online-eg", ctx, config);
   p->begin_episode(0, 0);
   for (int t = 0; t < 4; ++t)
-    for (double w : std::vector<double>(act(*p, ctx, {0}, t, {{0.1f, -0.1f, 0.0f, 0.05f}})[0])) EXPECT_NEAR(w, 0.25, 1e-12);
+    for (double w : std::vector<double>(act(*p, ctx, {0}, t, {{0.1f, -0.1f, 0.0f, 0.05f}})[0]))
+      EXPECT_NEAR(w, 0.25, 1e-12);
   auto q = make_policy("online-eg", ctx, Config{});
   q->begin_episode(0, 0);
   for (int t = 0; t < 4; ++t)
-    for (double w : std::vector<double>(act(*q, ctx, {0}, t, {{-0.02f, -0.02f, -0.02f, -0.02f}})[0])) EXPECT_NEAR(w, 0.25, 1e-12);
+    for (double w : std::vector<double>(act(*q, ctx, {0}, t, {{-0.02f, -0.02f, -0.02f, -0.02f}})[0]))
+      EXPECT_NEAR(w, 0.25, 1e-12);
 }
 
 TEST(OnlineEg, NonFiniteObservationsStillGiveSimplexRows) {

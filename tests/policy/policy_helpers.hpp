@@ -42,17 +42,22 @@ inline Actions run_episodes(Policy& policy, const DomainContext& ctx, const std:
   const int D = ctx.num_domains(), T = ctx.horizon, B = static_cast<int>(ids.size());
   const int obs_dim = obs::dim(D);
   std::vector<float> base(static_cast<size_t>(D));
-  for (int d = 0; d < D; ++d) base[static_cast<size_t>(d)] = ctx.fields[static_cast<size_t>(d)] == Field::kTarget ? 4.0f : 2.0f + 0.1f * d;
+  for (int d = 0; d < D; ++d)
+    base[static_cast<size_t>(d)] = ctx.fields[static_cast<size_t>(d)] == Field::kTarget ? 4.0f : 2.0f + 0.1f * d;
   std::vector<std::vector<float>> losses(static_cast<size_t>(B), base), prev = losses;
   std::vector<std::vector<float>> prev_w(static_cast<size_t>(B), obs::base_mixture(ctx.fields, ctx.token_shares));
-  for (int b = 0; b < B; ++b) policy.begin_episode(ids[static_cast<size_t>(b)], trajectory_seed(run_seed, ids[static_cast<size_t>(b)], kStreamPolicy));
+  for (int b = 0; b < B; ++b)
+    policy.begin_episode(ids[static_cast<size_t>(b)],
+                         trajectory_seed(run_seed, ids[static_cast<size_t>(b)], kStreamPolicy));
   Actions out(static_cast<size_t>(B));
   for (int t = 0; t < T; ++t) {
     std::vector<std::int32_t> steps(static_cast<size_t>(B), t);
     std::vector<float> observations(static_cast<size_t>(B * obs_dim));
     for (int b = 0; b < B; ++b)
-      obs::build({t, T, prev_w[static_cast<size_t>(b)], losses[static_cast<size_t>(b)], prev[static_cast<size_t>(b)], base, ctx.fields, ctx.token_shares},
-                 std::span<float>(observations.data() + static_cast<size_t>(b * obs_dim), static_cast<size_t>(obs_dim)));
+      obs::build(
+          {t, T, prev_w[static_cast<size_t>(b)], losses[static_cast<size_t>(b)], prev[static_cast<size_t>(b)], base,
+           ctx.fields, ctx.token_shares},
+          std::span<float>(observations.data() + static_cast<size_t>(b * obs_dim), static_cast<size_t>(obs_dim)));
     std::vector<double> weights(static_cast<size_t>(B * D));
     policy.act({B, obs_dim, ids, steps, observations}, weights);
     for (int b = 0; b < B; ++b) {

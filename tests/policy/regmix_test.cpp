@@ -105,7 +105,8 @@ TEST(Regmix, OnRandomWalkEpisodesMatchesTheBestFixedShare) {
   }
   const RegmixFit fit = fit_regmix(means, scores, ctx, 20000, 2);
   double best_fixed = -1;
-  for (int k = 0; k <= 100; ++k) best_fixed = std::max(best_fixed, field_score(ctx, mixture_from_target_share(ctx, k / 100.0)));
+  for (int k = 0; k <= 100; ++k)
+    best_fixed = std::max(best_fixed, field_score(ctx, mixture_from_target_share(ctx, k / 100.0)));
   EXPECT_GT(field_score(ctx, fit.best_weights), best_fixed - 0.002);
   EXPECT_NEAR(test::target_share(ctx, fit.best_weights), 0.55, 0.05);
 }
@@ -116,7 +117,8 @@ TEST(Regmix, DeterministicGivenTheSeed) {
   const auto points = dirichlet_points(60, 4, 4);
   std::vector<double> scores;
   for (const auto& w : points) scores.push_back(quadratic_score(w, best));
-  EXPECT_EQ(fit_regmix(points, scores, ctx, 3000, 9).best_weights, fit_regmix(points, scores, ctx, 3000, 9).best_weights);
+  EXPECT_EQ(fit_regmix(points, scores, ctx, 3000, 9).best_weights,
+            fit_regmix(points, scores, ctx, 3000, 9).best_weights);
 }
 
 TEST(Regmix, RejectsBadInput) {

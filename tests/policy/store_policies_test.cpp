@@ -109,7 +109,8 @@ TEST(Replay, ErrorsNameTheStoreAndEpisode) {
   ScratchDir dir;
   const auto path = dir.file("store.h5");
   const std::vector<float> row = {0.2f, 0.2f, 0.2f, 0.2f, 0.2f};
-  write_store(path, header_for(ctx, {0, 1, 2, 3, 4}), {{1, "random", {row, row, row, row}, 0.0, EpisodeStatus::kInterrupted}});
+  write_store(path, header_for(ctx, {0, 1, 2, 3, 4}),
+              {{1, "random", {row, row, row, row}, 0.0, EpisodeStatus::kInterrupted}});
   const auto message = [&](const std::string& spec, const DomainContext& c) -> std::string {
     try {
       make_policy(spec, c, Config{});
@@ -151,8 +152,10 @@ std::vector<StoredEpisode> regmix_episodes(int n) {
     e.final_improvement = true_score(mean);
     if (i >= n) {  // distractors
       e.final_improvement = 0.9;
-      if (i % 2) e.policy = "uniform";
-      else e.status = EpisodeStatus::kInterrupted;
+      if (i % 2)
+        e.policy = "uniform";
+      else
+        e.status = EpisodeStatus::kInterrupted;
     }
     out.push_back(e);
   }
@@ -190,7 +193,8 @@ TEST(RegmixPolicy, NeedsEnoughRandomEpisodes) {
     make_policy("regmix:" + path, ctx, Config{});
     FAIL() << "regmix fitted on 2 episodes";
   } catch (const PolicyError& e) {
-    EXPECT_NE(std::string(e.what()).find("holds 2 complete episodes of policy 'random'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("holds 2 complete episodes of policy 'random'"), std::string::npos)
+        << e.what();
   }
   EXPECT_THROW(make_policy("regmix:" + dir.file("none.h5"), ctx, Config{}), StoreError);
 }
@@ -208,9 +212,9 @@ TEST(AllPolicies, EveryRowIsOnTheSimplex) {
   config.regmix.samples = 2000;
   std::vector<std::int64_t> ids(40);
   std::iota(ids.begin(), ids.end(), 100);
-  for (const std::string& spec : std::vector<std::string>{"uniform", "natural", "source-only", "target-only", "fixed:0.3", "fixed:0",
-                                 "fixed:1", "fixed:1/2/3/4/5", "schedule:0.9>0.2", "schedule:1>0", "random",
-                                 "online-eg", "replay:" + path + "#5", "regmix:" + path}) {
+  for (const std::string& spec : std::vector<std::string>{
+           "uniform", "natural", "source-only", "target-only", "fixed:0.3", "fixed:0", "fixed:1", "fixed:1/2/3/4/5",
+           "schedule:0.9>0.2", "schedule:1>0", "random", "online-eg", "replay:" + path + "#5", "regmix:" + path}) {
     auto p = make_policy(spec, ctx, config);
     for (const auto& episode : run_episodes(*p, ctx, ids))
       for (const auto& row : episode) {

@@ -74,7 +74,7 @@ TEST(Tuning, ScheduleRefinesTheTunedConstant) {
   // It starts at the tuned constant without tilt, rolls out none of the constants again, and
   // still finds both ends.
   for (const auto& c : r.candidates) EXPECT_EQ(known.count(c), 0u) << c;
-  
+
   const auto x = shares(r.best);
   EXPECT_NEAR(x[0], 0.8, 2.0 / 80);
   EXPECT_NEAR(x[1], 0.3, 2.0 / 80);

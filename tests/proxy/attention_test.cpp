@@ -30,7 +30,8 @@ TEST_P(FusedAttention, MatchesTensorOpsInValueAndGradient) {
   torch::Tensor bias;
   if (c.padded) {  // row r of the batch hides its first r columns (row 1 hides more than a query sees)
     bias = torch::zeros({c.batch, c.tk});
-    for (std::int64_t r = 0; r < c.batch; ++r) bias[r].narrow(0, 0, std::min(c.tk, 3 * r)).fill_(-std::numeric_limits<float>::infinity());
+    for (std::int64_t r = 0; r < c.batch; ++r)
+      bias[r].narrow(0, 0, std::min(c.tk, 3 * r)).fill_(-std::numeric_limits<float>::infinity());
   }
   const auto up = torch::randn({bh, c.tq, c.hd});
   auto grads = [&](const torch::Tensor& out) {
@@ -45,8 +46,13 @@ TEST_P(FusedAttention, MatchesTensorOpsInValueAndGradient) {
   EXPECT_TRUE(torch::isfinite(fused).all().item<bool>());
   EXPECT_TRUE(torch::allclose(fused, ref, 1e-5, 1e-5)) << (fused - ref).abs().max().item<float>();
   for (int i = 0; i < 3; ++i)
-    EXPECT_TRUE(torch::allclose(fused_grads[static_cast<std::size_t>(i)], ref_grads[static_cast<std::size_t>(i)], 1e-4, 1e-5))
-        << "gradient " << i << " differs by " << (fused_grads[static_cast<std::size_t>(i)] - ref_grads[static_cast<std::size_t>(i)]).abs().max().item<float>();
+    EXPECT_TRUE(
+        torch::allclose(fused_grads[static_cast<std::size_t>(i)], ref_grads[static_cast<std::size_t>(i)], 1e-4, 1e-5))
+        << "gradient " << i << " differs by "
+        << (fused_grads[static_cast<std::size_t>(i)] - ref_grads[static_cast<std::size_t>(i)])
+               .abs()
+               .max()
+               .item<float>();
   torch::NoGradGuard no_grad;  // the inference path (no saved probabilities) gives the same values
   EXPECT_TRUE(torch::equal(causal_attention(q, k, v, bias, c.heads), fused));
 }

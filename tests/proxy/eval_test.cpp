@@ -81,15 +81,16 @@ TEST(ProxyEvalChunks, OnCpuTheEvaluationGivesTheSameBitsAsAHostCopyPerChunk) {
     const auto before = proxy::domain_losses_host_per_chunk(model, set, chunk);
     ASSERT_EQ(now.size(), before.size());
     for (std::size_t d = 0; d < now.size(); ++d)
-      EXPECT_EQ(std::bit_cast<std::uint32_t>(now[d]), std::bit_cast<std::uint32_t>(before[d])) << "chunk " << chunk << " domain " << d;
+      EXPECT_EQ(std::bit_cast<std::uint32_t>(now[d]), std::bit_cast<std::uint32_t>(before[d]))
+          << "chunk " << chunk << " domain " << d;
   }
 }
 
 TEST(ProxyEvalChunks, GpuChunksHoldAboutAQuarterGigaLogitsAndAtLeastOneRow) {
-  const torch::Device gpu(torch::kCUDA, 0);  // only a value here: nothing runs on it
-  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 1025, 32000), 8);     // seq_len 1024, a 32K vocabulary
-  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 129, 256), 8128);     // the demo proxy: whole eval sets
-  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 8193, 128000), 1);    // never zero rows
+  const torch::Device gpu(torch::kCUDA, 0);                                // only a value here: nothing runs on it
+  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 1025, 32000), 8);          // seq_len 1024, a 32K vocabulary
+  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 129, 256), 8128);          // the demo proxy: whole eval sets
+  EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 8193, 128000), 1);         // never zero rows
   EXPECT_EQ(proxy::default_eval_chunk_rows(torch::kCPU, 1025, 32000), 3);  // CPU: about 4096 tokens
 }
 
@@ -151,7 +152,8 @@ TEST_F(ProxyEvalTest, BatchedGreedyDecodingEqualsOnePromptAtATime) {
   proxy::ProxyLM model(shape);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(8);
   model->initialise(gen);
-  std::vector<std::vector<std::int64_t>> prompts{std::vector<std::int64_t>(40, 'a'), {'1', '+'}, {'2', '+', '3', '='}, {'9'}};
+  std::vector<std::vector<std::int64_t>> prompts{
+      std::vector<std::int64_t>(40, 'a'), {'1', '+'}, {'2', '+', '3', '='}, {'9'}};
   const auto batched = proxy::greedy_generate(model, prompts, 5, torch::kCPU);
   ASSERT_EQ(batched.size(), prompts.size());
   for (std::size_t i = 0; i < prompts.size(); ++i) {
@@ -169,7 +171,7 @@ TEST_F(ProxyEvalTest, MathExactMatchAfterLearningTheAnswer) {
   auto config = tiny_config(dir_.file("tiny.space"), dir_.file("run"));
   ProxyTrainer t(config, *space_, DeviceChoice{}, 3);
   t.start_from_scratch(1, 80, 1e-2, 5);
-  EXPECT_EQ(t.evaluate().math_accuracy, 0.0f);  // a random model does not answer 12
+  EXPECT_EQ(t.evaluate().math_accuracy, 0.0f);                     // a random model does not answer 12
   const auto r = t.train(std::vector<double>{0.0, 0.0, 1.0}, 80);  // only "7+5=12\n" text
   ASSERT_TRUE(r.ok) << r.failure;
   EXPECT_EQ(t.evaluate().math_accuracy, 1.0f);

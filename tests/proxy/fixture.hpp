@@ -23,7 +23,8 @@ inline std::vector<std::int32_t> windows(const std::string& text, int rows, int 
   std::vector<std::int32_t> out;
   for (int r = 0; r < rows; ++r) {
     const auto start = static_cast<std::size_t>(rng() % text.size());
-    for (int i = 0; i <= seq_len; ++i) out.push_back(static_cast<unsigned char>(corpus[start + static_cast<std::size_t>(i)]));
+    for (int i = 0; i <= seq_len; ++i)
+      out.push_back(static_cast<unsigned char>(corpus[start + static_cast<std::size_t>(i)]));
   }
   return out;
 }
@@ -34,7 +35,8 @@ inline void write_tiny_space(const std::string& path, int seq_len = 16, int trai
                              const std::string& extra_domain = "") {
   DomainSpaceWriter w(path, bytes_tokenizer::kVocab, seq_len, "bytes", /*force=*/true);
   auto add = [&](const std::string& name, Field field, const std::string& text, std::uint64_t seed) {
-    w.add_domain(name, field, windows(text, train_rows, seq_len, seed), windows(text, eval_rows, seq_len, seed + 100), "test");
+    w.add_domain(name, field, windows(text, train_rows, seq_len, seed), windows(text, eval_rows, seq_len, seed + 100),
+                 "test");
   };
   add("alpha", Field::kSource, "abcdefghij", 1);
   add("beta", Field::kSource, "the cat sat on the mat. ", 2);

@@ -14,7 +14,8 @@ namespace {
 
 void write_bin(const std::string& path, const torch::Tensor& t) {
   auto c = t.contiguous();
-  std::ofstream(path, std::ios::binary).write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
+  std::ofstream(path, std::ios::binary)
+      .write(static_cast<const char*>(c.data_ptr()), static_cast<std::streamsize>(c.nbytes()));
 }
 
 torch::Tensor read_bin(const std::string& path, const torch::Tensor& like) {
@@ -52,7 +53,8 @@ TEST(ProxyGolden, MatchesThePyTorchTwin) {
                                         << ", \"d_model\": " << s.d_model << ", \"n_layers\": " << s.n_layers
                                         << ", \"n_heads\": " << s.n_heads << ", \"ffn_hidden\": " << s.ffn_hidden
                                         << ", \"batch\": " << batch << "}";
-  const std::string cmd = std::string("/usr/bin/python3 ") + DMA_SOURCE_DIR + "/tools/bench/proxy_throughput.py golden " + dir.file("");
+  const std::string cmd =
+      std::string("/usr/bin/python3 ") + DMA_SOURCE_DIR + "/tools/bench/proxy_throughput.py golden " + dir.file("");
   ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
 
   auto logits = model->forward(tokens.narrow(1, 0, s.seq_len));
@@ -65,7 +67,8 @@ TEST(ProxyGolden, MatchesThePyTorchTwin) {
   for (const auto& item : model->named_parameters()) {
     const auto g = item.value().grad();
     const auto py = read_bin(dir.file("out.grad." + item.key() + ".bin"), g);
-    EXPECT_TRUE(torch::allclose(g, py, 1e-3, 1e-6)) << item.key() << " differs by " << (g - py).abs().max().item<float>();
+    EXPECT_TRUE(torch::allclose(g, py, 1e-3, 1e-6))
+        << item.key() << " differs by " << (g - py).abs().max().item<float>();
   }
 }
 

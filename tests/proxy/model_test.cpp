@@ -86,7 +86,8 @@ torch::Tensor reference_block(BlockImpl& b, const torch::Tensor& x, int heads) {
   auto q = qkv.select(2, 0).transpose(1, 2), k = qkv.select(2, 1).transpose(1, 2), v = qkv.select(2, 2).transpose(1, 2);
   auto inv = torch::pow(10000.0, -torch::arange(0, hd / 2, torch::kFloat64) * 2.0 / static_cast<double>(hd));
   auto ang = torch::outer(torch::arange(0, T, torch::kFloat64), inv);
-  auto cos = torch::cat({ang.cos(), ang.cos()}, -1).to(torch::kFloat32), sin = torch::cat({ang.sin(), ang.sin()}, -1).to(torch::kFloat32);
+  auto cos = torch::cat({ang.cos(), ang.cos()}, -1).to(torch::kFloat32),
+       sin = torch::cat({ang.sin(), ang.sin()}, -1).to(torch::kFloat32);
   auto rot = [](const torch::Tensor& t) {
     auto h = t.chunk(2, -1);
     return torch::cat({-h[1], h[0]}, -1);
@@ -151,17 +152,21 @@ TEST(ProxyModel, BlockedCrossEntropyMatchesAten) {
   const auto logits = 3 * torch::randn({n, v});
   const auto [want, want_grad] = loss_and_grad(logits, aten);
   for (std::int64_t block : {1, 4, 13, 100}) {
-    const auto [got, got_grad] = loss_and_grad(logits, [&](const torch::Tensor& x) { return token_nll_blocked(x, targets, block); });
-    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6)) << "block " << block << ": " << (got - want).abs().max().item<float>();
+    const auto [got, got_grad] =
+        loss_and_grad(logits, [&](const torch::Tensor& x) { return token_nll_blocked(x, targets, block); });
+    EXPECT_TRUE(torch::allclose(got, want, 1e-5, 1e-6))
+        << "block " << block << ": " << (got - want).abs().max().item<float>();
     EXPECT_TRUE(torch::allclose(got_grad, want_grad, 1e-5, 1e-6)) << "block " << block;
   }
   // bf16 logits: the loss is float32 of the same bf16 values; the gradient is bf16.
   const auto half = logits.to(torch::kBFloat16);
   const auto [want16, want16_grad] = loss_and_grad(half, aten);
-  const auto [got16, got16_grad] = loss_and_grad(half, [&](const torch::Tensor& x) { return token_nll_blocked(x, targets, 4); });
+  const auto [got16, got16_grad] =
+      loss_and_grad(half, [&](const torch::Tensor& x) { return token_nll_blocked(x, targets, 4); });
   EXPECT_EQ(token_nll_blocked(half, targets, 4).scalar_type(), torch::kFloat32);
   EXPECT_TRUE(torch::allclose(got16, want16, 1e-5, 1e-6)) << (got16 - want16).abs().max().item<float>();
-  EXPECT_TRUE(torch::allclose(got16_grad, want16_grad, 1e-2, 1e-3)) << (got16_grad - want16_grad).abs().max().item<float>();
+  EXPECT_TRUE(torch::allclose(got16_grad, want16_grad, 1e-2, 1e-3))
+      << (got16_grad - want16_grad).abs().max().item<float>();
   // The CPU float32 path stays the fused kernel, and agrees with the blocked one.
   EXPECT_TRUE(torch::allclose(token_nll(logits, targets), want, 1e-5, 1e-6));
   EXPECT_THROW(token_nll_blocked(logits, targets.clone().fill_(v), 4), c10::Error);

@@ -117,7 +117,7 @@ TEST_F(ProxyTrainerTest, DivergenceFailsTheTrajectoryNotTheProcess) {
   EXPECT_NE(r.failure.find("non-finite"), std::string::npos) << r.failure;
   const auto again = wild.train(kUniform, 1);  // a failed trajectory stays failed
   EXPECT_FALSE(again.ok);
-  const auto eval = wild.evaluate();           // and the process still evaluates
+  const auto eval = wild.evaluate();  // and the process still evaluates
   EXPECT_EQ(eval.domain_loss.size(), 3u);
 
   // A restarted trajectory starts clean from the base (its first step is computed on the

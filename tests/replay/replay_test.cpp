@@ -54,8 +54,8 @@ const std::string kSrc = DMA_SOURCE_DIR;
 /// (id 9, random) and one interrupted after 3 (id 10, uniform).
 /// Episodes 0..8 of policies random, uniform, fixed:0.3 (id % 3); with `paired`, the three
 /// policies share a seed per id / 3, as in an evaluation.
-std::string make_test_store(const TempDir& dir, const std::string& name = "store.h5", const std::string& score = "budget",
-                            bool paired = false,
+std::string make_test_store(const TempDir& dir, const std::string& name = "store.h5",
+                            const std::string& score = "budget", bool paired = false,
                             const std::vector<std::string>& policies = {"random", "uniform", "fixed:0.3"}) {
   const auto path = dir.file(name);
   auto w = StoreWriter::create(path, synthetic_header({.score = score}));
@@ -84,10 +84,14 @@ std::vector<std::map<std::string, std::string>> parse_csv(const std::string& tex
     std::vector<std::string> out(1);
     bool quoted = false;
     for (std::size_t i = 0; i < l.size(); ++i) {
-      if (quoted && l[i] == '"' && i + 1 < l.size() && l[i + 1] == '"') out.back() += l[++i];
-      else if (l[i] == '"') quoted = !quoted;
-      else if (l[i] == ',' && !quoted) out.emplace_back();
-      else out.back() += l[i];
+      if (quoted && l[i] == '"' && i + 1 < l.size() && l[i + 1] == '"')
+        out.back() += l[++i];
+      else if (l[i] == '"')
+        quoted = !quoted;
+      else if (l[i] == ',' && !quoted)
+        out.emplace_back();
+      else
+        out.back() += l[i];
     }
     return out;
   };
@@ -152,7 +156,8 @@ TEST(ReplaySummary, CountsStatusesAndRecomputesScores) {
     EXPECT_EQ(by["all"]["steps"], std::to_string(9 * h.horizon + 4 + 3));
     EXPECT_EQ(by["all"]["tokens"], std::to_string(9 * 1000 * h.horizon + 4000 + 3000));
     const std::string kind = score.empty() ? "budget" : score;
-    for (const auto& [policy, ids] : std::map<std::string, std::vector<int>>{{"random", {0, 3, 6}}, {"uniform", {1, 4, 7}}}) {
+    for (const auto& [policy, ids] :
+         std::map<std::string, std::vector<int>>{{"random", {0, 3, 6}}, {"uniform", {1, 4, 7}}}) {
       double mean = 0;
       for (int id : ids) mean += expected_balanced(h, id, kind) / 3;
       EXPECT_NEAR(std::stod(by[policy]["final_balanced_mean"]), mean, 1e-5) << policy << " " << kind;
@@ -198,8 +203,10 @@ TEST(ReplayCompare, AveragesThePairedLeadOverStores) {
     std::map<std::string, double> across;
     for (const auto& r : rows) {
       if (r.at("diff_mean").empty()) continue;
-      if (r.at("store") == "mean of 2 stores") across[r.at("policy")] = std::stod(r.at("diff_mean"));
-      else per_store[r.at("policy")].push_back(std::stod(r.at("diff_mean")));
+      if (r.at("store") == "mean of 2 stores")
+        across[r.at("policy")] = std::stod(r.at("diff_mean"));
+      else
+        per_store[r.at("policy")].push_back(std::stod(r.at("diff_mean")));
     }
     ASSERT_EQ(across.size(), 2u) << score;
     for (const auto& [policy, leads] : per_store) {
@@ -222,8 +229,10 @@ TEST(ReplayCompare, MatchesAgentsAcrossStoresByCheckpointName) {
   const auto rows = parse_csv(replay::compare(stores, replay::TableFormat::kCsv, "budget"));
   std::map<std::string, double> across;
   for (const auto& r : rows) {
-    if (r.at("store") == "mean of 2 stores") across[r.at("policy")] = std::stod(r.at("diff_mean"));
-    else EXPECT_EQ(r.at("reference"), "agent:p" + std::string(1, r.at("store").at(5)) + "/agent.pt") << r.at("store");
+    if (r.at("store") == "mean of 2 stores")
+      across[r.at("policy")] = std::stod(r.at("diff_mean"));
+    else
+      EXPECT_EQ(r.at("reference"), "agent:p" + std::string(1, r.at("store").at(5)) + "/agent.pt") << r.at("store");
   }
   EXPECT_EQ(across.size(), 2u);
   EXPECT_EQ(across.count("agent:time-only"), 1u);
@@ -237,8 +246,8 @@ TEST(ReplayCompare, PairsEveryPolicyWithTheReferenceUnderEachScore) {
   TempDir dir;
   const auto path = make_test_store(dir, "eval.h5", "budget", /*paired=*/true);
   const auto h = StoreReader::open(path).header();
-  const auto rows = parse_csv(replay::compare({path}, replay::TableFormat::kCsv, "budget,budget:0.01,mean,min,normalized",
-                                              "uniform"));
+  const auto rows = parse_csv(
+      replay::compare({path}, replay::TableFormat::kCsv, "budget,budget:0.01,mean,min,normalized", "uniform"));
   ASSERT_EQ(rows.size(), 5u * 3u);
   for (const auto& r : rows) {
     EXPECT_EQ(r.at("reference"), "uniform");
@@ -250,7 +259,8 @@ TEST(ReplayCompare, PairsEveryPolicyWithTheReferenceUnderEachScore) {
     const int first = r.at("policy") == "random" ? 0 : 2;
     std::vector<double> diffs;  // uniform's episodes are ids 1, 4, 7: the same seeds as first, +3, +6
     for (int k = 0; k < 3; ++k)
-      diffs.push_back(expected_balanced(h, 1 + 3 * k, r.at("score")) - expected_balanced(h, first + 3 * k, r.at("score")));
+      diffs.push_back(expected_balanced(h, 1 + 3 * k, r.at("score")) -
+                      expected_balanced(h, first + 3 * k, r.at("score")));
     const auto s = replay::stats(diffs);
     EXPECT_NEAR(std::stod(r.at("diff_mean")), s.mean, 1e-5) << r.at("score") << " " << r.at("policy");
     EXPECT_NEAR(std::stod(r.at("diff_ci_high")) - std::stod(r.at("diff_mean")), s.ci95, 1e-4);
@@ -271,19 +281,21 @@ TEST(ReplayCompare, PairsEveryPolicyWithTheReferenceUnderEachScore) {
 TEST(ReplayExport, D4rlMinariAndCsvReadBackByH5py) {
   TempDir dir;
   const auto store = make_test_store(dir);
-  const std::map<std::string, std::string> outs{{"d4rl", dir.file("d4rl.h5")}, {"minari", dir.file("minari")},
-                                                {"csv", dir.file("all.csv")}};
+  const std::map<std::string, std::string> outs{
+      {"d4rl", dir.file("d4rl.h5")}, {"minari", dir.file("minari")}, {"csv", dir.file("all.csv")}};
   for (const auto& [format, out] : outs) {
     const auto r = sh(fmt::format("{}/dma_replay export {} --format {} {}", kBin, store, format, out));
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find("exported 9 episodes, 72 transitions"), std::string::npos) << r.out;
-    const auto check = sh(fmt::format("/usr/bin/python3 {}/tests/replay/check_exports.py {} {} {}", kSrc, store, format, out));
+    const auto check =
+        sh(fmt::format("/usr/bin/python3 {}/tests/replay/check_exports.py {} {} {}", kSrc, store, format, out));
     EXPECT_EQ(check.status, 0) << check.out;
   }
   const auto again = sh(fmt::format("{}/dma_replay export {} --format d4rl {}", kBin, store, outs.at("d4rl")));
   EXPECT_EQ(again.status, 1);
   EXPECT_NE(again.out.find("--force"), std::string::npos) << again.out;
-  EXPECT_EQ(sh(fmt::format("{}/dma_replay export {} --format d4rl {} --force", kBin, store, outs.at("d4rl"))).status, 0);
+  EXPECT_EQ(sh(fmt::format("{}/dma_replay export {} --format d4rl {} --force", kBin, store, outs.at("d4rl"))).status,
+            0);
 }
 
 TEST(ReplayExport, SelectsByPolicyStatusAndEpisodeRange) {
@@ -351,8 +363,8 @@ std::string make_fixed_share_store(const TempDir& dir, const std::vector<double>
   const int horizon = w.header().horizon;
   std::vector<EpisodeRecord> recs;
   for (std::size_t i = 0; i < 3 * shares.size(); ++i)
-    recs.push_back({.id = static_cast<std::int64_t>(i), .seed = 1, .rank = 1,
-                    .policy = fmt::format("fixed:{}", shares[i / 3])});
+    recs.push_back(
+        {.id = static_cast<std::int64_t>(i), .seed = 1, .rank = 1, .policy = fmt::format("fixed:{}", shares[i / 3])});
   const auto idx = w.begin_episodes(recs);
   for (int step = 0; step < horizon; ++step) {
     std::vector<Transition> rows;
@@ -422,7 +434,8 @@ TEST(ReplayPlot, SpendingJoinsTheFixedSharesInOrderOfShareAndMarksTheBudget) {
   const std::vector<double> sorted{0.25, 0.5, 0.7};
   for (std::size_t k = 0; k < sorted.size(); ++k) {
     std::smatch point;
-    const std::regex circle(fmt::format(R"re(<circle cx="([0-9.]+)" cy="([0-9.]+)"[^>]*data-name="fixed:{}")re", sorted[k]));
+    const std::regex circle(
+        fmt::format(R"re(<circle cx="([0-9.]+)" cy="([0-9.]+)"[^>]*data-name="fixed:{}")re", sorted[k]));
     ASSERT_TRUE(std::regex_search(text, point, circle)) << sorted[k];
     const auto comma = joined[k].find(',');
     EXPECT_NEAR(std::stod(joined[k].substr(0, comma)), std::stod(point[1]), 0.15) << "frontier point " << k;

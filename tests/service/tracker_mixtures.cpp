@@ -26,7 +26,8 @@ int main(int argc, char** argv) {
     std::ifstream in(argv[2]);
     const auto run = nlohmann::json::parse(in);
     dma::obs::EpisodeFrame frame;
-    for (const auto& f : run.at("fields")) frame.fields.push_back(f == "target" ? dma::Field::kTarget : dma::Field::kSource);
+    for (const auto& f : run.at("fields"))
+      frame.fields.push_back(f == "target" ? dma::Field::kTarget : dma::Field::kSource);
     frame.token_shares = run.at("token_shares").get<std::vector<double>>();
     frame.base_losses = run.at("base_losses").get<std::vector<float>>();
     frame.horizon = run.at("horizon").get<int>();

@@ -27,8 +27,8 @@ using testing::write_generation;
 
 /// Runs tools/analysis/check_store.py; returns its exit code and first output line.
 std::pair<int, std::string> check_store(const std::string& path, const std::string& args = "") {
-  const std::string cmd = fmt::format("/usr/bin/python3 {}/tools/analysis/check_store.py {} {} 2>&1", DMA_SOURCE_DIR,
-                                      path, args);
+  const std::string cmd =
+      fmt::format("/usr/bin/python3 {}/tools/analysis/check_store.py {} {} 2>&1", DMA_SOURCE_DIR, path, args);
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
   char buf[512];
@@ -112,7 +112,10 @@ TEST(StoreRoundTrip, AFullWidthPolicyNameSurvives) {
   const auto path = dir.file("store.h5");
   const auto header = synthetic_header({});
   const std::string full(kPolicyNameBytes, 'w');
-  { auto w = StoreWriter::create(path, header); write_generation(w, {1, 2}, {full, "uniform"}, header.horizon); }
+  {
+    auto w = StoreWriter::create(path, header);
+    write_generation(w, {1, 2}, {full, "uniform"}, header.horizon);
+  }
   auto r = StoreReader::open(path);
   ASSERT_EQ(r.episodes().size(), 2u);
   EXPECT_EQ(r.episodes()[0].policy, full);
@@ -147,7 +150,8 @@ TEST(StoreLayout, BlocksAreContiguousAndHolesKeepFill) {
       EXPECT_EQ(b.step[row], written ? k : -1) << "episode " << e.id << " row " << k;
       EXPECT_EQ(b.episode_id[row], written ? e.id : -1);
       EXPECT_EQ(b.timeouts[row], written && k == e.length - 1 ? 1 : 0);
-      EXPECT_EQ(b.math_accuracy[row], written ? synthetic_transition(header, e.id, static_cast<int>(k)).math_accuracy : -1.0f);
+      EXPECT_EQ(b.math_accuracy[row],
+                written ? synthetic_transition(header, e.id, static_cast<int>(k)).math_accuracy : -1.0f);
       EXPECT_EQ(b.terminals[row], 0);
     }
   expect_episodes_exact(r);
@@ -474,7 +478,8 @@ std::string read_bytes(const std::string& path) {
 }
 
 void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  std::ofstream(path, std::ios::binary | std::ios::trunc)
+      .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
 TEST(StoreBadInput, ForeignFilesAreOneLineErrors) {

@@ -8,19 +8,19 @@
 #include <string>
 #include <vector>
 
+#include "../support/temp_dir.hpp"  // relative: make_store is not a dma_add_gtest target
 #include "dma/config.hpp"
 #include "dma/error.hpp"
 #include "dma/observation.hpp"
 #include "dma/score.hpp"
 #include "dma/store.hpp"
-#include "../support/temp_dir.hpp"  // relative: make_store is not a dma_add_gtest target
 
 namespace dma::testing {
 
 struct SyntheticSpec {
-  int domains = 4;         ///< D; the last `targets` are target-field domains
+  int domains = 4;  ///< D; the last `targets` are target-field domains
   int targets = 2;
-  int horizon = 8;         ///< H
+  int horizon = 8;  ///< H
   std::uint64_t fingerprint = 0x5eed0001;
   std::string score = "budget";
 };

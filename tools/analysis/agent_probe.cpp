@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <boost/program_options.hpp>
 
 #include "dma/agent.hpp"
 #include "dma/store.hpp"
@@ -73,9 +73,10 @@ int main(int argc, char** argv) try {
     }
     return 0;
   }
-  throw std::invalid_argument(fmt::format("{} holds no complete episode whose policy starts with '{}': pick one with "
-                                          "--policy (dma_replay summary lists them)",
-                                          store_path, policy));
+  throw std::invalid_argument(
+      fmt::format("{} holds no complete episode whose policy starts with '{}': pick one with "
+                  "--policy (dma_replay summary lists them)",
+                  store_path, policy));
 } catch (const std::exception& e) {
   std::fprintf(stderr, "agent_probe: %s\n", e.what());
   return 1;

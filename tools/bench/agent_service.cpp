@@ -70,8 +70,8 @@ class ServiceProcess {
     posix_spawn_file_actions_adddup2(&actions, fds[1], STDOUT_FILENO);
     posix_spawn_file_actions_addclose(&actions, fds[0]);
     posix_spawn_file_actions_addclose(&actions, fds[1]);
-    std::vector<std::string> args{program,      "serve",   "--checkpoint", checkpoint, "--listen",
-                                  "127.0.0.1:0", "--state-dir", state_dir,    "--threads", "1"};
+    std::vector<std::string> args{program,       "serve",       "--checkpoint", checkpoint,  "--listen",
+                                  "127.0.0.1:0", "--state-dir", state_dir,      "--threads", "1"};
     std::vector<char*> argv;
     for (auto& a : args) argv.push_back(a.data());
     argv.push_back(nullptr);
@@ -81,14 +81,16 @@ class ServiceProcess {
     out_ = ::fdopen(fds[0], "r");
     if (spawned != 0) {
       pid_ = -1;
-      throw Error(fmt::format("cannot start '{}': {}; pass --program PATH to dma_agent", program, std::strerror(spawned)));
+      throw Error(
+          fmt::format("cannot start '{}': {}; pass --program PATH to dma_agent", program, std::strerror(spawned)));
     }
     char* line = nullptr;
     size_t capacity = 0;
     const std::string marker = "listening on http://127.0.0.1:";
     while (port_ < 0 && ::getline(&line, &capacity, out_) > 0) {
       const std::string text(line);
-      if (const auto at = text.find(marker); at != std::string::npos) port_ = std::stoi(text.substr(at + marker.size()));
+      if (const auto at = text.find(marker); at != std::string::npos)
+        port_ = std::stoi(text.substr(at + marker.size()));
     }
     std::free(line);
     if (port_ < 0) throw Error(fmt::format("'{} serve' ended before listening: see its message above", program));
@@ -122,8 +124,11 @@ struct Space {
   Json opening() const {
     Json fields = Json::array();
     for (const Field f : header.domain_fields) fields.push_back(std::string(field_name(f)));
-    return {{"domains", header.domain_names},   {"fields", fields}, {"base_losses", header.base_eval_loss},
-            {"token_shares", header.token_shares}, {"horizon", sp.horizon}};
+    return {{"domains", header.domain_names},
+            {"fields", fields},
+            {"base_losses", header.base_eval_loss},
+            {"token_shares", header.token_shares},
+            {"horizon", sp.horizon}};
   }
 };
 
@@ -268,15 +273,24 @@ Options parse(int argc, char** argv) {
     const std::string a = argv[i];
     if (i + 1 >= argc) throw ConfigError(fmt::format("'{}' is not an option or lacks its value: {}", a, usage));
     const std::string v = argv[++i];
-    if (a == "--domains") o.domains = bench::whole_numbers(a, v, 2, 1 << 16, "a domain count >= 2", "12,52");
-    else if (a == "--sessions") o.sessions = bench::whole_numbers(a, v, 1, 4096, "a session count >= 1", "1,8,64");
-    else if (a == "--requests") o.requests = bench::positive(a, v);
-    else if (a == "--horizon") o.horizon = bench::positive(a, v);
-    else if (a == "--forward-repeats") o.forward_repeats = bench::positive(a, v);
-    else if (a == "--agent") o.agent = v;
-    else if (a == "--program") o.program = v;
-    else if (a == "--dir") o.dir = v;
-    else throw ConfigError(fmt::format("'{}' is not an option: {}", a, usage));
+    if (a == "--domains")
+      o.domains = bench::whole_numbers(a, v, 2, 1 << 16, "a domain count >= 2", "12,52");
+    else if (a == "--sessions")
+      o.sessions = bench::whole_numbers(a, v, 1, 4096, "a session count >= 1", "1,8,64");
+    else if (a == "--requests")
+      o.requests = bench::positive(a, v);
+    else if (a == "--horizon")
+      o.horizon = bench::positive(a, v);
+    else if (a == "--forward-repeats")
+      o.forward_repeats = bench::positive(a, v);
+    else if (a == "--agent")
+      o.agent = v;
+    else if (a == "--program")
+      o.program = v;
+    else if (a == "--dir")
+      o.dir = v;
+    else
+      throw ConfigError(fmt::format("'{}' is not an option: {}", a, usage));
   }
   return o;
 }
@@ -290,9 +304,10 @@ int run(const Options& o) {
   try {
     const std::string checkpoint = o.agent.empty() ? train_agent(o, dir) : o.agent;
     ServiceProcess service(o.program, checkpoint, dir + "/sessions");
-    fmt::print("agent_service: dma_agent serve on 127.0.0.1:{} ({} cores here), agent {}, horizon {}, ~{} step "
-               "requests per row, a new connection per request\n",
-               service.port(), std::thread::hardware_concurrency(), checkpoint, o.horizon, o.requests);
+    fmt::print(
+        "agent_service: dma_agent serve on 127.0.0.1:{} ({} cores here), agent {}, horizon {}, ~{} step "
+        "requests per row, a new connection per request\n",
+        service.port(), std::thread::hardware_concurrency(), checkpoint, o.horizon, o.requests);
     fmt::print("{:>7} {:>8} {:>8} {:>8} {:>8} {:>8} {:>10} {:>11}\n", "domains", "sessions", "requests", "rps",
                "p50 ms", "p99 ms", "forward ms", "p50/forward");
     for (const int D : o.domains) {

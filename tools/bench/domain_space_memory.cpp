@@ -40,13 +40,20 @@ Args parse(int argc, char** argv) {
   Args a;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i], v = argv[i + 1];
-    if (k == "--gib") a.gib = std::stod(v);
-    else if (k == "--batches") a.batches = std::stoi(v);
-    else if (k == "--batch-size") a.batch_size = std::stoi(v);
-    else if (k == "--seq-len") a.seq_len = std::stoi(v);
-    else if (k == "--domains") a.domains = std::stoi(v);
-    else if (k == "--dir") a.dir = v;
-    else throw std::invalid_argument("unknown option " + k);
+    if (k == "--gib")
+      a.gib = std::stod(v);
+    else if (k == "--batches")
+      a.batches = std::stoi(v);
+    else if (k == "--batch-size")
+      a.batch_size = std::stoi(v);
+    else if (k == "--seq-len")
+      a.seq_len = std::stoi(v);
+    else if (k == "--domains")
+      a.domains = std::stoi(v);
+    else if (k == "--dir")
+      a.dir = v;
+    else
+      throw std::invalid_argument("unknown option " + k);
   }
   return a;
 }
@@ -69,7 +76,8 @@ double mib(long kib) { return static_cast<double>(kib) / 1024.0; }
 double cpu_seconds() {
   rusage u{};
   getrusage(RUSAGE_SELF, &u);
-  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + 1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
+  return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
+         1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
 }
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -96,7 +104,8 @@ void write_space(const std::string& path, const Args& a) {
     w.begin_domain(fmt::format("d{}", d), d % 2 ? dma::Field::kTarget : dma::Field::kSource, "bench tokens");
     for (std::int64_t done = 0; done < per_domain;) {
       const auto n = std::min<std::int64_t>(4096, per_domain - done);
-      for (size_t i = 0; i < static_cast<size_t>(n) * width; ++i) piece[i] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(a.vocab));
+      for (size_t i = 0; i < static_cast<size_t>(n) * width; ++i)
+        piece[i] = static_cast<std::int32_t>(rng() % static_cast<std::uint64_t>(a.vocab));
       w.append_train(std::span(piece.data(), static_cast<size_t>(n) * width));
       done += n;
     }
@@ -115,8 +124,8 @@ int main(int argc, char** argv) {
                        fmt::format("dma-bench-space-{}", ::getpid())};
     fs::create_directories(scratch.path);
     const auto path = (scratch.path / "bench.space").string();
-    std::printf("domain_space_memory: %.2f GiB target, %d domains, seq_len %d, vocab %d (uint16), batch %d x %d\n", a.gib,
-                a.domains, a.seq_len, a.vocab, a.batches, a.batch_size);
+    std::printf("domain_space_memory: %.2f GiB target, %d domains, seq_len %d, vocab %d (uint16), batch %d x %d\n",
+                a.gib, a.domains, a.seq_len, a.vocab, a.batches, a.batch_size);
 
     reset_peak();
     auto t0 = std::chrono::steady_clock::now();
@@ -124,8 +133,8 @@ int main(int argc, char** argv) {
     const double write_s = seconds_since(t0);
     const auto bytes = fs::file_size(path);
     const double write_peak = mib(status_kib("VmHWM:"));
-    std::printf("write:  %.3f GiB in %.1f s (%.0f MiB/s), peak RSS %.1f MiB\n", static_cast<double>(bytes) / (1 << 30), write_s,
-                static_cast<double>(bytes) / (1 << 20) / write_s, write_peak);
+    std::printf("write:  %.3f GiB in %.1f s (%.0f MiB/s), peak RSS %.1f MiB\n", static_cast<double>(bytes) / (1 << 30),
+                write_s, static_cast<double>(bytes) / (1 << 20) / write_s, write_peak);
 
     reset_peak();
     const auto space = dma::DomainSpace::open(path);
@@ -146,11 +155,12 @@ int main(int argc, char** argv) {
       checksum += batch.tokens[static_cast<size_t>(b) % batch.tokens.size()];
     }
     const double sample_s = seconds_since(t0), sample_cpu = cpu_seconds() - cpu0;
-    std::printf("sample: %lld rows in %.2f s = %.0f rows/s (%.0f rows per CPU second; %.1f MiB/s of int32 tokens), "
-                "peak RSS %.1f MiB (checksum %lld)\n",
-                static_cast<long long>(rows), sample_s, static_cast<double>(rows) / sample_s,
-                static_cast<double>(rows) / sample_cpu, static_cast<double>(rows) * (a.seq_len + 1) * 4 / (1 << 20) / sample_s,
-                mib(status_kib("VmHWM:")), static_cast<long long>(checksum));
+    std::printf(
+        "sample: %lld rows in %.2f s = %.0f rows/s (%.0f rows per CPU second; %.1f MiB/s of int32 tokens), "
+        "peak RSS %.1f MiB (checksum %lld)\n",
+        static_cast<long long>(rows), sample_s, static_cast<double>(rows) / sample_s,
+        static_cast<double>(rows) / sample_cpu, static_cast<double>(rows) * (a.seq_len + 1) * 4 / (1 << 20) / sample_s,
+        mib(status_kib("VmHWM:")), static_cast<long long>(checksum));
     const double peak = std::max(write_peak, mib(status_kib("VmHWM:")));
     std::printf("goal: peak RSS < 200 MiB in both phases: %s (%.1f MiB)\n", peak < 200 ? "met" : "MISSED", peak);
     return 0;

@@ -21,9 +21,9 @@
 #include <unistd.h>
 
 #include <chrono>
-#include <ctime>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <functional>
 #include <span>
@@ -150,8 +150,8 @@ class Replayer {
 struct Row {
   int ranks = 0;
   std::int64_t rounds = 0, transitions = 0;
-  RoundTimes times;        // wall seconds by part
-  double cpu = 0;          // CPU seconds of the learner's rounds
+  RoundTimes times;  // wall seconds by part
+  double cpu = 0;    // CPU seconds of the learner's rounds
   double file_mb = 0;
   std::int64_t verified = 0;
 };
@@ -228,15 +228,24 @@ Options parse(int argc, char** argv) {
     }
     if (i + 1 >= argc) throw ConfigError(fmt::format("'{}' is not an option or lacks its value: {}", a, usage));
     const std::string v = argv[++i];
-    if (a == "--ranks") o.ranks = bench::whole_numbers(a, v, 2, 1 << 20, "a rank count >= 2", "2,16,1024");
-    else if (a == "--domains") o.domains = bench::positive(a, v);
-    else if (a == "--horizon") o.horizon = bench::positive(a, v);
-    else if (a == "--slots") o.slots = bench::positive(a, v);
-    else if (a == "--repeat") o.repeat = bench::positive(a, v);
-    else if (a == "--recording") o.recording = v;
-    else if (a == "--agent") o.agent = v;
-    else if (a == "--dir") o.dir = v;
-    else throw ConfigError(fmt::format("'{}' is not an option: {}", a, usage));
+    if (a == "--ranks")
+      o.ranks = bench::whole_numbers(a, v, 2, 1 << 20, "a rank count >= 2", "2,16,1024");
+    else if (a == "--domains")
+      o.domains = bench::positive(a, v);
+    else if (a == "--horizon")
+      o.horizon = bench::positive(a, v);
+    else if (a == "--slots")
+      o.slots = bench::positive(a, v);
+    else if (a == "--repeat")
+      o.repeat = bench::positive(a, v);
+    else if (a == "--recording")
+      o.recording = v;
+    else if (a == "--agent")
+      o.agent = v;
+    else if (a == "--dir")
+      o.dir = v;
+    else
+      throw ConfigError(fmt::format("'{}' is not an option: {}", a, usage));
   }
   if (o.domains < 2) throw ConfigError("--domains: needs at least 2 (one source, one target)");
   return o;
@@ -303,8 +312,8 @@ int run(const Options& o) {
   }
   if (rows.size() >= 2) {
     const std::size_t upper = rows.size() / 2;
-    fmt::print("growth: cpu ms/round ~ N^{:.2f} over all rows, N^{:.2f} from N={} on (1 = linear)\n", loglog_slope(rows, 0),
-               loglog_slope(rows, upper), rows[upper].ranks);
+    fmt::print("growth: cpu ms/round ~ N^{:.2f} over all rows, N^{:.2f} from N={} on (1 = linear)\n",
+               loglog_slope(rows, 0), loglog_slope(rows, upper), rows[upper].ranks);
   }
   if (!o.keep && o.dir.empty()) fs::remove_all(dir);
   return 0;

@@ -62,7 +62,8 @@ void write_space(const std::string& path, int seq_len) {
     return out;
   };
   for (int d = 0; d < 14; ++d)
-    w.add_domain(fmt::format("d{}", d), d < 10 ? dma::Field::kSource : dma::Field::kTarget, rows(256), rows(40), "bench");
+    w.add_domain(fmt::format("d{}", d), d < 10 ? dma::Field::kSource : dma::Field::kTarget, rows(256), rows(40),
+                 "bench");
   std::vector<dma::MathProblem> problems;
   for (int i = 0; i < 64; ++i) {
     const int a = static_cast<int>(rng() % 1000), b = static_cast<int>(rng() % (i % 2 ? 100 : 100000));
@@ -100,8 +101,11 @@ double time_evaluate(dma::ProxyTrainer& trainer) {
 class CppSide {
  public:
   CppSide(const Case& c, const std::string& space_path)
-      : case_(c), space_(dma::DomainSpace::open(space_path)), config_(config_for(c, space_path)),
-        trainer_(config_, space_, dma::DeviceChoice{}, 1), weights_(14, 1.0 / 14) {
+      : case_(c),
+        space_(dma::DomainSpace::open(space_path)),
+        config_(config_for(c, space_path)),
+        trainer_(config_, space_, dma::DeviceChoice{}, 1),
+        weights_(14, 1.0 / 14) {
     trainer_.start_from_scratch(1, 1000000, 2e-3, 10);
     trainer_.train(weights_, 3);  // warm-up: allocator, first touch
   }
@@ -131,7 +135,8 @@ class CppSide {
     with_math.eval.eval_rows = eval_rows;
     auto losses_only = with_math;
     losses_only.eval.bench_problems = 0;
-    dma::ProxyTrainer full(with_math, space_, dma::DeviceChoice{}, 1), plain(losses_only, space_, dma::DeviceChoice{}, 1);
+    dma::ProxyTrainer full(with_math, space_, dma::DeviceChoice{}, 1),
+        plain(losses_only, space_, dma::DeviceChoice{}, 1);
     return {time_evaluate(full), time_evaluate(plain)};
   }
 
@@ -145,10 +150,11 @@ class CppSide {
 };
 
 double run_python(const Case& c, const std::string& python) {
-  const auto cmd = fmt::format("{} {}/tools/bench/proxy_throughput.py bench --d-model {} --n-layers {} --n-heads {} "
-                               "--ffn-hidden {} --seq-len {} --batch {} --steps {} --chunk {} --threads 1",
-                               python, DMA_SOURCE_DIR, c.d_model, c.n_layers, c.n_heads, 2 * c.d_model, c.seq_len,
-                               c.batch, c.chunk * c.chunks, c.chunk);
+  const auto cmd = fmt::format(
+      "{} {}/tools/bench/proxy_throughput.py bench --d-model {} --n-layers {} --n-heads {} "
+      "--ffn-hidden {} --seq-len {} --batch {} --steps {} --chunk {} --threads 1",
+      python, DMA_SOURCE_DIR, c.d_model, c.n_layers, c.n_heads, 2 * c.d_model, c.seq_len, c.batch, c.chunk * c.chunks,
+      c.chunk);
   FILE* pipe = popen(cmd.c_str(), "r");
   if (!pipe) throw std::runtime_error("cannot run " + cmd);
   std::string out;
@@ -167,9 +173,12 @@ int main(int argc, char** argv) {
   std::string only, python = "/usr/bin/python3";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--rounds") rounds = std::stoi(argv[i + 1]);
-    else if (a == "--only") only = argv[i + 1];
-    else if (a == "--python") python = argv[i + 1];
+    if (a == "--rounds")
+      rounds = std::stoi(argv[i + 1]);
+    else if (a == "--only")
+      only = argv[i + 1];
+    else if (a == "--python")
+      python = argv[i + 1];
   }
   torch::set_num_threads(1);
   std::vector<Case> cases{{"demo", 64, 2, 4, 64, 16, 10, 4}, {"mid", 256, 4, 4, 256, 16, 2, 3}};
@@ -193,21 +202,26 @@ int main(int argc, char** argv) {
       const double achieved = (dense + attention) * cpp.tokens_per_s();
       const int per_round = dma::TrainConfig{}.steps_per_round;
       const double round_s = cpp.step_s() * per_round;
-      fmt::print("{}: d_model={} n_layers={} n_heads={} seq_len={} batch={} params={} (best of {} rounds x {} chunks of {} steps)\n",
-                 c.name, c.d_model, c.n_layers, c.n_heads, c.seq_len, c.batch, cpp.params(), rounds, c.chunks, c.chunk);
+      fmt::print(
+          "{}: d_model={} n_layers={} n_heads={} seq_len={} batch={} params={} (best of {} rounds x {} chunks of {} "
+          "steps)\n",
+          c.name, c.d_model, c.n_layers, c.n_heads, c.seq_len, c.batch, cpp.params(), rounds, c.chunks, c.chunk);
       fmt::print("  single-thread matmul (1024^3 fp32) {:.1f} GFLOP/s\n", peak / 1e9);
       fmt::print("  C++ trainer    {:9.0f} tokens/s ({:.1f} ms/step, {:.2f} ms of it drawing the batch)\n",
                  cpp.tokens_per_s(), 1e3 * cpp.step_s(), 1e3 * cpp.sample_s());
       fmt::print("  PyTorch script {:9.0f} tokens/s\n", py);
       fmt::print("  ratio C++/Python {:.2f}x (goal >= 1.3x at demo)\n", cpp.tokens_per_s() / py);
-      fmt::print("  achieved {:.1f} GFLOP/s = {:.0f}% of single-thread matmul (goal >= 40% at mid); "
-                 "without the attention term {:.0f}%\n", achieved / 1e9, 100.0 * achieved / peak,
-                 100.0 * dense * cpp.tokens_per_s() / peak);
+      fmt::print(
+          "  achieved {:.1f} GFLOP/s = {:.0f}% of single-thread matmul (goal >= 40% at mid); "
+          "without the attention term {:.0f}%\n",
+          achieved / 1e9, 100.0 * achieved / peak, 100.0 * dense * cpp.tokens_per_s() / peak);
       for (int rows : {32, 16, 8}) {
         const auto [eval_s, eval_loss_s] = cpp.eval_s(rows);
-        fmt::print("  one evaluation at eval_rows={:<2} {:6.0f} ms ({:.0f} ms held-out losses of 14 domains, {:.0f} ms "
-                   "math decoding) vs one re-weighting step ({} steps) {:.0f} ms: ratio {:.3f}\n", rows, 1e3 * eval_s,
-                   1e3 * eval_loss_s, 1e3 * std::max(0.0, eval_s - eval_loss_s), per_round, 1e3 * round_s, eval_s / round_s);
+        fmt::print(
+            "  one evaluation at eval_rows={:<2} {:6.0f} ms ({:.0f} ms held-out losses of 14 domains, {:.0f} ms "
+            "math decoding) vs one re-weighting step ({} steps) {:.0f} ms: ratio {:.3f}\n",
+            rows, 1e3 * eval_s, 1e3 * eval_loss_s, 1e3 * std::max(0.0, eval_s - eval_loss_s), per_round, 1e3 * round_s,
+            eval_s / round_s);
       }
     } catch (const std::exception& e) {
       std::cerr << c.name << ": " << e.what() << "\n";

@@ -59,7 +59,8 @@ Transition row(const StoreHeader& h, std::int64_t id, int t) {
   for (int d = 0; d < kDomains; ++d) {
     x.action.push_back(1.0f + static_cast<float>((id * 7 + t * 3 + d * 5) % 11));
     total += x.action.back();
-    x.eval_loss.push_back(h.base_eval_loss[static_cast<std::size_t>(d)] * (1.0f - 0.002f * static_cast<float>(t + (id % 5))));
+    x.eval_loss.push_back(h.base_eval_loss[static_cast<std::size_t>(d)] *
+                          (1.0f - 0.002f * static_cast<float>(t + (id % 5))));
   }
   for (auto& w : x.action) w /= total;
   x.reward = 0.001f * static_cast<float>(id % 13);
@@ -81,7 +82,9 @@ double write_store(const std::string& path, std::int64_t rows) {
   for (std::int64_t first = 0; first < episodes; first += kGeneration) {
     std::vector<EpisodeRecord> recs;
     for (std::int64_t id = first; id < std::min(episodes, first + kGeneration); ++id)
-      recs.push_back({.id = id, .seed = static_cast<std::uint64_t>(id), .rank = 1,
+      recs.push_back({.id = id,
+                      .seed = static_cast<std::uint64_t>(id),
+                      .rank = 1,
                       .policy = policies[static_cast<std::size_t>(id % 4)]});
     const auto idx = w.begin_episodes(recs);
     for (int t = 0; t < kHorizon; ++t) {
@@ -114,7 +117,8 @@ std::string size_of(const fs::path& p) {
 
 int main(int argc, char** argv) {
   const std::int64_t rows = argc > 1 ? std::atoll(argv[1]) : 100000;
-  const fs::path dir = argc > 2 ? fs::path(argv[2]) : fs::temp_directory_path() / fmt::format("dma_replay_speed_{}", getpid());
+  const fs::path dir =
+      argc > 2 ? fs::path(argv[2]) : fs::temp_directory_path() / fmt::format("dma_replay_speed_{}", getpid());
   try {
     fs::remove_all(dir);
     fs::create_directories(dir);

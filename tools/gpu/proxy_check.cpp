@@ -34,8 +34,8 @@ using dma::proxy::ProxyLM;
 
 struct Preset {
   ModelShape shape;
-  int batch = 8;              // rows per optimizer step
-  int domains = 14;           // evaluation domains
+  int batch = 8;                                             // rows per optimizer step
+  int domains = 14;                                          // evaluation domains
   int eval_rows = 32;                                        // rows per domain measured here
   int config_eval_rows = dma::EvalConfig{}.eval_rows;        // rows per domain of the config the ratio is for
   int steps_per_round = dma::TrainConfig{}.steps_per_round;  // optimizer steps per re-weighting step of it
@@ -124,16 +124,19 @@ bool check_parity(const Preset& p, const torch::Device& device) {
     const double cosine = torch::cosine_similarity(got.grads, want.grads, /*dim=*/0).item<double>();
     const bool pass = bf16 ? loss_rel <= 2e-2 && cosine >= 0.99 : loss_rel <= 1e-4 && grad_rel <= 1e-3;
     ok = ok && pass;
-    fmt::print("proxy_check: parity {} on {} vs CPU float32: loss {:.6f} vs {:.6f} (rel {:.2e}), gradient max-abs "
-               "rel {:.2e}, cosine {:.6f}: {}\n", bf16 ? "bf16" : "float32", device.str(), got.loss, want.loss,
-               loss_rel, grad_rel, cosine, pass ? "PASS" : "FAIL");
+    fmt::print(
+        "proxy_check: parity {} on {} vs CPU float32: loss {:.6f} vs {:.6f} (rel {:.2e}), gradient max-abs "
+        "rel {:.2e}, cosine {:.6f}: {}\n",
+        bf16 ? "bf16" : "float32", device.str(), got.loss, want.loss, loss_rel, grad_rel, cosine,
+        pass ? "PASS" : "FAIL");
   }
   return ok;
 }
 
 double matmul_flops(const torch::Device& device) {
   const int n = device.is_cuda() ? 8192 : 1024;
-  const auto options = torch::TensorOptions().device(device).dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat32);
+  const auto options =
+      torch::TensorOptions().device(device).dtype(device.is_cuda() ? torch::kBFloat16 : torch::kFloat32);
   auto a = torch::randn({n, n}, options), b = torch::randn({n, n}, options), c = torch::empty({n, n}, options);
   const double s = best_seconds(device, 5, [&] { at::mm_out(c, a, b); });
   return 2.0 * n * n * static_cast<double>(n) / s;
@@ -155,7 +158,11 @@ double train_step_seconds(const Preset& p, ProxyLM& model, const torch::Device& 
   };
   step();
   step();
-  return best_seconds(device, 1, [&] { for (int s = 0; s < steps; ++s) step(); }) / steps;
+  return best_seconds(device, 1,
+                      [&] {
+                        for (int s = 0; s < steps; ++s) step();
+                      }) /
+         steps;
 }
 
 void report_training(const Preset& p, ProxyLM& model, const torch::Device& device, double step_s) {
@@ -163,11 +170,12 @@ void report_training(const Preset& p, ProxyLM& model, const torch::Device& devic
   const double per_token = 6.0 * static_cast<double>(model->parameter_count()) +
                            12.0 * p.shape.n_layers * p.shape.seq_len * p.shape.d_model;  // dense + attention
   const double peak = matmul_flops(device);
-  fmt::print("proxy_check: train P={:.1f}M B={} T={} on {} ({}): {:.1f} ms/step, {:.0f} tokens/s, {:.1f} TFLOP/s "
-             "= MFU {:.1f}% of a measured {} matmul at {:.1f} TFLOP/s\n", model->parameter_count() / 1e6, p.batch,
-             p.shape.seq_len, device.str(), device.is_cuda() ? "bf16 autocast" : "float32", 1e3 * step_s,
-             tokens / step_s, per_token * tokens / step_s / 1e12, 100.0 * per_token * tokens / step_s / peak,
-             device.is_cuda() ? "bf16" : "float32", peak / 1e12);
+  fmt::print(
+      "proxy_check: train P={:.1f}M B={} T={} on {} ({}): {:.1f} ms/step, {:.0f} tokens/s, {:.1f} TFLOP/s "
+      "= MFU {:.1f}% of a measured {} matmul at {:.1f} TFLOP/s\n",
+      model->parameter_count() / 1e6, p.batch, p.shape.seq_len, device.str(),
+      device.is_cuda() ? "bf16 autocast" : "float32", 1e3 * step_s, tokens / step_s, per_token * tokens / step_s / 1e12,
+      100.0 * per_token * tokens / step_s / peak, device.is_cuda() ? "bf16" : "float32", peak / 1e12);
 }
 
 void report_evaluation(const Preset& p, ProxyLM& model, const torch::Device& device, double step_s) {
@@ -175,22 +183,28 @@ void report_evaluation(const Preset& p, ProxyLM& model, const torch::Device& dev
   set.domains = p.domains;
   const auto rows = static_cast<std::int64_t>(p.domains) * p.eval_rows;
   set.tokens = torch::randint(p.shape.vocab, {rows, p.shape.seq_len + 1}, torch::kInt64).to(device);
-  for (int d = 0; d < p.domains; ++d) set.row_domain.insert(set.row_domain.end(), static_cast<std::size_t>(p.eval_rows), d);
+  for (int d = 0; d < p.domains; ++d)
+    set.row_domain.insert(set.row_domain.end(), static_cast<std::size_t>(p.eval_rows), d);
   std::vector<float> before, after;
-  const double before_s = best_seconds(device, 2, [&] { before = dma::proxy::domain_losses_host_per_chunk(model, set); });
+  const double before_s =
+      best_seconds(device, 2, [&] { before = dma::proxy::domain_losses_host_per_chunk(model, set); });
   const double after_s = best_seconds(device, 2, [&] { after = dma::proxy::domain_losses(model, set); });
   double diff = 0;
-  for (std::size_t d = 0; d < before.size(); ++d) diff = std::max(diff, static_cast<double>(std::abs(after[d] - before[d]) / before[d]));
+  for (std::size_t d = 0; d < before.size(); ++d)
+    diff = std::max(diff, static_cast<double>(std::abs(after[d] - before[d]) / before[d]));
   const double tokens = static_cast<double>(rows) * p.shape.seq_len;
-  fmt::print("proxy_check: eval R={} rows: before {:.0f} tokens/s (float32, {}-row chunks, a host copy each), after "
-             "{:.0f} tokens/s ({}{}-row chunks, one host copy): {:.2f}x; domain losses differ by at most {:.2e} (relative)\n",
-             rows, tokens / before_s, dma::proxy::default_eval_chunk_rows(torch::kCPU, p.shape.seq_len + 1, p.shape.vocab),
-             tokens / after_s, device.is_cuda() ? "bf16 autocast, " : "",
-             dma::proxy::default_eval_chunk_rows(device, p.shape.seq_len + 1, p.shape.vocab), before_s / after_s, diff);
+  fmt::print(
+      "proxy_check: eval R={} rows: before {:.0f} tokens/s (float32, {}-row chunks, a host copy each), after "
+      "{:.0f} tokens/s ({}{}-row chunks, one host copy): {:.2f}x; domain losses differ by at most {:.2e} (relative)\n",
+      rows, tokens / before_s, dma::proxy::default_eval_chunk_rows(torch::kCPU, p.shape.seq_len + 1, p.shape.vocab),
+      tokens / after_s, device.is_cuda() ? "bf16 autocast, " : "",
+      dma::proxy::default_eval_chunk_rows(device, p.shape.seq_len + 1, p.shape.vocab), before_s / after_s, diff);
   const double scale = static_cast<double>(p.config_eval_rows) / p.eval_rows, round_s = p.steps_per_round * step_s;
-  fmt::print("proxy_check: evaluation per re-weighting step of {} ({} eval rows x {} domains vs {} optimizer steps): "
-             "before {:.3f}x its training, after {:.3f}x\n", p.config, p.config_eval_rows, p.domains, p.steps_per_round,
-             scale * before_s / round_s, scale * after_s / round_s);
+  fmt::print(
+      "proxy_check: evaluation per re-weighting step of {} ({} eval rows x {} domains vs {} optimizer steps): "
+      "before {:.3f}x its training, after {:.3f}x\n",
+      p.config, p.config_eval_rows, p.domains, p.steps_per_round, scale * before_s / round_s,
+      scale * after_s / round_s);
 }
 
 }  // namespace
@@ -203,13 +217,18 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
       const std::string a = argv[i];
       if (i + 1 >= argc) throw std::invalid_argument(a + " needs a value");
-      if (a == "--device") device_name = argv[++i];
-      else if (a == "--preset") preset_name = argv[++i];
-      else if (a == "--steps") steps = std::stoi(argv[++i]);
-      else throw std::invalid_argument("unknown option " + a + ": use --device cpu|cuda, --preset tiny|50m, --steps N");
+      if (a == "--device")
+        device_name = argv[++i];
+      else if (a == "--preset")
+        preset_name = argv[++i];
+      else if (a == "--steps")
+        steps = std::stoi(argv[++i]);
+      else
+        throw std::invalid_argument("unknown option " + a + ": use --device cpu|cuda, --preset tiny|50m, --steps N");
     }
     p = preset(preset_name);
-    if (device_name != "cpu" && device_name != "cuda") throw std::invalid_argument("--device " + device_name + ": use cpu or cuda");
+    if (device_name != "cpu" && device_name != "cuda")
+      throw std::invalid_argument("--device " + device_name + ": use cpu or cuda");
     if (device_name == "cuda" && !torch::cuda::is_available())
       throw std::invalid_argument("--device cuda: this LibTorch has no CUDA or sees no GPU; use --device cpu");
   } catch (const std::exception& e) {

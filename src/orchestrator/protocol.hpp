@@ -1,6 +1,8 @@
 #pragma once
 // The per-round messages between learner and workers, as fixed-size blocks of doubles
-// (what a Collective moves). D domains, S slots per worker.
+// (what a Collective moves). D domains, S slots per worker. Integer fields travel as the bits
+// of an int64 in a double's slot (to_slot / from_slot), so every id is exact, not only those
+// below 2^53; the blocks are only ever copied, never computed on.
 //
 //   command block (learner -> each worker, scatter):  1 + S * (3 + D)
 //     [kind, {episode_id, seed_id, step, weights (D)} per slot]     episode_id -1: idle slot
@@ -9,6 +11,7 @@
 //                              eval_loss (D), train_loss (D)} per slot]
 //   phase block (learner -> all, broadcast):           kPhaseSize
 //     [phase, argument]
+#include <bit>
 #include <cstdint>
 #include <span>
 #include <vector>
@@ -21,6 +24,10 @@ enum SlotStatus : int { kIdle = 0, kOk = 1, kFailed = 2 };
 inline constexpr int kPhaseSize = 2;
 /// MPI tag of the text a failing worker sends the learner (control, outside the Collective).
 inline constexpr int kWorkerErrorTag = 77;
+
+/// An integer field in a double's slot, bit for bit.
+inline double to_slot(std::int64_t value) { return std::bit_cast<double>(value); }
+inline std::int64_t from_slot(double slot) { return std::bit_cast<std::int64_t>(slot); }
 
 struct Sizes {
   int domains = 0;
@@ -53,25 +60,25 @@ struct SlotRecord {
 
 inline SlotCommand read_command(std::span<const double> block, const Sizes& z, int slot) {
   const double* p = block.data() + 1 + slot * z.command_slot();
-  return {static_cast<std::int64_t>(p[0]), static_cast<std::int64_t>(p[1]), static_cast<int>(p[2]),
+  return {from_slot(p[0]), from_slot(p[1]), static_cast<int>(from_slot(p[2])),
           std::span<const double>(p + 3, static_cast<size_t>(z.domains))};
 }
 
 inline void write_command(std::span<double> block, const Sizes& z, int slot, std::int64_t episode_id,
                           std::int64_t seed_id, int step, std::span<const double> weights) {
   double* p = block.data() + 1 + slot * z.command_slot();
-  p[0] = static_cast<double>(episode_id);
-  p[1] = static_cast<double>(seed_id);
-  p[2] = step;
+  p[0] = to_slot(episode_id);
+  p[1] = to_slot(seed_id);
+  p[2] = to_slot(step);
   for (int d = 0; d < z.domains; ++d) p[3 + d] = episode_id >= 0 ? weights[static_cast<size_t>(d)] : 0.0;
 }
 
 inline void write_record(std::span<double> block, const Sizes& z, int slot, const SlotRecord& r) {
   double* p = block.data() + 2 + slot * z.record_slot();
-  p[0] = r.status;
-  p[1] = static_cast<double>(r.episode_id);
-  p[2] = r.step;
-  p[3] = static_cast<double>(r.tokens);
+  p[0] = to_slot(r.status);
+  p[1] = to_slot(r.episode_id);
+  p[2] = to_slot(r.step);
+  p[3] = to_slot(r.tokens);
   p[4] = r.seconds;
   p[5] = r.math_accuracy;
   for (int d = 0; d < z.domains; ++d) {
@@ -83,10 +90,10 @@ inline void write_record(std::span<double> block, const Sizes& z, int slot, cons
 inline SlotRecord read_record(std::span<const double> block, const Sizes& z, int slot) {
   const double* p = block.data() + 2 + slot * z.record_slot();
   SlotRecord r;
-  r.status = static_cast<int>(p[0]);
-  r.episode_id = static_cast<std::int64_t>(p[1]);
-  r.step = static_cast<int>(p[2]);
-  r.tokens = static_cast<std::int64_t>(p[3]);
+  r.status = static_cast<int>(from_slot(p[0]));
+  r.episode_id = from_slot(p[1]);
+  r.step = static_cast<int>(from_slot(p[2]));
+  r.tokens = from_slot(p[3]);
   r.seconds = p[4];
   r.math_accuracy = p[5];
   r.eval_loss.assign(p + 6, p + 6 + z.domains);

@@ -15,6 +15,7 @@
 #include "dma/detail/h5.hpp"
 #include "dma/domain_space.hpp"
 #include "dma/error.hpp"
+#include "support/run_command.hpp"
 #include "support/temp_dir.hpp"
 
 namespace dma {
@@ -32,11 +33,6 @@ void expect_error(const std::function<void()>& fn, const std::string& needle) {
     EXPECT_NE(msg.find(needle), std::string::npos) << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << "not one line: " << msg;
   }
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 void write_text(const fs::path& path, const std::string& text) {
@@ -91,11 +87,11 @@ TEST(PrepareDemo, SameSeedGivesAByteIdenticalFileAndAnotherSeedDoesNot) {
   const auto summary = prepare_demo(o);
   o.out = dir.file("b.space");
   prepare_demo(o);
-  EXPECT_EQ(read_bytes(dir.file("a.space")), read_bytes(dir.file("b.space")));
+  EXPECT_EQ(test::slurp(dir.file("a.space")), test::slurp(dir.file("b.space")));
   o.out = dir.file("c.space");
   o.seed = 2;
   prepare_demo(o);
-  EXPECT_NE(read_bytes(dir.file("a.space")), read_bytes(dir.file("c.space")));
+  EXPECT_NE(test::slurp(dir.file("a.space")), test::slurp(dir.file("c.space")));
   EXPECT_NE(summary.line().find("3 source, 4 target"), std::string::npos) << summary.line();
   EXPECT_EQ(summary.file_bytes, fs::file_size(dir.file("a.space")));
 }

@@ -351,24 +351,32 @@ TEST(StoreResume, RefusesAnotherSpaceHorizonOrFile) {
   _exit(0);
 }
 
-/// Forks a writer, waits for `signals` flushes (plus `extra_ms`), then kill -9s it.
-void run_and_kill(const std::string& path, int pause_after, int signals, int extra_ms, int generations = 1) {
+/// Forks child_writer; `pid` is the child, `flushes` the pipe it signals each flush on.
+void start_writer(const std::string& path, int pause_after, int generations, pid_t& pid, int& flushes) {
   int fds[2];
   ASSERT_EQ(pipe(fds), 0);
-  const pid_t pid = fork();
+  pid = fork();
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     close(fds[0]);
     child_writer(path, fds[1], pause_after, generations);
   }
   close(fds[1]);
+  flushes = fds[0];
+}
+
+/// Forks a writer, waits for `signals` flushes (plus `extra_ms`), then kill -9s it.
+void run_and_kill(const std::string& path, int pause_after, int signals, int extra_ms, int generations = 1) {
+  pid_t pid = -1;
+  int flushes = -1;
+  ASSERT_NO_FATAL_FAILURE(start_writer(path, pause_after, generations, pid, flushes));
   char c;
-  for (int i = 0; i < signals; ++i) ASSERT_EQ(read(fds[0], &c, 1), 1) << "writer died early";
+  for (int i = 0; i < signals; ++i) ASSERT_EQ(read(flushes, &c, 1), 1) << "writer died early";
   if (extra_ms) usleep(static_cast<useconds_t>(extra_ms) * 1000);
   kill(pid, SIGKILL);
   int status = 0;
   waitpid(pid, &status, 0);
-  close(fds[0]);
+  close(flushes);
   ASSERT_TRUE(WIFSIGNALED(status)) << "writer exited with " << status;
 }
 
@@ -432,21 +440,15 @@ TEST(StoreKill, Kill9AtAnyMomentLeavesAReadableConsistentStore) {
 TEST(StoreLive, ReaderInAnotherProcessFollowsTheWriter) {
   TempDir dir;
   const auto path = dir.file("store.h5");
-  int fds[2];
-  ASSERT_EQ(pipe(fds), 0);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    close(fds[0]);
-    child_writer(path, fds[1], -1, 1);
-  }
-  close(fds[1]);
+  pid_t pid = -1;
+  int flushes = -1;
+  ASSERT_NO_FATAL_FAILURE(start_writer(path, -1, 1, pid, flushes));
   char c;
-  ASSERT_EQ(read(fds[0], &c, 1), 1);
+  ASSERT_EQ(read(flushes, &c, 1), 1);
   auto r = StoreReader::open(path);
   std::vector<int> seen;
   for (int round = 2; round <= 8; ++round) {
-    ASSERT_EQ(read(fds[0], &c, 1), 1);
+    ASSERT_EQ(read(flushes, &c, 1), 1);
     r.refresh();
     ASSERT_EQ(r.episodes().size(), 4u);
     seen.push_back(r.episodes()[0].length);
@@ -458,7 +460,7 @@ TEST(StoreLive, ReaderInAnotherProcessFollowsTheWriter) {
   }
   kill(pid, SIGKILL);
   waitpid(pid, nullptr, 0);
-  close(fds[0]);
+  close(flushes);
   expect_episodes_exact(r);
   EXPECT_EQ(seen.back(), 8);
 }

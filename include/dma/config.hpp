@@ -84,6 +84,14 @@ struct CollectConfig {
   /// corners a walk seldom reaches.
   std::string policies = "random:0.85,uniform:0.05,target-only:0.05,natural:0.05";
   std::string store = "";  ///< "": <run.dir>/store.h5
+  /// Trajectory trees: 0 collects flat trajectories. B > 0 groups the trajectory ids in trees
+  /// of 1 + B: the first (the root) runs the whole horizon and keeps its model and optimiser
+  /// state after branch_step steps; the B others copy its first branch_step rows and continue
+  /// from that state under their own policy and seeds.
+  int branches = 0;
+  int branch_step = 0;  ///< k, 1..T-1: steps the branches share with their root (0: T/2)
+  /// k that trees use (branch_step, or half the horizon when 0).
+  int shared_steps(int horizon) const { return branch_step > 0 ? branch_step : horizon / 2; }
 };
 
 struct RandomPolicyConfig {

@@ -80,6 +80,9 @@ class ProxyTrainer {
   /// Full state (model, optimizer, RNGs, step, schedule): resuming is bit-identical on CPU.
   void save_state(const std::string& path) const;
   void load_state(const std::string& path);
+  /// Seeds sampler and torch generator from trajectory seed `seed`, as start_trajectory does,
+  /// keeping weights, optimiser and schedule: a tree branch continues a loaded state on its own draws.
+  void reseed(std::uint64_t seed);
   /// Writes a base checkpoint (weights + BaseInfo).
   void save_base(const std::string& path, const EvalResult& base_eval) const;
 

@@ -69,6 +69,9 @@ struct EpisodeRecord {
   std::string policy;
   float return_ = 0;
   std::uint64_t checksum = 0;  ///< of its rows, set when it ends (0: none yet)
+  std::int64_t parent = -1;    ///< a tree branch's root episode id (-1: not a branch)
+  /// Rows [0, branch_step) of a branch are copies of its parent's (same prefix, own episode id).
+  std::int32_t branch_step = 0;
 };
 
 /// How one episode ends: its index in StoreWriter::episodes(), final status, length, return.

@@ -128,6 +128,9 @@ void register_orchestration(Table& t, Config& c) {
   t.num("collect.trajectories", c.collect.trajectories, 1, 100000000, "M: trajectories to collect");
   t.str("collect.policies", c.collect.policies, {}, "policy mix, e.g. random:0.9,uniform:0.1");
   t.str("collect.store", c.collect.store, {}, "store path (default <run.dir>/store.h5)");
+  t.num("collect.branches", c.collect.branches, 0, 1024,
+        "B: trajectories branched from each root's state at branch_step (0: flat collection)");
+  t.num("collect.branch_step", c.collect.branch_step, 0, 100000, "k: steps branches share with their root (0: T/2)");
   t.num("random.concentrate_prob", c.random.concentrate_prob, 0.0, 1.0, "chance of a concentrated field");
   t.num("random.within_alpha", c.random.within_alpha, 1e-3, 1e3, "Dirichlet alpha within a field");
   t.num("random.smoothness", c.random.smoothness, 0.0, 0.999, "step-to-step smoothing");
@@ -221,6 +224,14 @@ void check_all(const Table& t, const Config& c) {
   if ((c.proxy.d_model / c.proxy.n_heads) % 2 != 0)
     throw ConfigError(
         "config keys 'proxy.d_model' / 'proxy.n_heads' give an odd head size: rotary embeddings need it even");
+  if (c.collect.branches > 0) {
+    const int k = c.collect.shared_steps(c.train.horizon);
+    if (k < 1 || k >= c.train.horizon)
+      throw ConfigError(
+          fmt::format("config key 'collect.branch_step' = {} must lie in 1..train.horizon-1 ({}) for "
+                      "trajectory trees: choose a step inside the horizon, or set collect.branches=0",
+                      k, c.train.horizon - 1));
+  }
   if (c.agent.d_token % c.agent.n_heads != 0)
     throw ConfigError(fmt::format("config key 'agent.n_heads' = {} does not divide agent.d_token = {}", c.agent.n_heads,
                                   c.agent.d_token));

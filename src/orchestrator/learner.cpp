@@ -72,7 +72,8 @@ struct Generation::Impl {
         z_{domains.num_domains(), config.orchestrator.slots},
         frame_{domains.fields, domains.token_shares, store.header().base_eval_loss, config.train.horizon} {}
 
-  void start(const std::vector<EpisodePlan>& plans);
+  void start(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes);
+  std::vector<Transition> continue_from(Live& l, const std::vector<Transition>& prefix) const;
   std::int64_t round();
   void decide();
   void exchange(std::vector<double>& records);
@@ -93,11 +94,12 @@ struct Generation::Impl {
   RoundTimes times_;
 };
 
-void Generation::Impl::start(const std::vector<EpisodePlan>& plans) {
+void Generation::Impl::start(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes) {
   if (plans.size() > static_cast<size_t>((collective_.size() - 1) * z_.slots))
     throw Error(fmt::format("learner: {} episodes do not fit {} workers of {} slots", plans.size(),
                             collective_.size() - 1, z_.slots));
   std::vector<EpisodeRecord> records;
+  std::vector<Transition> shared_rows;
   live_.clear();
   for (size_t i = 0; i < plans.size(); ++i) {
     Live l;
@@ -107,14 +109,45 @@ void Generation::Impl::start(const std::vector<EpisodePlan>& plans) {
     l.slot = static_cast<int>(i) % z_.slots;
     l.track = obs::Tracker(frame_);
     l.obs = l.track.observation();
+    if (l.plan.parent >= 0) {
+      const auto prefix = prefixes.find(l.plan.parent);
+      if (prefix == prefixes.end())
+        throw Error(fmt::format("learner: branch {} starts from episode {}, whose rows were not given (a caller bug)",
+                                l.plan.id, l.plan.parent));
+      auto copies = continue_from(l, prefix->second);
+      shared_rows.insert(shared_rows.end(), std::make_move_iterator(copies.begin()),
+                         std::make_move_iterator(copies.end()));
+    }
     const auto seed = trajectory_seed(config_.run.seed, l.plan.seed_id);
-    records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f});
+    records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f, 0, l.plan.parent,
+                       l.plan.branch_step});
     l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
     live_.push_back(std::move(l));
   }
   const auto indices = store_.begin_episodes(records);
   for (size_t i = 0; i < live_.size(); ++i) live_[i].store_index = indices[i];
+  if (!shared_rows.empty()) store_.write(shared_rows);
   store_.flush();
+}
+
+// A branch takes over its parent's first branch_step rows (copied under its own id) and the
+// learner's view of the episode after them; its worker loads the parent's kept state.
+std::vector<Transition> Generation::Impl::continue_from(Live& l, const std::vector<Transition>& prefix) const {
+  if (static_cast<int>(prefix.size()) < l.plan.branch_step)
+    throw Error(fmt::format("learner: branch {} needs {} rows of episode {}, which has {}", l.plan.id,
+                            l.plan.branch_step, l.plan.parent, prefix.size()));
+  std::vector<Transition> copies(prefix.begin(), prefix.begin() + l.plan.branch_step);
+  for (auto& t : copies) {
+    const std::vector<double> weights(t.action.begin(), t.action.end());
+    l.track.advance(weights, t.eval_loss);
+    l.episode_return += t.reward;
+    l.tokens = t.train_tokens;
+    l.seconds = t.wall_seconds;
+    t.episode_id = l.plan.id;
+    t.timeout = false;
+  }
+  l.obs = l.track.observation();
+  return copies;
 }
 
 void Generation::Impl::decide() {
@@ -154,13 +187,16 @@ void Generation::Impl::exchange(std::vector<double>& records) {
     std::span<double> block(commands.data() + static_cast<size_t>(r * z_.command_block()),
                             static_cast<size_t>(z_.command_block()));
     block[0] = protocol::kStep;
-    for (int s = 0; s < z_.slots; ++s) protocol::write_command(block, z_, s, -1, 0, 0, {});
+    for (int s = 0; s < z_.slots; ++s) protocol::write_command(block, z_, s, {});
   }
   for (const auto& l : live_) {
     if (!l.active) continue;
     std::span<double> block(commands.data() + static_cast<size_t>(l.rank * z_.command_block()),
                             static_cast<size_t>(z_.command_block()));
-    protocol::write_command(block, z_, l.slot, l.plan.id, l.plan.seed_id, l.track.step(), l.weights);
+    const int step = l.track.step();
+    protocol::write_command(
+        block, z_, l.slot,
+        {l.plan.id, l.plan.seed_id, step, l.plan.parent, l.plan.keep_state_after == step + 1, l.weights});
   }
   std::vector<double> own(static_cast<size_t>(z_.command_block()));
   collective_.scatter(commands, own, 0);
@@ -263,7 +299,9 @@ Generation::~Generation() = default;
 Generation::Generation(Generation&&) noexcept = default;
 Generation& Generation::operator=(Generation&&) noexcept = default;
 
-void Generation::start(const std::vector<EpisodePlan>& plans) { impl_->start(plans); }
+void Generation::start(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes) {
+  impl_->start(plans, prefixes);
+}
 std::int64_t Generation::round() { return impl_->round(); }
 bool Generation::done() const {
   return std::none_of(impl_->live_.begin(), impl_->live_.end(), [](const Live& l) { return l.active; });
@@ -281,8 +319,14 @@ std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, co
     const auto it = finished.find(p.id);
     if (it == finished.end()) {
       out.push_back(p);
-    } else if (const EpisodeRecord& e = *it->second;
-               e.policy != p.policy || e.seed != trajectory_seed(run_seed, p.seed_id)) {
+    } else if (const EpisodeRecord& e = *it->second; e.parent != p.parent || e.branch_step != p.branch_step) {
+      throw ConfigError(fmt::format(
+          "'{}' holds episode {} as a {} (parent {}, branch step {}), but this run plans it with parent {}, branch "
+          "step {}: resume with the collect.branches and collect.branch_step that wrote the file, or write to a "
+          "new run.dir",
+          store_path, p.id, e.parent >= 0 ? "tree branch" : "root or flat trajectory", e.parent, e.branch_step,
+          p.parent, p.branch_step));
+    } else if (e.policy != p.policy || e.seed != trajectory_seed(run_seed, p.seed_id)) {
       // Episode ids number (policy, seed) pairs: another policy list or other seeds would
       // count old trajectories as this run's.
       throw ConfigError(
@@ -320,8 +364,8 @@ DomainContext domain_context(const RunContext& ctx) {
   return {ctx.space.domain_names(), ctx.space.fields(), ctx.space.token_shares(), ctx.config.train.horizon};
 }
 
-bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans,
-                  const std::string& label) {
+bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label,
+                  const PrefixRows& prefixes) {
   PolicySet policies;
   const DomainContext domains = domain_context(ctx);
   for (const auto& p : plans)
@@ -333,7 +377,9 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
   const int horizon = ctx.config.train.horizon;
   const size_t per_generation = static_cast<size_t>(ctx.workers() * ctx.config.orchestrator.slots);
   const size_t generations = (plans.size() + per_generation - 1) / per_generation;
-  Progress progress(label, static_cast<std::int64_t>(plans.size()) * horizon, "steps", ctx.config.run.progress_seconds);
+  std::int64_t steps_planned = 0;  // a branch runs only the steps after its shared ones
+  for (const auto& p : plans) steps_planned += horizon - p.branch_step;
+  Progress progress(label, steps_planned, "steps", ctx.config.run.progress_seconds);
   broadcast_phase(ctx, protocol::kPhaseEpisodes);
   std::int64_t steps_done = 0, tokens = 0, episodes_done = 0, rounds = 0;
   RoundTimes busy;
@@ -342,7 +388,7 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
     const auto first = plans.begin() + static_cast<long>(g * per_generation);
     const auto last = plans.begin() + static_cast<long>(std::min(plans.size(), (g + 1) * per_generation));
     Generation gen(ctx.config, domains, store, policies, *ctx.collective, read_worker_error);
-    gen.start(std::vector<EpisodePlan>(first, last));
+    gen.start(std::vector<EpisodePlan>(first, last), prefixes);
     for (int t = 0; t < horizon && !gen.done(); ++t) {
       steps_done += gen.round();
       ++rounds;

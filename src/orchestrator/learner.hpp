@@ -27,6 +27,8 @@ DomainContext domain_context(const RunContext& ctx);
 
 /// Runs `plans` on the workers into `store`. Returns false when a stop was requested (the
 /// current round was finished, running episodes marked interrupted, the store flushed).
-bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label);
+/// Tree branches among the plans need their parents' shared rows in `prefixes`.
+bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label,
+                  const PrefixRows& prefixes = {});
 
 }  // namespace dma

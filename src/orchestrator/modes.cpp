@@ -20,6 +20,7 @@
 #include "modes.hpp"
 #include "protocol.hpp"
 #include "results.hpp"
+#include "trees.hpp"
 #include "worker.hpp"
 
 namespace fs = std::filesystem;
@@ -136,6 +137,7 @@ int collect(RunContext& ctx, bool resume) {
   std::vector<EpisodePlan> plans;
   for (std::int64_t id = 0; id < ctx.config.collect.trajectories; ++id)
     plans.push_back({id, id, resolve_spec(ctx, mix.specs[assign_policy(mix, ctx.config.run.seed, id)])});
+  place_in_trees(plans, ctx.config);
   std::vector<std::string> specs;
   for (const auto& p : plans) specs.push_back(p.policy);
   check_policies(ctx, specs);
@@ -145,8 +147,12 @@ int collect(RunContext& ctx, bool resume) {
     const auto pending = pending_plans(plans, store, ctx.store_path(), ctx.config.run.seed);
     log_line(fmt::format("collect: {} of {} trajectories to run on {} workers x {} slots into {}", pending.size(),
                          plans.size(), ctx.workers(), ctx.config.orchestrator.slots, ctx.store_path()));
-    finished = run_episodes(ctx, store, pending, "collect");
+    std::vector<EpisodePlan> roots;  // every plan when flat; tree branches run after their roots
+    for (const auto& p : pending)
+      if (p.parent < 0) roots.push_back(p);
+    finished = run_episodes(ctx, store, roots, "collect");
   }
+  if (finished) finished = collect_branches(ctx, plans);
   if (!finished) {
     log_line("collect: stopped by a signal; the store is flushed: run again with --resume to finish");
     return 0;

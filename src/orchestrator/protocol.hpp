@@ -4,8 +4,10 @@
 // of an int64 in a double's slot (to_slot / from_slot), so every id is exact, not only those
 // below 2^53; the blocks are only ever copied, never computed on.
 //
-//   command block (learner -> each worker, scatter):  1 + S * (3 + D)
-//     [kind, {episode_id, seed_id, step, weights (D)} per slot]     episode_id -1: idle slot
+//   command block (learner -> each worker, scatter):  1 + S * (5 + D)
+//     [kind, {episode_id, seed_id, step, parent, keep_state, weights (D)} per slot]
+//     episode_id -1: idle slot; parent >= 0: a tree branch that starts from its parent's kept
+//     state; keep_state 1: save the trainer state after this step (a tree's root)
 //   record block (each worker -> learner, gather):     2 + S * (6 + 2D)
 //     [stop_flag, error_flag, {status, episode_id, step, tokens, seconds, math_accuracy,
 //                              eval_loss (D), train_loss (D)} per slot]
@@ -32,8 +34,8 @@ inline std::int64_t from_slot(double slot) { return std::bit_cast<std::int64_t>(
 struct Sizes {
   int domains = 0;
   int slots = 0;
-  int command_block() const { return 1 + slots * (3 + domains); }
-  int command_slot() const { return 3 + domains; }
+  int command_block() const { return 1 + slots * command_slot(); }
+  int command_slot() const { return 5 + domains; }
   int record_block() const { return 2 + slots * (6 + 2 * domains); }
   int record_slot() const { return 6 + 2 * domains; }
 };
@@ -43,6 +45,8 @@ struct SlotCommand {
   std::int64_t episode_id = -1;
   std::int64_t seed_id = 0;
   int step = 0;
+  std::int64_t parent = -1;
+  bool keep_state = false;
   std::span<const double> weights;  // (D)
 };
 
@@ -60,17 +64,19 @@ struct SlotRecord {
 
 inline SlotCommand read_command(std::span<const double> block, const Sizes& z, int slot) {
   const double* p = block.data() + 1 + slot * z.command_slot();
-  return {from_slot(p[0]), from_slot(p[1]), static_cast<int>(from_slot(p[2])),
-          std::span<const double>(p + 3, static_cast<size_t>(z.domains))};
+  return {from_slot(p[0]), from_slot(p[1]),      static_cast<int>(from_slot(p[2])),
+          from_slot(p[3]), from_slot(p[4]) != 0, std::span<const double>(p + 5, static_cast<size_t>(z.domains))};
 }
 
-inline void write_command(std::span<double> block, const Sizes& z, int slot, std::int64_t episode_id,
-                          std::int64_t seed_id, int step, std::span<const double> weights) {
+/// Writes one slot's order (`c.weights` is read only for a running episode, episode_id >= 0).
+inline void write_command(std::span<double> block, const Sizes& z, int slot, const SlotCommand& c) {
   double* p = block.data() + 1 + slot * z.command_slot();
-  p[0] = to_slot(episode_id);
-  p[1] = to_slot(seed_id);
-  p[2] = to_slot(step);
-  for (int d = 0; d < z.domains; ++d) p[3 + d] = episode_id >= 0 ? weights[static_cast<size_t>(d)] : 0.0;
+  p[0] = to_slot(c.episode_id);
+  p[1] = to_slot(c.seed_id);
+  p[2] = to_slot(c.step);
+  p[3] = to_slot(c.parent);
+  p[4] = to_slot(c.keep_state ? 1 : 0);
+  for (int d = 0; d < z.domains; ++d) p[5 + d] = c.episode_id >= 0 ? c.weights[static_cast<size_t>(d)] : 0.0;
 }
 
 inline void write_record(std::span<double> block, const Sizes& z, int slot, const SlotRecord& r) {

@@ -1,5 +1,6 @@
 #pragma once
 // What every mode needs on every rank: config, MPI, the collective, the domain space, paths.
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -22,6 +23,9 @@ struct RunContext {
   std::string base_path() const { return path("base.pt"); }
   std::string store_path() const { return config.collect.store.empty() ? path("store.h5") : config.collect.store; }
   std::string agent_path() const { return path("agent.pt"); }
+  /// Where a tree's root keeps its trainer state for its branches (run.dir is shared by all ranks).
+  std::string kept_state_dir() const { return path("tree-states"); }
+  std::string kept_state_path(std::int64_t root) const { return kept_state_dir() + "/" + std::to_string(root) + ".pt"; }
 };
 
 /// Control over MPI (not the Collective): the learner announces the next phase to every

@@ -35,8 +35,13 @@ class SlotHost {
     if (!device_) device_ = choose_device(cfg.proxy.device, ctx_.mpi.local_rank());
     if (!trainer) trainer.emplace(cfg, ctx_.space, *device_, trajectory_seed(cfg.run.seed, c.seed_id, kStreamTorch));
     if (current_[static_cast<size_t>(slot)] != c.episode_id || c.step == 0) {
-      trainer->start_trajectory(ctx_.base_path(), trajectory_seed(cfg.run.seed, c.seed_id),
+      const auto seed = trajectory_seed(cfg.run.seed, c.seed_id);
+      trainer->start_trajectory(ctx_.base_path(), seed,
                                 static_cast<std::int64_t>(cfg.train.horizon) * cfg.train.steps_per_round);
+      if (c.parent >= 0) {  // a tree branch: the root's trained prefix, then its own draws
+        trainer->load_state(ctx_.kept_state_path(c.parent));
+        trainer->reseed(seed);
+      }
       current_[static_cast<size_t>(slot)] = c.episode_id;
     }
     const auto t0 = std::chrono::steady_clock::now();
@@ -50,6 +55,8 @@ class SlotHost {
     r.eval_loss = std::move(ev.domain_loss);
     r.train_loss = std::move(tr.domain_train_loss);
     r.math_accuracy = ev.math_accuracy;
+    // Kept before the record goes back, so a root reported past this step has its state on disk.
+    if (c.keep_state) trainer->save_state(ctx_.kept_state_path(c.episode_id));
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return r;
   }

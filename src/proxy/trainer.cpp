@@ -135,11 +135,15 @@ struct ProxyTrainer::Impl {
 
   std::uint64_t config_hash() const { return proxy_config_hash(config.proxy, shape.vocab, shape.seq_len); }
 
+  void reseed(std::uint64_t seed) {
+    sampler.emplace(*space, stream_seed(seed, kStreamSampler));
+    generator.set_current_seed(stream_seed(seed, kStreamTorch));
+  }
+
   void begin(std::uint64_t seed, std::int64_t total, double lr, int warmup_steps) {
     if (total < 1) throw Error(fmt::format("a trajectory needs at least one optimizer step, got {}", total));
     optimizer->reset();
-    sampler.emplace(*space, stream_seed(seed, kStreamSampler));
-    generator.set_current_seed(stream_seed(seed, kStreamTorch));
+    reseed(seed);
     total_steps = total;
     peak_lr = lr;
     warmup = warmup_steps;
@@ -300,6 +304,11 @@ void ProxyTrainer::save_state(const std::string& path) const {
   proxy::write_int(archive, "schedule.warmup", m.warmup);
   proxy::write_string(archive, "failure", m.failure);
   proxy::save_archive(archive, path, proxy::kStateFormat);
+}
+
+void ProxyTrainer::reseed(std::uint64_t seed) {
+  if (!impl_->started) throw Error("ProxyTrainer::reseed called before a trajectory started");
+  impl_->reseed(seed);
 }
 
 void ProxyTrainer::load_state(const std::string& path) {

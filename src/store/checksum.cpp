@@ -63,12 +63,17 @@ namespace {
 
 /// The episode's own record folded into its rows' checksum. The record is raw chunk data too:
 /// its seed, rank, status and return are checked with its rows (id, start and length are
-/// checked against the rows themselves).
+/// checked against the rows themselves). A tree branch's parent and branch step join it; a
+/// flat episode's checksum stays what it was before trees.
 std::uint64_t with_record(const EpisodeRecord& e, std::uint64_t rows) {
   std::uint64_t h = rows;
   const std::uint64_t status = static_cast<std::uint64_t>(e.status);
   for (const std::uint64_t v : {static_cast<std::uint64_t>(e.id), e.seed, static_cast<std::uint64_t>(e.rank), status})
     h = fold(h, &v, sizeof v);
+  if (e.parent >= 0) {
+    h = fold(h, &e.parent, sizeof e.parent);
+    h = fold(h, &e.branch_step, sizeof e.branch_step);
+  }
   h = fold(h, &e.return_, sizeof e.return_);
   h = fold(h, e.policy.data(), e.policy.size());
   return h | 1;

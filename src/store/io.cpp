@@ -93,6 +93,7 @@ h5::Dataset open_one(hid_t file, const ColumnSpec& c, hsize_t cols, const std::s
 std::int64_t min_rows(const auto& datasets) {
   std::int64_t n = -1;
   for (const auto& d : datasets) {
+    if (!d) continue;  // a column the file predates
     const auto dims = h5::shape(d.get());
     const auto rows = dims.empty() ? 0 : static_cast<std::int64_t>(dims[0]);
     n = n < 0 ? rows : std::min(n, rows);
@@ -129,7 +130,10 @@ Datasets open_datasets(hid_t file, const StoreHeader& h, const std::string& path
     const ColumnSpec& c = kTransitionColumns[i];
     ds.rows[i] = open_one(file, c, columns(c.width, h), path, c.width == Width::kOne ? dapl.get() : wide_dapl.get());
   }
-  for (int i = 0; i < kNumEpisodeColumns; ++i) ds.eps[i] = open_one(file, kEpisodeColumns[i], 1, path, dapl.get());
+  for (int i = 0; i < kNumEpisodeColumns; ++i) {
+    if (i >= kFirstTreeColumn && h5::exists(file, "episodes") && !h5::exists(file, kEpisodeColumns[i].path)) continue;
+    ds.eps[i] = open_one(file, kEpisodeColumns[i], 1, path, dapl.get());
+  }
   return ds;
 }
 
@@ -138,7 +142,8 @@ std::int64_t common_episodes(const Datasets& ds) { return min_rows(ds.eps); }
 
 void refresh_all(const Datasets& ds) {
   // Episodes first: the writer extends the transition datasets before it adds episodes.
-  for (const auto& d : ds.eps) h5::check_status(H5Drefresh(d.get()), "H5Drefresh");
+  for (const auto& d : ds.eps)
+    if (d) h5::check_status(H5Drefresh(d.get()), "H5Drefresh");
   for (const auto& d : ds.rows) h5::check_status(H5Drefresh(d.get()), "H5Drefresh");
 }
 
@@ -147,7 +152,8 @@ void extend_rows(const Datasets& ds, hsize_t rows) {
 }
 
 void extend_episodes(const Datasets& ds, hsize_t rows) {
-  for (const auto& d : ds.eps) set_rows(d.get(), rows);
+  for (const auto& d : ds.eps)
+    if (d) set_rows(d.get(), rows);
 }
 
 namespace {
@@ -248,9 +254,11 @@ RowBlock read_block(const Datasets& ds, const StoreHeader& h, std::int64_t start
 
 namespace {
 
+/// Column `col` of episode rows [0, n); a column the file predates reads as its fill value.
 template <class T>
 std::vector<T> read_column(const Datasets& ds, int col, std::int64_t n) {
-  std::vector<T> out(static_cast<std::size_t>(n));
+  std::vector<T> out(static_cast<std::size_t>(n), static_cast<T>(kEpisodeColumns[col].fill));
+  if (!ds.eps[col]) return out;
   hid_t owned = -1;
   const hid_t mtype = mem_type(kEpisodeColumns[col].elem, &owned);
   read_range(ds.eps[col].get(), 1, 0, static_cast<hsize_t>(n), mtype, out.data());
@@ -269,6 +277,8 @@ std::vector<EpisodeRecord> read_episode_table(const Datasets& ds, std::int64_t n
   const auto rank = read_column<std::int32_t>(ds, kEpRank, n);
   const auto ret = read_column<float>(ds, kEpReturn, n);
   const auto checksum = read_column<std::uint64_t>(ds, kEpChecksum, n);
+  const auto parent = read_column<std::int64_t>(ds, kEpParent, n);
+  const auto branch_step = read_column<std::int32_t>(ds, kEpBranchStep, n);
   std::string names(static_cast<std::size_t>(n) * kPolicyNameBytes, '\0');
   {
     hid_t owned = -1;
@@ -283,7 +293,8 @@ std::vector<EpisodeRecord> read_episode_table(const Datasets& ds, std::int64_t n
       throw StoreError(
           fmt::format("store '{}' has a malformed episode row {} (status {}, length {}, start {}): the file is damaged",
                       path, i, status[i], length[i], start[i]));
-    e = {id[i], seed[i], start[i], length[i], static_cast<EpisodeStatus>(status[i]), rank[i], "", ret[i], checksum[i]};
+    e = {id[i],  seed[i],     start[i],  length[i],     static_cast<EpisodeStatus>(status[i]), rank[i], "",
+         ret[i], checksum[i], parent[i], branch_step[i]};
     const char* p = names.data() + i * kPolicyNameBytes;
     e.policy.assign(p, strnlen(p, kPolicyNameBytes));
   }
@@ -294,9 +305,9 @@ void write_episodes(const Datasets& ds, const std::vector<std::size_t>& indices,
                     const std::vector<EpisodeRecord>& all) {
   const std::size_t n = indices.size();
   std::vector<hsize_t> rows(indices.begin(), indices.end());
-  std::vector<std::int64_t> id(n), start(n);
+  std::vector<std::int64_t> id(n), start(n), parent(n);
   std::vector<std::uint64_t> seed(n), checksum(n);
-  std::vector<std::int32_t> length(n), rank(n);
+  std::vector<std::int32_t> length(n), rank(n), branch_step(n);
   std::vector<std::uint8_t> status(n);
   std::vector<float> ret(n);
   std::vector<char> names(n * kPolicyNameBytes, '\0');
@@ -304,12 +315,15 @@ void write_episodes(const Datasets& ds, const std::vector<std::size_t>& indices,
     const EpisodeRecord& e = all.at(indices[k]);
     id[k] = e.id, seed[k] = e.seed, start[k] = e.start, length[k] = e.length;
     status[k] = static_cast<std::uint8_t>(e.status), rank[k] = e.rank, ret[k] = e.return_, checksum[k] = e.checksum;
+    parent[k] = e.parent, branch_step[k] = e.branch_step;
     std::memcpy(names.data() + k * kPolicyNameBytes, e.policy.data(),
                 std::min<std::size_t>(e.policy.size(), kPolicyNameBytes));
   }
-  const void* values[kNumEpisodeColumns] = {id.data(),   seed.data(),  start.data(), length.data(),  status.data(),
-                                            rank.data(), names.data(), ret.data(),   checksum.data()};
+  const void* values[kNumEpisodeColumns] = {id.data(),       seed.data(),   start.data(),      length.data(),
+                                            status.data(),   rank.data(),   names.data(),      ret.data(),
+                                            checksum.data(), parent.data(), branch_step.data()};
   for (int c = 0; c < kNumEpisodeColumns; ++c) {
+    if (!ds.eps[c]) continue;  // a store written before the column keeps no trees
     hid_t owned = -1;
     const hid_t mtype = mem_type(kEpisodeColumns[c].elem, &owned);
     h5::Datatype guard(owned);

@@ -53,8 +53,13 @@ enum EpisodeColumn : int {
   kEpPolicy,
   kEpReturn,
   kEpChecksum,
+  kEpParent,
+  kEpBranchStep,
   kNumEpisodeColumns
 };
+/// Columns from here on came with trajectory trees: a store written before them lacks them
+/// and reads as flat (parent -1, branch_step 0).
+inline constexpr int kFirstTreeColumn = kEpParent;
 
 inline constexpr std::array<ColumnSpec, kNumTransitionColumns> kTransitionColumns{{
     {"observations", Elem::kF32, Width::kObs, 0},
@@ -83,6 +88,8 @@ inline constexpr std::array<ColumnSpec, kNumEpisodeColumns> kEpisodeColumns{{
     {"episodes/policy", Elem::kStr, Width::kOne, 0},
     {"episodes/return", Elem::kF32, Width::kOne, 0},
     {"episodes/checksum", Elem::kU64, Width::kOne, 0},
+    {"episodes/parent", Elem::kI64, Width::kOne, -1},
+    {"episodes/branch_step", Elem::kI32, Width::kOne, 0},
 }};
 
 /// Bytes of one element in memory.

@@ -260,6 +260,84 @@ class TestStops(unittest.TestCase):
         self.assertEqual(rc, 0, msg)
 
 
+class TestTrees(unittest.TestCase):
+    """Trajectory trees: 10 trajectories in trees of 1 root + 4 branches sharing 2 of 4 steps."""
+    M, B, K = 10, 4, 2
+    ARGS = [f"--collect.trajectories={M}", f"--collect.branches={B}", f"--collect.branch_step={K}",
+            "--train.horizon=4", "--orchestrator.slots=1", "--collect.policies=random:0.5,uniform:0.5"]
+
+    def tree_collect(self, ranks, name):
+        d = fresh_run_dir(name)
+        rc, out = run(ranks, d, "--mode", "collect", *self.ARGS)
+        self.assertEqual(rc, 0, out)
+        store = os.path.join(d, "store.h5")
+        rc, msg = check_store(store, "--expect-complete", str(self.M))
+        self.assertEqual(rc, 0, msg)
+        self.assertIn(f"{self.M - 2} tree branches", msg)  # check_store compared each branch's prefix
+        self.assertFalse(os.path.exists(os.path.join(d, "tree-states")), "kept states outlive the collection")
+        return store
+
+    def assert_same_trees(self, a, b):
+        ra, rb = rows_by_episode(a), rows_by_episode(b)
+        self.assertEqual(sorted(ra), list(range(self.M)))
+        self.assertEqual(sorted(ra), sorted(rb))
+        for eid in ra:
+            for key in ra[eid]:
+                self.assertTrue(np.array_equal(ra[eid][key], rb[eid][key]), f"episode {eid} {key} differs")
+
+    def test_branches_share_their_roots_prefix(self):
+        store = self.tree_collect(2, "tree-fields")
+        e = episodes(store)
+        done = {int(i): k for k, i in enumerate(e["id"]) if e["status"][k] == 1}
+        for eid, k in done.items():
+            root = eid - eid % (self.B + 1)
+            self.assertEqual(int(e["parent"][k]), -1 if eid == root else root, f"episode {eid}")
+            self.assertEqual(int(e["branch_step"][k]), 0 if eid == root else self.K, f"episode {eid}")
+        rows = rows_by_episode(store)
+        for eid in done:
+            root = eid - eid % (self.B + 1)
+            if eid == root:
+                continue
+            for key in rows[eid]:
+                self.assertTrue(np.array_equal(rows[eid][key][:self.K], rows[root][key][:self.K]), f"{eid} {key}")
+            # Own draws after the shared steps: the continuation is not the root's.
+            self.assertFalse(np.array_equal(rows[eid]["infos/eval_loss"][self.K:],
+                                            rows[root]["infos/eval_loss"][self.K:]), f"branch {eid} copies its root")
+
+    def test_rank_count_invariance(self):
+        self.assert_same_trees(self.tree_collect(2, "tree-inv-2"), self.tree_collect(3, "tree-inv-3"))
+
+    def killed_then_resumed(self, name, rows_before_kill, rank, among_branches):
+        reference = self.tree_collect(2, name + "-reference")
+        d = fresh_run_dir(name)
+        store = os.path.join(d, "store.h5")
+        proc = start_collect(d, 3, *self.ARGS)
+        try:
+            self.assertTrue(wait_rows(store, proc, rows_before_kill), "the run wrote too few rows")
+            os.kill(ranks_of(proc.pid)[rank], signal.SIGKILL)
+            out = proc.communicate(timeout=60)[0]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        rc, msg = check_store(store)
+        self.assertEqual(rc, 0, msg + out)
+        e = episodes(store)
+        self.assertLess(int((e["status"] == 1).sum()), self.M, "the kill came after the last trajectory")
+        self.assertEqual(bool((e["parent"] >= 0).any()), among_branches, "the kill came in the other phase")
+        rc, out2 = run(3, d, "--mode", "collect", "--resume", *self.ARGS)
+        self.assertEqual(rc, 0, out2)
+        rc, msg = check_store(store, "--expect-complete", str(self.M))
+        self.assertEqual(rc, 0, msg)
+        self.assert_same_trees(reference, store)
+
+    def test_kill_learner_among_branches_then_resume(self):
+        # The 2 roots write 8 rows; each branch starts with 2 copied: 11 rows are branch work.
+        self.killed_then_resumed("tree-kill-learner", 11, 0, among_branches=True)
+
+    def test_kill_worker_among_roots_then_resume(self):
+        self.killed_then_resumed("tree-kill-worker", 3, 2, among_branches=False)
+
+
 class TestBadInput(unittest.TestCase):
     def assert_fails(self, rc, out, *needles):
         self.assertNotEqual(rc, 0, out)

@@ -94,6 +94,28 @@ def check_episode(i, e, cols, horizon):
     return length_seen
 
 
+def check_trees(f, e, n_eps):
+    """A tree branch's first branch_step rows are copies of its ended parent's (stores written
+    before trees lack /episodes/parent and hold none)."""
+    if "episodes/parent" not in f:
+        return 0
+    parent, branch_step = f["episodes/parent"][:n_eps], f["episodes/branch_step"][:n_eps]
+    ended = {int(e["id"][i]): i for i in range(n_eps) if int(e["status"][i]) in (1, 2)}
+    branches = 0
+    for i in range(n_eps):
+        if parent[i] < 0 or int(e["status"][i]) not in (1, 2):
+            continue
+        need(int(parent[i]) in ended, f"episode {e['id'][i]}: its parent {parent[i]} never ended")
+        p, k = ended[int(parent[i])], int(branch_step[i])
+        need(0 < k <= int(e["length"][p]), f"episode {e['id'][i]}: branch_step {k} outside its parent's rows")
+        a, b = int(e["start"][i]), int(e["start"][p])
+        for name in ("observations", "next_observations", "actions", "rewards", "infos/eval_loss"):
+            need(np.array_equal(f[name][a:a + k], f[name][b:b + k]),
+                 f"episode {e['id'][i]}: /{name} of its first {k} rows differs from its parent's")
+        branches += 1
+    return branches
+
+
 def check(path, expect_complete, expect_written):
     with h5py.File(path, "r", swmr=True) as f:
         d, obs_dim, horizon = check_root(f)
@@ -115,8 +137,10 @@ def check(path, expect_complete, expect_written):
         if expect_written is not None:
             need(written == expect_written, f"{written} written rows, expected {expect_written}")
         statuses = np.bincount(e["status"][:n_eps], minlength=4)
+        branches = check_trees(f, e, n_eps)
         return (f"ok: {n} rows, {n_eps} episodes (running {statuses[0]}, complete {statuses[1]}, "
-                f"failed {statuses[2]}, interrupted {statuses[3]}), {written} written rows, D={d}, obs_dim={obs_dim}")
+                f"failed {statuses[2]}, interrupted {statuses[3]}), {written} written rows, D={d}, obs_dim={obs_dim}"
+                + (f", {branches} tree branches" if branches else ""))
 
 
 def main():

@@ -26,23 +26,35 @@ def run(cmd):
         sys.exit(f"trajectory_throughput: {' '.join(cmd[:8])}... failed:\n{p.stdout}{p.stderr}")
 
 
-def main():
+def arguments(extra_options):
+    """The options both throughput benchmarks take, plus `extra_options`, (name, kwargs) pairs."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trajectories", type=int, default=8)
+    for name, kwargs in extra_options:
+        ap.add_argument(name, **kwargs)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--config", default=os.path.join(ROOT, "configs", "demo.ini"))
     ap.add_argument("--horizon", type=int, default=8)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
-    a = ap.parse_args()
+    return ap.parse_args()
+
+
+def prepared_base(a, work, *extra):
+    """Prepares the embedded default space in `work` and pre-trains its base there. Returns
+    dma_orchestrate's path, the arguments every run shares, and the base checkpoint."""
     orch = os.path.join(a.build, "bin", "dma_orchestrate")
+    space = os.path.join(work, "data.space")
+    run([os.path.join(a.build, "bin", "dma_prepare"), "demo", "--out", space])
+    common = ["--config", a.config, f"--data.space={space}", f"--train.horizon={a.horizon}", "--proxy.threads=1",
+              *extra]
+    run([orch, *common, f"--run.dir={work}/base", "--mode", "pretrain"])
+    return orch, common, os.path.join(work, "base", "base.pt")
+
+
+def main():
+    a = arguments([("--trajectories", {"type": int, "default": 8})])
     work = tempfile.mkdtemp(prefix="dma-throughput-")
     try:
-        space = os.path.join(work, "data.space")
-        run([os.path.join(a.build, "bin", "dma_prepare"), "demo", "--out", space])
-        common = ["--config", a.config, f"--data.space={space}", f"--train.horizon={a.horizon}",
-                  "--collect.policies=uniform:1", "--proxy.threads=1"]
-        run([orch, *common, f"--run.dir={work}/base", "--mode", "pretrain"])
-        base = os.path.join(work, "base", "base.pt")
+        orch, common, base = prepared_base(a, work, "--collect.policies=uniform:1")
 
         def run_dir(name):
             d = os.path.join(work, name)

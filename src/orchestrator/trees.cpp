@@ -21,7 +21,7 @@ void place_in_trees(std::vector<EpisodePlan>& plans, const Config& config) {
   for (auto& p : plans) {
     const std::int64_t root = p.id - p.id % tree;
     if (p.id == root) {
-      p.keep_state_after = shared;
+      if (root + 1 < static_cast<std::int64_t>(plans.size())) p.keep_state_after = shared;  // a root with branches
     } else {
       p.parent = root;
       p.branch_step = shared;
@@ -64,8 +64,10 @@ bool collect_branches(RunContext& ctx, const std::vector<EpisodePlan>& plans) {
     for (const auto& b : pending)
       if (prefixes.count(b.parent)) runnable.push_back(b);
     if (runnable.size() < pending.size())
-      log_line(fmt::format("collect: {} branches left out: their root failed before the shared steps",
-                           pending.size() - runnable.size()));
+      log_line(
+          fmt::format("collect: {} branches left out: their root kept no state (it failed before the shared "
+                      "steps, or the store was written without trees)",
+                      pending.size() - runnable.size()));
     log_line(fmt::format("collect: {} branches to run from {} roots' kept states", runnable.size(), prefixes.size()));
     finished = run_episodes(ctx, store, runnable, "collect branches", prefixes);
   }

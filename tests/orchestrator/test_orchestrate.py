@@ -303,6 +303,14 @@ class TestTrees(unittest.TestCase):
             # Own draws after the shared steps: the continuation is not the root's.
             self.assertFalse(np.array_equal(rows[eid]["infos/eval_loss"][self.K:],
                                             rows[root]["infos/eval_loss"][self.K:]), f"branch {eid} copies its root")
+        # A root is the flat collection's trajectory of the same id.
+        d = fresh_run_dir("tree-fields-flat")
+        rc, out = run(2, d, "--mode", "collect", *[a for a in self.ARGS if not a.startswith("--collect.branch")])
+        self.assertEqual(rc, 0, out)
+        flat = rows_by_episode(os.path.join(d, "store.h5"))
+        for root in range(0, self.M, self.B + 1):
+            for key in flat[root]:
+                self.assertTrue(np.array_equal(flat[root][key], rows[root][key]), f"root {root} {key}")
 
     def test_rank_count_invariance(self):
         self.assert_same_trees(self.tree_collect(2, "tree-inv-2"), self.tree_collect(3, "tree-inv-3"))

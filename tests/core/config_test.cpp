@@ -99,6 +99,18 @@ TEST(Config, OutOfRangeOrMalformedValuesNameTheKey) {
   EXPECT_EQ(
       parse({"--mode", "collect", "--agent.source_gain=8", "--agent.actor_features=all"}).config.agent.source_gain,
       8.0);
+  // A tree's branches start inside the horizon: k = T would leave them nothing to run.
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--collect.branches=4", "--train.horizon=8", "--collect.branch_step=8"});
+      },
+      {"'collect.branch_step'", "1..train.horizon-1"});
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--collect.branches=4", "--train.horizon=1"});
+      },
+      {"'collect.branch_step'"});
+  EXPECT_EQ(parse({"--mode", "collect", "--collect.branches=4"}).config.collect.shared_steps(16), 8);
   expect_config_error([] { parse({"--mode", "fly"}); }, {"--mode 'fly'", "pipeline"});
   expect_config_error(
       [] {

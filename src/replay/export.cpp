@@ -66,7 +66,7 @@ ExportResult export_d4rl(const StoreReader& reader, const std::string& out, cons
       bal(f, "infos/balanced_score", h5out::F32, 0), math(f, "infos/math_accuracy", h5out::F32, 0),
       tok(f, "infos/train_tokens", h5out::I64, 0), wall(f, "infos/wall_seconds", h5out::F32, 0);
   ExportResult res;
-  std::vector<std::int64_t> ep_id, ep_start, ep_len;
+  std::vector<std::int64_t> ep_id, ep_start, ep_len, ep_parent, ep_branch_step;
   std::vector<std::string> ep_policy, ep_status;
   for_each_batch(reader, o.selection, [&](const RowBlock& b, const std::vector<BatchEpisode>& batch) {
     const auto balanced = balanced_rows(b, h, eval);
@@ -94,6 +94,8 @@ ExportResult export_d4rl(const StoreReader& reader, const std::string& out, cons
       ep_id.push_back(be.record->id);
       ep_start.push_back(res.transitions);
       ep_len.push_back(static_cast<std::int64_t>(n));
+      ep_parent.push_back(be.record->parent);
+      ep_branch_step.push_back(be.record->branch_step);
       ep_policy.push_back(be.record->policy);
       ep_status.push_back(status_name(be.record->status));
       res.transitions += static_cast<std::int64_t>(n);
@@ -116,6 +118,9 @@ ExportResult export_d4rl(const StoreReader& reader, const std::string& out, cons
   h5out::write_array(f, "metadata/episodes/id", h5out::I64, ep_id);
   h5out::write_array(f, "metadata/episodes/start", h5out::I64, ep_start);
   h5out::write_array(f, "metadata/episodes/length", h5out::I64, ep_len);
+  // A tree branch's first branch_step rows are its parent's (store's episodes/parent).
+  h5out::write_array(f, "metadata/episodes/parent", h5out::I64, ep_parent);
+  h5out::write_array(f, "metadata/episodes/branch_step", h5out::I64, ep_branch_step);
   h5out::write_strings(f, "metadata/episodes/policy", ep_policy);
   h5out::write_strings(f, "metadata/episodes/status", ep_status);
   file.close();
@@ -190,6 +195,8 @@ void write_minari_episode(hid_t file, std::int64_t index, const BatchEpisode& be
   h5::write_attr_int(group.id(), "total_steps", static_cast<std::int64_t>(n));
   h5::write_attr_int(group.id(), "seed", static_cast<std::int64_t>(be.record->seed & 0x7fffffffffffffffULL));
   h5::write_attr_int(group.id(), "dma_episode_id", be.record->id);
+  h5::write_attr_int(group.id(), "dma_parent", be.record->parent);  // -1, or the tree root it branches from
+  h5::write_attr_int(group.id(), "dma_branch_step", be.record->branch_step);
   h5::write_attr_string(group.id(), "policy", be.record->policy);
   h5::write_attr_string(group.id(), "status", status_name(be.record->status));
 }

@@ -303,6 +303,15 @@ class TestTrees(unittest.TestCase):
             # Own draws after the shared steps: the continuation is not the root's.
             self.assertFalse(np.array_equal(rows[eid]["infos/eval_loss"][self.K:],
                                             rows[root]["infos/eval_loss"][self.K:]), f"branch {eid} copies its root")
+        # The exports hold every trajectory whole, with its parent.
+        for fmt, out in (("d4rl", os.path.join(os.path.dirname(store), "d4rl.h5")),
+                         ("minari", os.path.join(os.path.dirname(store), "minari"))):
+            p = subprocess.run([os.path.join(BIN, "dma_replay"), "export", store, "--format", fmt, out],
+                               capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
+            p = subprocess.run(["/usr/bin/python3", os.path.join(SRC, "tests", "replay", "check_exports.py"), store,
+                                fmt, out], capture_output=True, text=True, timeout=60)
+            self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         # A root is the flat collection's trajectory of the same id.
         d = fresh_run_dir("tree-fields-flat")
         rc, out = run(2, d, "--mode", "collect", *[a for a in self.ARGS if not a.startswith("--collect.branch")])

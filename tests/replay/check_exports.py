@@ -46,6 +46,9 @@ def check_d4rl(s, path):
         need(f["observations"].compression == "gzip", "observations are not gzip-compressed")
         need([x.decode() for x in f["metadata/domain_names"][()]] == s.domain_names, "metadata/domain_names")
         need(np.array_equal(f["metadata/episodes/id"][()], s.episodes["id"][idx]), "metadata/episodes/id")
+        if "parent" in s.episodes:
+            need(np.array_equal(f["metadata/episodes/parent"][()], s.episodes["parent"][idx]),
+                 "metadata/episodes/parent")
     return f"d4rl {n} rows, {len(idx)} episodes"
 
 
@@ -67,6 +70,8 @@ def check_minari(s, path):
             t = len(e["rewards"])
             need(g.attrs["id"] == k and g.attrs["total_steps"] == t, f"episode_{k} attributes")
             need(g.attrs["dma_episode_id"] == s.episodes["id"][i], f"episode_{k} dma_episode_id")
+            if "parent" in s.episodes:
+                need(g.attrs["dma_parent"] == s.episodes["parent"][i], f"episode_{k} dma_parent")
             need(g["observations"].shape == (t + 1, len(s.obs_layout)), f"episode_{k} observations not T+1")
             need(np.array_equal(g["observations"][:t], e["observations"]), f"episode_{k} observations differ")
             need(np.array_equal(g["observations"][t], e["next_observations"][-1]), f"episode_{k} last observation")

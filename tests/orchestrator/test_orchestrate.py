@@ -347,6 +347,15 @@ class TestTrees(unittest.TestCase):
         self.assertEqual(rc, 0, msg)
         self.assert_same_trees(reference, store)
 
+    def test_resume_with_other_tree_options_is_refused(self):
+        d = fresh_run_dir("tree-resume-other")
+        flat = [a for a in self.ARGS if not a.startswith("--collect.branch")]
+        rc, out = run(2, d, "--mode", "collect", *flat)
+        self.assertEqual(rc, 0, out)
+        rc, out = run(2, d, "--mode", "collect", "--resume", *self.ARGS)
+        self.assertNotEqual(rc, 0, out)
+        self.assertIn("collect.branches", out)
+
     def test_kill_learner_among_branches_then_resume(self):
         # The 2 roots write 8 rows; each branch starts with 2 copied: 11 rows are branch work.
         self.killed_then_resumed("tree-kill-learner", 11, 0, among_branches=True)

@@ -3,7 +3,7 @@
 #include "trees.hpp"
 
 #include <filesystem>
-#include <set>
+#include <map>
 
 #include <fmt/format.h>
 

@@ -278,6 +278,11 @@ class TestTrees(unittest.TestCase):
         return store
 
     def assert_same_trees(self, a, b):
+        def tree_fields(path):
+            e = episodes(path)
+            return {int(i): (int(p), int(k)) for i, p, k, s in zip(e["id"], e["parent"], e["branch_step"], e["status"])
+                    if s == 1}
+        self.assertEqual(tree_fields(a), tree_fields(b))
         ra, rb = rows_by_episode(a), rows_by_episode(b)
         self.assertEqual(sorted(ra), list(range(self.M)))
         self.assertEqual(sorted(ra), sorted(rb))

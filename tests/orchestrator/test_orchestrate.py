@@ -266,9 +266,9 @@ class TestTrees(unittest.TestCase):
     ARGS = [f"--collect.trajectories={M}", f"--collect.branches={B}", f"--collect.branch_step={K}",
             "--train.horizon=4", "--orchestrator.slots=1", "--collect.policies=random:0.5,uniform:0.5"]
 
-    def tree_collect(self, ranks, name):
+    def tree_collect(self, ranks, name, *extra):
         d = fresh_run_dir(name)
-        rc, out = run(ranks, d, "--mode", "collect", *self.ARGS)
+        rc, out = run(ranks, d, "--mode", "collect", *self.ARGS, *extra)
         self.assertEqual(rc, 0, out)
         store = os.path.join(d, "store.h5")
         rc, msg = check_store(store, "--expect-complete", str(self.M))
@@ -330,10 +330,13 @@ class TestTrees(unittest.TestCase):
         self.assert_same_trees(self.tree_collect(2, "tree-inv-2"), self.tree_collect(3, "tree-inv-3"))
 
     def killed_then_resumed(self, name, rows_before_kill, rank, among_branches):
-        reference = self.tree_collect(2, name + "-reference")
+        # Longer rounds than the other tests' so that the kill lands inside the phase it aims at.
+        slow = ["--train.steps_per_round=16"]
+        args = [*self.ARGS, *slow]
+        reference = self.tree_collect(2, name + "-reference", *slow)
         d = fresh_run_dir(name)
         store = os.path.join(d, "store.h5")
-        proc = start_collect(d, 3, *self.ARGS)
+        proc = start_collect(d, 3, *args)
         try:
             self.assertTrue(wait_rows(store, proc, rows_before_kill), "the run wrote too few rows")
             os.kill(ranks_of(proc.pid)[rank], signal.SIGKILL)
@@ -346,7 +349,7 @@ class TestTrees(unittest.TestCase):
         e = episodes(store)
         self.assertLess(int((e["status"] == 1).sum()), self.M, "the kill came after the last trajectory")
         self.assertEqual(bool((e["parent"] >= 0).any()), among_branches, "the kill came in the other phase")
-        rc, out2 = run(3, d, "--mode", "collect", "--resume", *self.ARGS)
+        rc, out2 = run(3, d, "--mode", "collect", "--resume", *args)
         self.assertEqual(rc, 0, out2)
         rc, msg = check_store(store, "--expect-complete", str(self.M))
         self.assertEqual(rc, 0, msg)

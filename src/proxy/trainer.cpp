@@ -14,6 +14,7 @@
 #endif
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "checkpoint.hpp"
 #include "device.hpp"

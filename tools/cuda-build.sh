@@ -15,7 +15,7 @@
 #      that it compiles and links; code generation is the CPU build's business)
 #   4. checks on the result: the executables need the CUDA LibTorch and the wheel's libnccl.so.2,
 #      and the objects call the LibTorch 2.x entry points (scaled_dot_product_attention,
-#      autocast by device type)
+#      autocast by device type, the GPU's compute capability)
 # The CUDA toolkit's libraries are on this machine but cuSPARSELt, NVSHMEM and cuFile (which
 # libtorch_cuda.so needs at run time) come with further wheels that are not installed: the link
 # allows undefined symbols inside shared libraries, never in dma's own code.
@@ -84,5 +84,6 @@ calls() {
 }
 calls proxy/CMakeFiles/dma_proxy.dir/attention.cpp scaled_dot_product_attention
 calls proxy/CMakeFiles/dma_proxy.dir/device.cpp "at::autocast::set_autocast_dtype(c10::DeviceType"
+calls proxy/CMakeFiles/dma_proxy.dir/device.cpp "at::cuda::getDeviceProperties"
 calls comm/CMakeFiles/dma_comm.dir/collective_nccl.cpp ncclCommInitRankConfig
 say "PASS: proxy, agent and comm compile and link against torch $torch_version with CUDA and its NCCL"

@@ -68,13 +68,23 @@ struct PolicySpec {
   std::int64_t episode = 0;              ///< replay
   std::vector<std::string> checkpoints;  ///< agent: one, or an ensemble; none: this run's agent
   std::optional<double> noise;           ///< agent: exploration std (none: agent.exploration_std)
-  bool operator==(const PolicySpec&) const = default;
+  /// The text parse_policy_spec read (empty for values built in code). to_string writes it
+  /// while it still describes this value, so a name keeps its spelling ("fixed:0.50").
+  std::string written;
+
+  /// Same policy, however written.
+  bool operator==(const PolicySpec& other) const {
+    return kind == other.kind && mixtures == other.mixtures && store == other.store && episode == other.episode &&
+           checkpoints == other.checkpoints && noise == other.noise;
+  }
 };
 
 /// Parses a spec (see the grammar above). Throws PolicyError, one line naming the spec, what is
 /// wrong and how to write it. Checks what needs no domain space: kinds, numbers, ranges.
 PolicySpec parse_policy_spec(std::string_view text);
-/// The spec's text; parse_policy_spec(to_string(s)) == s. Stored in /episodes/policy.
+/// The spec's text, as written when it was parsed (to_string(parse_policy_spec(t)) == t), else
+/// with numbers in their shortest form; parse_policy_spec(to_string(s)) == s. Stored in
+/// /episodes/policy.
 std::string to_string(const PolicySpec& spec);
 
 /// `agent:<checkpoint>` (an ensemble when several), with exploration noise when given.

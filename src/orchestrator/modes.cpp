@@ -177,9 +177,12 @@ int evaluate(RunContext& ctx, bool resume) {
     if (!needs_tuning(s)) untuned.push_back(s);
   check_policies(ctx, untuned);
   listed = resolve_tuned(ctx, listed);
+  // One rollout set per name: the oracle grid may repeat a listed policy.
   std::vector<PolicySpec> specs = listed;
-  for (const auto& s : oracle)
-    if (std::find(specs.begin(), specs.end(), s) == specs.end()) specs.push_back(s);
+  for (const auto& s : oracle) {
+    const auto names = policy_names(specs);
+    if (std::find(names.begin(), names.end(), to_string(s)) == names.end()) specs.push_back(s);
+  }
   if (!roll_out(ctx, "eval", specs, ctx.config.evaluate.seeds, ctx.config.evaluate.seed_offset, resume)) return 0;
   print_results(ctx, ctx.path("eval.h5"), policy_names(specs), policy_names(oracle), policy_names(listed), "eval");
   return 0;

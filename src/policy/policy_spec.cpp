@@ -165,6 +165,7 @@ PolicySpec parse_policy_spec(std::string_view text) {
   const auto kind = policy_kind_named(name);
   if (!kind) throw PolicyError(fmt::format("unknown policy '{}': use {}", text, kValidSpecs));
   PolicySpec out(*kind);
+  out.written = text;
   const bool has_arg = colon != std::string_view::npos;
   const std::string_view arg = has_arg ? text.substr(colon + 1) : std::string_view{};
   switch (*kind) {
@@ -202,6 +203,7 @@ PolicySpec parse_policy_spec(std::string_view text) {
 }
 
 std::string to_string(const PolicySpec& spec) {
+  if (!spec.written.empty() && parse_policy_spec(spec.written) == spec) return spec.written;
   std::string out(policy_kind_name(spec.kind));
   switch (spec.kind) {
     case PolicyKind::kFixed:

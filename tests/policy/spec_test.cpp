@@ -63,6 +63,21 @@ TEST(PolicySpec, EveryKindRoundTrips) {
     EXPECT_NE(std::find(seen.begin(), seen.end(), kind), seen.end()) << policy_kind_name(kind);
 }
 
+TEST(PolicySpec, NamesKeepTheirSpellingWhileTheyDescribeTheValue) {
+  // Stores hold names as the user wrote them; a resumed run matches them by text.
+  for (const std::string text : {"fixed:0.50", "fixed:3.0:1", "schedule:.9>0.20", "agent:a.pt?noise=0.30",
+                                 "replay:s.h5#3.0", "tuned-fixed:1e-1"})
+    EXPECT_EQ(to_string(parse_policy_spec(text)), text);
+  EXPECT_EQ(parse_policy_spec("fixed:0.50"), parse_policy_spec("fixed:0.5"));
+  // A value changed after parsing is written from its fields.
+  PolicySpec agent = parse_policy_spec("agent");
+  agent.checkpoints = {"runs/demo/agent.pt"};
+  EXPECT_EQ(to_string(agent), "agent:runs/demo/agent.pt");
+  PolicySpec fixed = parse_policy_spec("fixed:0.50");
+  fixed.mixtures[0].values[0] = 0.25;
+  EXPECT_EQ(to_string(fixed), "fixed:0.25");
+}
+
 TEST(PolicySpec, HoldsTheArgumentsTyped) {
   const auto ratio = parse_policy_spec("fixed:3:1");
   ASSERT_EQ(ratio.mixtures.size(), 1u);

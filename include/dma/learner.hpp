@@ -18,14 +18,15 @@
 namespace dma {
 
 /// One trajectory to run: its id (unique in the store), the id its seed derives from (the
-/// same seed_id across policies gives paired comparisons), and its policy spec.
+/// same seed_id across policies gives paired comparisons), and its policy.
 struct EpisodePlan {
   std::int64_t id = 0;
   std::int64_t seed_id = 0;
-  std::string policy;
+  PolicySpec policy;
 };
 
-/// Policies by spec, built once per episode phase and shared by its generations.
+/// Policies by name (to_string of their spec), built once per episode phase and shared by its
+/// generations.
 using PolicySet = std::map<std::string, std::unique_ptr<Policy>>;
 
 /// Seconds the learner spent in each part of its rounds (accumulated), not counting the

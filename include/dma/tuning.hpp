@@ -29,6 +29,9 @@ bool needs_tuning(const std::string& spec);
 /// The policy spec of a point: tuned-fixed:<share> or tuned-schedule:<from>><to>.
 std::string tuned_spec(TunedFamily family, const std::vector<double>& point);
 
+/// The tuned baselines' first step in target share; it halves down to 1/80.
+inline constexpr double kTuningFirstStep = 0.2;
+
 class CompassSearch {
  public:
   /// Parameters live in [0, 1]; the search starts at `start` (the middle of the box when

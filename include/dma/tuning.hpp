@@ -32,6 +32,9 @@ std::optional<TunedFamily> tuned_family(const PolicySpec& spec);
 /// rounded to four decimals.
 PolicySpec tuned_spec(TunedFamily family, const std::vector<double>& point);
 
+/// The tuned baselines' first step in target share; it halves down to 1/80.
+inline constexpr double kTuningFirstStep = 0.2;
+
 class CompassSearch {
  public:
   /// Parameters live in [0, 1]; the search starts at `start` (the middle of the box when

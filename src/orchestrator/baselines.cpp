@@ -73,7 +73,8 @@ TuningResult tune(RunContext& ctx, TunedFamily family, TuneIndex& index, std::ve
       throw RolloutsStopped{};
     return score_in_tune_store(ctx, specs);
   };
-  const auto result = tune_family(family, tc.rollouts, tc.seeds, tc.first_step, score_batch, std::move(start), known);
+  const auto result =
+      tune_family(family, tc.rollouts, tc.seeds, kTuningFirstStep, score_batch, std::move(start), known);
   log_line(fmt::format("tuning: {} is {} ({:+.4f} on {} selection seeds; {} candidates, {} rollouts{})",
                        tuned_kind(family), to_string(result.best), result.best_score, tc.seeds,
                        result.candidates.size(), result.rollouts, result.converged ? ", converged" : ", budget spent"));
@@ -88,7 +89,7 @@ std::string tuning_markdown(const RunContext& ctx, const std::vector<TuningResul
       "then the schedule (mean share and tilt) from the tuned constant's share with no tilt, on a budget of its "
       "own; it inherits the constant's scores for the schedules without tilt. A family that converged would not "
       "gain from more rollouts.\n",
-      tc.rollouts, tc.seeds, ctx.config.agent.selection_seed_offset, ctx.config.eval.score, tc.first_step);
+      tc.rollouts, tc.seeds, ctx.config.agent.selection_seed_offset, ctx.config.eval.score, kTuningFirstStep);
   for (const auto& r : results) {
     out += fmt::format("\n## {}: {} ({:+.4f}, {} rollouts, {})\n\n| candidate | mean score |\n|---|---:|\n",
                        tuned_kind(r.family), to_string(r.best), r.best_score, r.rollouts,

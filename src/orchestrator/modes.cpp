@@ -332,8 +332,8 @@ bool run_generations(RunContext& ctx, int first, bool resume) {
 /// Online generations (DESIGN §3): each rolls out the latest agent with exploration noise,
 /// appends the episodes to this run's store and updates the agent on every store, writing
 /// agent-gen-<g>.pt. Updates on an agent's own data can overshoot as well as improve
-/// (docs/study.md), so with iterate.select the generation that scores best on the selection seeds
-/// (the offline agent included) becomes agent.pt; otherwise the last one does.
+/// (docs/study.md), so the generation that scores best on the selection seeds (the offline
+/// agent included) becomes agent.pt (IterateConfig::select; without it the last one does).
 int iterate(RunContext& ctx, bool resume) {
   require_base(ctx);
   const auto& it = ctx.config.iterate;

@@ -3,7 +3,7 @@
 // grid and linear schedules on fresh seeds.
 //   agent_sim [episodes=50] [threads=1] [eval_seeds=8] [section.key=value ...]
 // sim.generations=G sim.per_generation=K adds G rounds of iterate: K rollouts of the agent
-// with iterate.exploration_std noise, then iterate.updates_per_generation updates.
+// with IterateConfig::exploration_std noise, then iterate.updates_per_generation updates.
 #include <chrono>
 #include <cstdio>
 #include <map>

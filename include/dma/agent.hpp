@@ -108,7 +108,7 @@ SourceResponse probe_source_response(const AgentModel& model, const std::vector<
 /// The `agent:<checkpoint>[?noise=<std>]` policy: the deterministic mean action, or the mean
 /// logits plus Gaussian noise of that std (default agent.exploration_std; iterate passes
 /// ?noise=<iterate.exploration_std>). Noise derives from the episode seed only.
-std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config);
+std::unique_ptr<Policy> make_agent_policy(const PolicySpec& spec, const DomainContext& domains, const Config& config);
 /// The deterministic agent policy (mean action, no noise) over an agent already loaded, named
 /// `name`: policies of several runs share one model (its mean_logits is safe to call from
 /// several threads at once).
@@ -116,10 +116,8 @@ std::unique_ptr<Policy> make_agent_policy(std::shared_ptr<const AgentModel> mode
                                           const DomainContext& domains);
 /// LibTorch's intra-op threads for the agent's forward passes (n <= 0 leaves them as they are).
 void set_agent_threads(int threads);
-/// The checkpoints of an `agent:` spec's path: "a.pt+b.pt" is an ensemble of two.
-std::vector<std::string> agent_ensemble_paths(const std::string& paths);
-
-/// Makes `agent:<checkpoint>` specs available to make_policy (call once at start-up).
-void register_agent_policy();
+/// Every built-in policy kind and the agent's: what a program that runs trained agents builds
+/// its policies from.
+PolicyRegistry agent_policy_registry();
 
 }  // namespace dma

@@ -43,9 +43,7 @@ struct TrainConfig {
   double min_lr_ratio = 0.1;  ///< cosine decays to lr * min_lr_ratio
   int warmup_steps = 10;      ///< re-warm-up at the start of the trajectory
   double weight_decay = 0.1;
-  double grad_clip = 1.0;
-  double beta1 = 0.9;
-  double beta2 = 0.95;
+  double grad_clip = 1.0;    ///< AdamW's betas are 0.9 and 0.95 (proxy/optimizer.hpp)
   int steps_per_round = 20;  ///< S: optimizer steps per re-weighting step
   int horizon = 16;          ///< T: re-weighting steps per trajectory
 };
@@ -101,6 +99,7 @@ struct RandomPolicyConfig {
   int knots = 4;                  ///< control points of a field-share curve over the horizon
 };
 
+/// Fixed by the recipe, not configuration keys.
 struct OnlineEgConfig {
   double step_size = 1.0;  ///< exponentiated-gradient step on loss progress
   double smoothing = 0.1;  ///< mix with uniform to keep every domain alive
@@ -119,26 +118,21 @@ struct EvaluateConfig {
 /// share, or over a linear schedule's mean share and tilt, scored by rollouts on the selection
 /// seeds (agent.selection_seed_offset..), never on evaluation seeds.
 struct TuneConfig {
-  int rollouts = 48;        ///< rollouts each family may spend (candidates x seeds)
-  int seeds = 4;            ///< selection seeds per candidate
-  double first_step = 0.2;  ///< the search's first step in target share; it halves down to 1/80
+  int rollouts = 48;  ///< rollouts each family may spend (candidates x seeds)
+  int seeds = 4;      ///< selection seeds per candidate
 };
 
 struct AgentConfig {
   // The network sizes were measured on the simulated CPT of tests/agent/sim.hpp (50-episode
   // stores); the training recipe on the embedded default (docs/study.md).
   std::string stores = "";  ///< train-agent: comma-separated stores ("": <run.dir>/store.h5)
-  int history = 1;          ///< steps of features per domain token
   int d_token = 32;         ///< token width (a step takes half the time of 64)
   int n_layers = 2;
   int n_heads = 4;
   double bc_top_q = 0.25;  ///< fraction of episodes (by recomputed return) cloned
   int bc_steps = 300;      ///< warm start: actor clones, critics learn alongside
   int cql_steps = 1200;
-  double cql_alpha = 3;        ///< conservative weight, on rewards centred and scaled to unit std (docs/study.md)
-  int n_sampled_actions = 10;  ///< per proposal (uniform logits, policy at o, policy at o')
-  double discount = 0.99;
-  int n_step = 1;  ///< rewards summed before a backup bootstraps
+  double cql_alpha = 3;  ///< conservative weight, on rewards centred and scaled to unit std (docs/study.md)
   /// Step features the actor reads (the critics read all): the field-level state, i.e. the
   /// time and the source score that the budget constrains. The collected random walks are
   /// smooth, so whatever reveals an episode's past target share predicts its next one, and
@@ -150,30 +144,39 @@ struct AgentConfig {
   /// > 0: the actor's d(target share)/d(source score) is held at or above this (a squared
   /// shortfall in its losses): a lower source score never asks for more target.
   double source_gain = 8;
-  int field_balanced = 1;   ///< 1: the actor weighs fields, not domains (features.hpp field_log_counts)
-  int candidates = 1;       ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
-  int selection_seeds = 3;  ///< rollouts per candidate
+  int candidates = 1;                             ///< >1: train this many (seeds run.seed+k), keep the best by rollouts
+  int selection_seeds = 3;                        ///< rollouts per candidate
   std::uint64_t selection_seed_offset = 2000000;  ///< their seed ids: never the evaluation seeds
-  double tau = 0.05;  ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
   double actor_lr = 3e-4;
   double critic_lr = 3e-4;
   int batch_size = 64;
-  double logit_box = 4.0;
-  double val_fraction = 0.1;
-  double exploration_std = 0.0;
+  int threads = 1;  ///< intra-op threads while training and acting (0: leave LibTorch's setting)
+
+  // The rest is fixed by the recipe and not a configuration key; code that trains small agents
+  // (the tests) sets it directly.
+  int history = 1;             ///< steps of features per domain token
+  int n_sampled_actions = 10;  ///< per proposal (uniform logits, policy at o, policy at o')
+  double discount = 0.99;
+  int n_step = 1;                ///< rewards summed before a backup bootstraps
+  bool field_balanced = true;    ///< the actor weighs fields, not domains (features.hpp field_log_counts)
+  double tau = 0.05;             ///< 0.005 cannot carry values back over a 16-step horizon in 1000 steps
+  double logit_box = 4.0;        ///< half-width of the box CQL samples logits from
+  double val_fraction = 0.1;     ///< episodes held out for validation
+  double exploration_std = 0.0;  ///< logit noise of the `agent:` policy when its spec sets none
   double bc_lr = 1e-3;           ///< learning rate of the behaviour-cloning warm start
   double actor_bc_weight = 0.5;  ///< TD3+BC: weight of cloning the best episodes in the actor loss
-  int cql_calibrate = 1;         ///< 1: Cal-QL, sampled actions are not pushed below the data's return
+  bool cql_calibrate = true;     ///< Cal-QL: sampled actions are not pushed below the data's return
   double target_noise = 0.3;     ///< TD3 target smoothing: logit noise std on the backup's action
-  int threads = 1;               ///< intra-op threads while training and acting (0: leave LibTorch's setting)
 };
 
 struct IterateConfig {
   int generations = 0;   ///< online generations after the offline training; they did not beat it (docs/study.md)
   int trajectories = 0;  ///< rollouts per generation; 0: one per worker slot
-  double exploration_std = 0.3;
   int updates_per_generation = 300;
-  int select = 1;  ///< 1: agent.pt is the generation (offline agent included) best on the selection seeds
+  double exploration_std = 0.3;  ///< logit noise in the rollouts (fixed by the recipe, not a key)
+  /// agent.pt is the generation (offline agent included) best on the selection seeds; false
+  /// (the last generation) only in code. Fixed by the recipe, not a key.
+  bool select = true;
 };
 
 struct RegmixConfig {

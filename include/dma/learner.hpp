@@ -18,13 +18,13 @@
 namespace dma {
 
 /// One trajectory to run: its id (unique in the store), the id its seed derives from (the
-/// same seed_id across policies gives paired comparisons), and its policy spec. In a
-/// trajectory tree the root keeps its trained state after `keep_state_after` steps and a
-/// branch starts from its parent's kept state at `branch_step`.
+/// same seed_id across policies gives paired comparisons), and its policy. In a trajectory
+/// tree the root keeps its trained state after `keep_state_after` steps and a branch starts
+/// from its parent's kept state at `branch_step`.
 struct EpisodePlan {
   std::int64_t id = 0;
   std::int64_t seed_id = 0;
-  std::string policy;
+  PolicySpec policy;
   std::int64_t parent = -1;  ///< the root a branch continues (-1: none)
   int branch_step = 0;       ///< rows a branch shares with its parent
   int keep_state_after = 0;  ///< > 0: a root; its worker saves the trainer state after this step count
@@ -33,7 +33,8 @@ struct EpisodePlan {
 /// The shared rows of each tree's root (its first branch_step transitions), by root id.
 using PrefixRows = std::map<std::int64_t, std::vector<Transition>>;
 
-/// Policies by spec, built once per episode phase and shared by its generations.
+/// Policies by name (to_string of their spec), built once per episode phase and shared by its
+/// generations.
 using PolicySet = std::map<std::string, std::unique_ptr<Policy>>;
 
 /// Seconds the learner spent in each part of its rounds (accumulated), not counting the

@@ -3,6 +3,7 @@
 /// every running episode that uses the policy. A policy is told when its episodes begin
 /// and end so it can keep per-episode state (random walks, EG weights, agent history).
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "dma/config.hpp"
+#include "dma/policy_spec.hpp"
 #include "dma/types.hpp"
 
 namespace dma {
@@ -46,35 +48,54 @@ class Policy {
   virtual void act(const ActBatch& batch, std::span<double> weights) = 0;
 };
 
-/// Builds a policy from a spec: uniform, natural, source-only, target-only,
-/// fixed:<target share>, fixed:<source>:<target> (a ratio) or fixed:<w1/w2/.../wD>,
-/// schedule:<from>><to> (each end a target share or a weight list),
-/// random, online-eg, replay:<store>#<episode>, regmix[:<store>], agent:<checkpoint>.
-/// Throws PolicyError naming the spec and listing the valid ones.
-using PolicyFactory = std::unique_ptr<Policy> (*)(const std::string& spec, const DomainContext&, const Config&);
-std::unique_ptr<Policy> make_policy(const std::string& spec, const DomainContext& domains, const Config& config);
-/// The kind of a spec: what precedes its first ':' ("fixed:0.3" -> "fixed", "random" -> "random").
-std::string policy_kind(const std::string& spec);
-/// Lets a part outside src/policy (the agent) provide specs starting with `prefix`.
-void register_policy(const std::string& prefix, PolicyFactory factory);
+/// Builds a policy of one kind from its spec; throws PolicyError for arguments that do not fit
+/// the domain space.
+using PolicyFactory =
+    std::function<std::unique_ptr<Policy>(const PolicySpec& spec, const DomainContext&, const Config&)>;
+
+/// Which kinds a program can build, and how: a value built where the program starts and
+/// handed to whoever makes policies. builtin() holds every kind of src/policy; the agent's
+/// kind comes from src/agent (agent_policy_registry in agent.hpp).
+class PolicyRegistry {
+ public:
+  /// uniform, natural, source-only, target-only, random, online-eg, fixed, schedule,
+  /// tuned-fixed, tuned-schedule, replay, regmix: every kind but agent.
+  static PolicyRegistry builtin();
+  /// Adds `kind` (replacing its factory if it has one); returns *this.
+  PolicyRegistry& add(PolicyKind kind, PolicyFactory factory);
+  /// Builds `spec`'s policy. Throws PolicyError naming the spec and the known kinds when this
+  /// registry has no factory for its kind.
+  std::unique_ptr<Policy> make(const PolicySpec& spec, const DomainContext& domains, const Config& config) const;
+  /// The kinds it can build, in kPolicyKinds order.
+  std::vector<PolicyKind> kinds() const;
+
+ private:
+  std::map<PolicyKind, PolicyFactory> factories_;
+};
+
+/// The kind of a stored policy name: what precedes its first ':' ("fixed:0.3" -> "fixed",
+/// "random" -> "random").
+std::string policy_kind(const std::string& name);
 
 /// A policy mix "spec:prob,spec:prob" (the last ':' of an entry holds its probability).
 struct PolicyMix {
-  std::vector<std::string> specs;
+  std::vector<PolicySpec> specs;
   std::vector<double> probabilities;
 };
 /// Throws PolicyError when probabilities are not in [0, 1] or do not sum to 1 within 1e-6.
 PolicyMix parse_policy_mix(const std::string& text);
-/// A plain comma-separated list of specs (evaluate.policies), entries trimmed; "" gives an
-/// empty list; an empty entry ("a,,b") throws PolicyError. Specs are checked by make_policy.
+/// A plain comma-separated list (evaluate.policies, agent.stores), entries trimmed; "" gives an
+/// empty list; an empty entry ("a,,b") throws PolicyError.
 std::vector<std::string> parse_policy_list(const std::string& text);
+/// parse_policy_list, each entry parsed by parse_policy_spec.
+std::vector<PolicySpec> parse_policy_specs(const std::string& text);
 /// Seed stream (see seed.hpp) of the policy assignment draw; distinct from the per-trajectory streams.
 inline constexpr std::uint64_t kStreamAssign = 0x61737367ULL;
 /// Which spec of the mix trajectory `id` uses: a function of (run seed, id) only.
 std::size_t assign_policy(const PolicyMix& mix, std::uint64_t run_seed, std::int64_t id);
 
 /// A number in a policy spec: the whole string as a finite double, or nothing ("0.3" yes,
-/// "0.3x", "", "nan" no). Shared by the specs make_policy builds and registered ones (agent:).
+/// "0.3x", "", "nan" no).
 std::optional<double> parse_number(std::string_view text);
 
 /// Field-share helpers: spread a target share over domains by natural shares within fields.

@@ -16,18 +16,24 @@
 #include <string>
 #include <vector>
 
+#include "dma/policy_spec.hpp"
+
 namespace dma {
 
 enum class TunedFamily { kFixed, kSchedule };
 
 /// "tuned-fixed" or "tuned-schedule".
 const char* tuned_kind(TunedFamily family);
-/// The family of a spec "tuned-fixed[:...]" / "tuned-schedule[:...]", or nothing.
-std::optional<TunedFamily> tuned_family(const std::string& spec);
-/// True for a bare "tuned-fixed" / "tuned-schedule": a baseline still to be tuned by rollouts.
-bool needs_tuning(const std::string& spec);
-/// The policy spec of a point: tuned-fixed:<share> or tuned-schedule:<from>><to>.
-std::string tuned_spec(TunedFamily family, const std::vector<double>& point);
+/// The family of a stored policy name "tuned-fixed[:...]" / "tuned-schedule[:...]", or nothing.
+std::optional<TunedFamily> tuned_family(const std::string& name);
+/// The family of a tuned-fixed / tuned-schedule spec, or nothing.
+std::optional<TunedFamily> tuned_family(const PolicySpec& spec);
+/// The policy spec of a point: tuned-fixed:<share> or tuned-schedule:<from>><to>, each share
+/// rounded to four decimals.
+PolicySpec tuned_spec(TunedFamily family, const std::vector<double>& point);
+
+/// The tuned baselines' first step in target share; it halves down to 1/80.
+inline constexpr double kTuningFirstStep = 0.2;
 
 class CompassSearch {
  public:
@@ -59,9 +65,9 @@ class CompassSearch {
 /// scores, and the best.
 struct TuningResult {
   TunedFamily family = TunedFamily::kFixed;
-  std::vector<std::string> candidates;
+  std::vector<PolicySpec> candidates;
   std::vector<double> scores;
-  std::string best;  ///< the best candidate's spec
+  PolicySpec best;  ///< the best candidate's spec
   double best_score = 0;
   int rollouts = 0;        ///< rollouts spent
   bool converged = false;  ///< the search reached its finest step before the budget ran out
@@ -72,13 +78,14 @@ struct TuningResult {
 /// rollouts past `rollouts` (a batch is cut to fit). `seeds` rollouts score one candidate.
 /// The search starts at `start` (see CompassSearch). Throws ConfigError when the budget cannot
 /// score one candidate.
-using ScoreBatch = std::function<std::vector<double>(const std::vector<std::string>& specs)>;
-/// `known` holds scores of this family's specs measured already (they cost no rollouts).
+using ScoreBatch = std::function<std::vector<double>(const std::vector<PolicySpec>& specs)>;
+/// `known` holds scores of this family's specs (by to_string) measured already (they cost no
+/// rollouts).
 TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double first_step, const ScoreBatch& score_batch,
                          std::vector<double> start = {}, const std::map<std::string, double>& known = {});
 /// Where a schedule's search starts once the constant share is tuned: that share, no tilt.
 std::vector<double> schedule_start(const TuningResult& constant);
-/// The constant's scores as the schedules without tilt they are (the same mixtures).
+/// The constant's scores as the schedules without tilt they are (the same mixtures), by to_string.
 std::map<std::string, double> schedule_scores(const TuningResult& constant);
 
 }  // namespace dma

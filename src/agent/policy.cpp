@@ -8,7 +8,6 @@
 #include <map>
 #include <random>
 #include <span>
-#include <sstream>
 
 #include <fmt/format.h>
 
@@ -243,64 +242,17 @@ class AgentPolicy : public Policy {
 
 }  // namespace
 
-// "a.pt+b.pt" -> {"a.pt", "b.pt"}.
-std::vector<std::string> agent_ensemble_paths(const std::string& paths) {
-  std::vector<std::string> out;
-  size_t begin = 0;
-  while (true) {
-    const auto end = paths.find('+', begin);
-    out.push_back(paths.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
-    if (out.back().empty())
-      throw PolicyError(fmt::format("agent checkpoints '{}': an empty name; write a.pt+b.pt for an ensemble", paths));
-    if (end == std::string::npos) return out;
-    begin = end + 1;
-  }
-}
-
-namespace {
-
-// "agent:<checkpoint>[+<checkpoint>...][?noise=<std>]"; noise left out is -1.
-struct AgentSpec {
-  std::string paths;
-  double noise = -1;
-};
-
-AgentSpec parse_agent_spec(const std::string& spec) {
-  const std::string prefix = "agent:";
-  const auto usage = [&](const std::string& why) {
-    return PolicyError(
-        fmt::format("policy '{}': {}: write agent:<checkpoint>[?noise=<std>], as in "
+std::unique_ptr<Policy> make_agent_policy(const PolicySpec& agent, const DomainContext& domains, const Config& config) {
+  const std::string spec = to_string(agent);
+  if (agent.kind != PolicyKind::kAgent || agent.checkpoints.empty())
+    throw PolicyError(
+        fmt::format("policy '{}': no checkpoint: write agent:<checkpoint>[+<checkpoint>...][?noise=<std>], as in "
                     "agent:runs/demo/agent.pt?noise=0.3",
-                    spec, why));
-  };
-  if (spec.rfind(prefix, 0) != 0 || spec.size() == prefix.size()) throw usage("no checkpoint");
-  AgentSpec out;
-  const auto q = spec.find('?', prefix.size());
-  out.paths = spec.substr(prefix.size(), q == std::string::npos ? std::string::npos : q - prefix.size());
-  if (out.paths.empty()) throw usage("no checkpoint");
-  if (q == std::string::npos) return out;
-  std::stringstream options(spec.substr(q + 1));
-  for (std::string option; std::getline(options, option, '&');) {
-    const auto eq = option.find('=');
-    const std::string key = option.substr(0, eq);
-    double* slot = key == "noise" ? &out.noise : nullptr;
-    if (slot == nullptr || eq == std::string::npos) throw usage(fmt::format("unknown option '{}'", option));
-    const std::string value = option.substr(eq + 1);
-    const auto x = parse_number(value);
-    if (!x || *x < 0) throw usage(fmt::format("{} must be a number >= 0, not '{}'", key, value));
-    *slot = *x;
-  }
-  return out;
-}
-
-}  // namespace
-
-std::unique_ptr<Policy> make_agent_policy(const std::string& spec, const DomainContext& domains, const Config& config) {
-  const AgentSpec parsed = parse_agent_spec(spec);
-  const double noise = parsed.noise < 0 ? config.agent.exploration_std : parsed.noise;
+                    spec));
+  const double noise = agent.noise.value_or(config.agent.exploration_std);
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
   std::vector<std::shared_ptr<const AgentModel>> members;
-  for (const auto& member : agent_ensemble_paths(parsed.paths))
+  for (const auto& member : agent.checkpoints)
     members.push_back(std::make_shared<const AgentModel>(AgentModel::load(member)));
   return std::make_unique<AgentPolicy>(spec, std::move(members), noise, config.agent.threads, domains);
 }
@@ -316,6 +268,11 @@ void set_agent_threads(int threads) {
   if (threads > 0) at::set_num_threads(threads);
 }
 
-void register_agent_policy() { register_policy("agent", &make_agent_policy); }
+PolicyRegistry agent_policy_registry() {
+  return PolicyRegistry::builtin().add(PolicyKind::kAgent,
+                                       [](const PolicySpec& spec, const DomainContext& domains, const Config& config) {
+                                         return make_agent_policy(spec, domains, config);
+                                       });
+}
 
 }  // namespace dma

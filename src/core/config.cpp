@@ -3,6 +3,7 @@
 #include "dma/config.hpp"
 
 #include <algorithm>
+#include <array>
 #include <fstream>
 #include <functional>
 #include <limits>
@@ -99,8 +100,6 @@ void register_train(Table& t, Config& c) {
   t.num("train.warmup_steps", c.train.warmup_steps, 0, kIntMax, "warm-up optimizer steps");
   t.num("train.weight_decay", c.train.weight_decay, 0.0, 10.0, "AdamW decoupled weight decay");
   t.num("train.grad_clip", c.train.grad_clip, 0.0, 1e6, "gradient-norm clip (0: off)");
-  t.num("train.beta1", c.train.beta1, 0.0, 0.99999, "AdamW beta1");
-  t.num("train.beta2", c.train.beta2, 0.0, 0.99999, "AdamW beta2");
   t.num("train.steps_per_round", c.train.steps_per_round, 1, kIntMax, "S: optimizer steps per re-weighting step");
   t.num("train.horizon", c.train.horizon, 1, 100000, "T: re-weighting steps per trajectory");
   t.num("pretrain.steps", c.pretrain.steps, 1, kIntMax, "base pre-training optimizer steps");
@@ -135,8 +134,6 @@ void register_orchestration(Table& t, Config& c) {
   t.num("random.within_alpha", c.random.within_alpha, 1e-3, 1e3, "Dirichlet alpha within a field");
   t.num("random.smoothness", c.random.smoothness, 0.0, 0.999, "step-to-step smoothing");
   t.num("random.knots", c.random.knots, 1, 1000, "control points of the field-share curve");
-  t.num("online_eg.step_size", c.online_eg.step_size, 0.0, 1e3, "exponentiated-gradient step");
-  t.num("online_eg.smoothing", c.online_eg.smoothing, 0.0, 1.0, "mix with uniform");
   t.str("evaluate.policies", c.evaluate.policies, {}, "comma-separated policies to evaluate");
   t.str("evaluate.oracle", c.evaluate.oracle, {}, "comma-separated policies labelled oracle");
   t.num("evaluate.seeds", c.evaluate.seeds, 1, 100000, "K seeds per policy");
@@ -148,12 +145,10 @@ void register_tune(Table& t, Config& c) {
   t.num("tune.rollouts", c.tune.rollouts, 1, kIntMax,
         "rollouts each tuned baseline family may spend on the selection seeds");
   t.num("tune.seeds", c.tune.seeds, 1, 100000, "selection seeds per tuning candidate");
-  t.num("tune.first_step", c.tune.first_step, 0.0125, 0.5, "first step of the tuning search, in target share");
 }
 
 void register_agent(Table& t, Config& c) {
   t.str("agent.stores", c.agent.stores, {}, "stores to train on (comma-separated)");
-  t.num("agent.history", c.agent.history, 1, 64, "steps of features per domain token");
   t.num("agent.d_token", c.agent.d_token, 8, 4096, "token width");
   t.num("agent.n_layers", c.agent.n_layers, 1, 32, "encoder layers");
   t.num("agent.n_heads", c.agent.n_heads, 1, 64, "encoder heads");
@@ -161,39 +156,23 @@ void register_agent(Table& t, Config& c) {
   t.num("agent.bc_steps", c.agent.bc_steps, 0, kIntMax, "behaviour-cloning steps");
   t.num("agent.cql_steps", c.agent.cql_steps, 0, kIntMax, "CQL steps");
   t.num("agent.cql_alpha", c.agent.cql_alpha, 0.0, 1e4, "conservative weight");
-  t.num("agent.n_sampled_actions", c.agent.n_sampled_actions, 1, 1024, "CQL sampled actions");
-  t.num("agent.discount", c.agent.discount, 0.0, 1.0, "discount");
-  t.num("agent.n_step", c.agent.n_step, 1, 1000, "n-step backups: rewards summed before bootstrapping");
   t.str("agent.actor_features", c.agent.actor_features, {},
         "step features the actor reads: comma-separated names of the agent's features, or 'all'");
   t.num("agent.source_gain", c.agent.source_gain, 0.0, 1e3,
         "least d(target share)/d(source score) of the actor (0: unconstrained)");
-  t.num("agent.field_balanced", c.agent.field_balanced, 0, 1,
-        "1: the actor's attention and output weigh each field as a whole, whatever its number of domains");
   t.num("agent.candidates", c.agent.candidates, 1, 1000,
         "agents trained on seeds run.seed+k; the best by rollouts is kept");
   t.num("agent.selection_seeds", c.agent.selection_seeds, 1, 100000, "rollouts per candidate agent");
   t.num<std::uint64_t>("agent.selection_seed_offset", c.agent.selection_seed_offset, 0,
                        std::numeric_limits<std::uint64_t>::max() / 2, "seed ids of the candidates' rollouts");
-  t.num("agent.tau", c.agent.tau, 0.0, 1.0, "target update rate");
   t.num("agent.actor_lr", c.agent.actor_lr, 0.0, 1.0, "actor learning rate");
   t.num("agent.critic_lr", c.agent.critic_lr, 0.0, 1.0, "critic learning rate");
   t.num("agent.batch_size", c.agent.batch_size, 1, 1 << 20, "transitions per update");
-  t.num("agent.logit_box", c.agent.logit_box, 1e-3, 100.0, "half-width of the sampled-logit box");
-  t.num("agent.val_fraction", c.agent.val_fraction, 0.0, 0.9, "episodes held out for validation");
-  t.num("agent.exploration_std", c.agent.exploration_std, 0.0, 10.0, "logit noise when acting");
-  t.num("agent.bc_lr", c.agent.bc_lr, 0.0, 1.0, "behaviour-cloning learning rate");
-  t.num("agent.actor_bc_weight", c.agent.actor_bc_weight, 0.0, 1e4, "cloning term in the actor loss (TD3+BC)");
-  t.num("agent.cql_calibrate", c.agent.cql_calibrate, 0, 1, "Cal-QL: keep sampled actions' Q above the data's return");
-  t.num("agent.target_noise", c.agent.target_noise, 0.0, 10.0, "logit noise on the backup's action (TD3 smoothing)");
   t.num("agent.threads", c.agent.threads, 0, 1024, "LibTorch threads while training the agent (0: unchanged)");
   t.num("iterate.generations", c.iterate.generations, 0, 100000,
         "online generations (0: the pipeline keeps the offline agent)");
   t.num("iterate.trajectories", c.iterate.trajectories, 0, kIntMax, "rollouts per generation (0: one per worker slot)");
-  t.num("iterate.exploration_std", c.iterate.exploration_std, 0.0, 10.0, "logit noise in rollouts");
   t.num("iterate.updates_per_generation", c.iterate.updates_per_generation, 0, kIntMax, "agent updates per generation");
-  t.num("iterate.select", c.iterate.select, 0, 1,
-        "1: keep the generation (offline agent included) that scores best on the selection seeds; 0: the last");
   t.num("regmix.samples", c.regmix.samples, 1, 1 << 26, "simplex samples for the best mixture");
 }
 
@@ -244,10 +223,36 @@ void check_all(const Table& t, const Config& c) {
                     c.agent.source_gain, read));
 }
 
+// Keys of the recipe's fixed parts (docs/options.md): a file that still sets one is told so
+// instead of being offered a look-alike key.
+constexpr std::array<std::string_view, 20> kRetiredKeys = {"train.beta1",
+                                                           "train.beta2",
+                                                           "tune.first_step",
+                                                           "agent.history",
+                                                           "agent.n_sampled_actions",
+                                                           "agent.discount",
+                                                           "agent.n_step",
+                                                           "agent.field_balanced",
+                                                           "agent.tau",
+                                                           "agent.logit_box",
+                                                           "agent.val_fraction",
+                                                           "agent.exploration_std",
+                                                           "agent.bc_lr",
+                                                           "agent.actor_bc_weight",
+                                                           "agent.cql_calibrate",
+                                                           "agent.target_noise",
+                                                           "iterate.exploration_std",
+                                                           "iterate.select",
+                                                           "online_eg.step_size",
+                                                           "online_eg.smoothing"};
+
 [[noreturn]] void rethrow_unknown(const std::string& raw) {
   std::string key = raw;
   while (!key.empty() && key.front() == '-') key.erase(0, 1);
   if (auto eq = key.find('='); eq != std::string::npos) key.resize(eq);  // Boost.PO reports "--k=v" whole
+  if (std::find(kRetiredKeys.begin(), kRetiredKeys.end(), key) != kRetiredKeys.end())
+    throw ConfigError(fmt::format(
+        "config key '{}' is no longer a key: it is a fixed part of the recipe (docs/options.md); remove it", key));
   auto hint = closest_key(key, config_keys());
   throw ConfigError(fmt::format(
       "unknown config key '{}'{}", key,

@@ -104,7 +104,7 @@ void Generation::Impl::start(const std::vector<EpisodePlan>& plans, const Prefix
   for (size_t i = 0; i < plans.size(); ++i) {
     Live l;
     l.plan = plans[i];
-    l.policy = policies_.at(plans[i].policy).get();
+    l.policy = policies_.at(to_string(plans[i].policy)).get();
     l.rank = 1 + static_cast<int>(i) / z_.slots;
     l.slot = static_cast<int>(i) % z_.slots;
     l.track = obs::Tracker(frame_);
@@ -119,8 +119,8 @@ void Generation::Impl::start(const std::vector<EpisodePlan>& plans, const Prefix
                          std::make_move_iterator(copies.end()));
     }
     const auto seed = trajectory_seed(config_.run.seed, l.plan.seed_id);
-    records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, l.plan.policy, 0.0f, 0, l.plan.parent,
-                       l.plan.branch_step});
+    records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, to_string(l.plan.policy), 0.0f, 0,
+                       l.plan.parent, l.plan.branch_step});
     l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
     live_.push_back(std::move(l));
   }
@@ -326,14 +326,14 @@ std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, co
           "new run.dir",
           store_path, p.id, e.parent >= 0 ? "tree branch" : "root or flat trajectory", e.parent, e.branch_step,
           p.parent, p.branch_step));
-    } else if (e.policy != p.policy || e.seed != trajectory_seed(run_seed, p.seed_id)) {
+    } else if (e.policy != to_string(p.policy) || e.seed != trajectory_seed(run_seed, p.seed_id)) {
       // Episode ids number (policy, seed) pairs: another policy list or other seeds would
       // count old trajectories as this run's.
       throw ConfigError(
           fmt::format("'{}' holds episode {} of policy '{}' (seed {}), but this run plans '{}' (seed {}) "
                       "for it: resume with the policies and seeds (run.seed, *.seed_offset) that wrote "
                       "the file, or write to a new run.dir",
-                      store_path, p.id, e.policy, e.seed, p.policy, trajectory_seed(run_seed, p.seed_id)));
+                      store_path, p.id, e.policy, e.seed, to_string(p.policy), trajectory_seed(run_seed, p.seed_id)));
     }
   }
   return out;
@@ -369,7 +369,8 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
   PolicySet policies;
   const DomainContext domains = domain_context(ctx);
   for (const auto& p : plans)
-    if (!policies.count(p.policy)) policies[p.policy] = make_policy(p.policy, domains, ctx.config);
+    if (const std::string name = to_string(p.policy); !policies.count(name))
+      policies[name] = ctx.policies.make(p.policy, domains, ctx.config);
   const WorkerErrorReader read_worker_error = [&ctx](int rank) {
     return recv_text(rank, protocol::kWorkerErrorTag, ctx.mpi.comm(), ctx.config.comm.timeout_s, 0);
   };

@@ -51,19 +51,28 @@ void prepare_run_dir(const std::string& dir) {
 }
 
 /// "agent" alone means this run's agent checkpoint.
-std::string resolve_spec(const RunContext& ctx, const std::string& spec) {
-  if (spec == "agent") return "agent:" + ctx.agent_path();
+PolicySpec resolve_spec(const RunContext& ctx, PolicySpec spec) {
+  if (spec.kind == PolicyKind::kAgent && spec.checkpoints.empty()) spec.checkpoints = {ctx.agent_path()};
   return spec;
 }
 
 }  // namespace
 
-void check_policies(const RunContext& ctx, const std::vector<std::string>& specs) {
+void check_policies(const RunContext& ctx, const std::vector<PolicySpec>& specs) {
   const auto domains = domain_context(ctx);
-  for (const auto& s : std::set<std::string>(specs.begin(), specs.end())) {
-    require_storable_policy_name(s);  // before any rollout, not when its episodes begin
-    make_policy(s, domains, ctx.config);
+  std::set<std::string> checked;
+  for (const auto& s : specs) {
+    const std::string name = to_string(s);
+    if (!checked.insert(name).second) continue;
+    require_storable_policy_name(name);  // before any rollout, not when its episodes begin
+    ctx.policies.make(s, domains, ctx.config);
   }
+}
+
+std::vector<std::string> policy_names(const std::vector<PolicySpec>& specs) {
+  std::vector<std::string> names;
+  for (const auto& s : specs) names.push_back(to_string(s));
+  return names;
 }
 
 std::vector<PolicyResult> print_results(const RunContext& ctx, const std::string& store_path,
@@ -96,7 +105,7 @@ void check_apart_from_evaluation(const RunContext& ctx, std::uint64_t offset, in
                     what, ev.seed_offset, ev.seed_offset + ev.seeds - 1));
 }
 
-bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::string>& specs, int seeds,
+bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<PolicySpec>& specs, int seeds,
               std::uint64_t seed_offset, bool resume, const std::vector<std::int64_t>& indices) {
   std::vector<EpisodePlan> plans;
   for (size_t p = 0; p < specs.size(); ++p) {
@@ -138,7 +147,7 @@ int collect(RunContext& ctx, bool resume) {
   for (std::int64_t id = 0; id < ctx.config.collect.trajectories; ++id)
     plans.push_back({id, id, resolve_spec(ctx, mix.specs[assign_policy(mix, ctx.config.run.seed, id)])});
   place_in_trees(plans, ctx.config);
-  std::vector<std::string> specs;
+  std::vector<PolicySpec> specs;
   for (const auto& p : plans) specs.push_back(p.policy);
   check_policies(ctx, specs);
   bool finished = false;
@@ -163,22 +172,25 @@ int collect(RunContext& ctx, bool resume) {
 
 int evaluate(RunContext& ctx, bool resume) {
   require_base(ctx);
-  std::vector<std::string> listed, oracle;
-  for (const auto& s : parse_policy_list(ctx.config.evaluate.policies)) listed.push_back(resolve_spec(ctx, s));
-  for (const auto& s : parse_policy_list(ctx.config.evaluate.oracle)) oracle.push_back(resolve_spec(ctx, s));
+  std::vector<PolicySpec> listed, oracle;
+  for (const auto& s : parse_policy_specs(ctx.config.evaluate.policies)) listed.push_back(resolve_spec(ctx, s));
+  for (const auto& s : parse_policy_specs(ctx.config.evaluate.oracle)) oracle.push_back(resolve_spec(ctx, s));
   if (listed.empty() && oracle.empty())
     throw ConfigError("evaluate.policies is empty: list the policies to compare, e.g. uniform,fixed:0.5");
   // Every other spec fails before the tuning's rollouts, which have built the tuned ones.
-  std::vector<std::string> untuned = oracle;
+  std::vector<PolicySpec> untuned = oracle;
   for (const auto& s : listed)
     if (!needs_tuning(s)) untuned.push_back(s);
   check_policies(ctx, untuned);
   listed = resolve_tuned(ctx, listed);
-  std::vector<std::string> specs = listed;
-  for (const auto& s : oracle)
-    if (std::find(specs.begin(), specs.end(), s) == specs.end()) specs.push_back(s);
+  // One rollout set per name: the oracle grid may repeat a listed policy.
+  std::vector<PolicySpec> specs = listed;
+  for (const auto& s : oracle) {
+    const auto names = policy_names(specs);
+    if (std::find(names.begin(), names.end(), to_string(s)) == names.end()) specs.push_back(s);
+  }
   if (!roll_out(ctx, "eval", specs, ctx.config.evaluate.seeds, ctx.config.evaluate.seed_offset, resume)) return 0;
-  print_results(ctx, ctx.path("eval.h5"), specs, oracle, listed, "eval");
+  print_results(ctx, ctx.path("eval.h5"), policy_names(specs), policy_names(oracle), policy_names(listed), "eval");
   return 0;
 }
 
@@ -203,15 +215,17 @@ void check_selection_seeds(const RunContext& ctx) {
 void keep_best_by_rollouts(RunContext& ctx, const std::string& stem, const std::vector<std::string>& checkpoints,
                            const std::string& mode) {
   const AgentConfig& ac = ctx.config.agent;
-  std::vector<std::string> specs;
-  for (const auto& c : checkpoints) specs.push_back("agent:" + c);
+  std::vector<PolicySpec> specs;
+  for (const auto& c : checkpoints) specs.push_back(agent_spec({c}));
   const bool resume = fs::exists(ctx.path(stem + ".h5"));
   if (!roll_out(ctx, stem, specs, ac.selection_seeds, ac.selection_seed_offset, resume)) return;
-  const auto rows = print_results(ctx, ctx.path(stem + ".h5"), specs, {}, {}, stem);
+  const auto names = policy_names(specs);
+  const auto rows = print_results(ctx, ctx.path(stem + ".h5"), names, {}, {}, stem);
   const auto best = std::max_element(rows.begin(), rows.end(), [](const PolicyResult& a, const PolicyResult& b) {
     return a.balanced_mean < b.balanced_mean;
   });
-  const std::string chosen = best->policy.substr(std::string("agent:").size());
+  const std::string& chosen =
+      checkpoints.at(static_cast<size_t>(std::find(names.begin(), names.end(), best->policy) - names.begin()));
   fs::copy_file(chosen, ctx.agent_path(), fs::copy_options::overwrite_existing);
   log_line(fmt::format("{}: kept {} ({:+.4f} on {} selection seeds), wrote {}", mode, chosen, best->balanced_mean,
                        ac.selection_seeds, ctx.agent_path()));
@@ -303,7 +317,7 @@ bool run_generations(RunContext& ctx, int first, bool resume) {
   const std::int64_t per_gen = it.trajectories > 0 ? it.trajectories : slots;
   constexpr std::int64_t kIterateIds = 1000000000;  // iterate's ids never meet collect's
   for (int g = first; g < it.generations; ++g) {
-    const std::string spec = fmt::format("agent:{}?noise={}", generation_checkpoint(ctx, g), it.exploration_std);
+    const PolicySpec spec = agent_spec({generation_checkpoint(ctx, g)}, it.exploration_std);
     std::vector<EpisodePlan> plans;
     for (std::int64_t b = 0; b < per_gen; ++b) {
       const std::int64_t id = kIterateIds + g * per_gen + b;
@@ -324,8 +338,8 @@ bool run_generations(RunContext& ctx, int first, bool resume) {
 /// Online generations (DESIGN §3): each rolls out the latest agent with exploration noise,
 /// appends the episodes to this run's store and updates the agent on every store, writing
 /// agent-gen-<g>.pt. Updates on an agent's own data can overshoot as well as improve
-/// (docs/study.md), so with iterate.select the generation that scores best on the selection seeds
-/// (the offline agent included) becomes agent.pt; otherwise the last one does.
+/// (docs/study.md), so the generation that scores best on the selection seeds (the offline
+/// agent included) becomes agent.pt (IterateConfig::select; without it the last one does).
 int iterate(RunContext& ctx, bool resume) {
   require_base(ctx);
   const auto& it = ctx.config.iterate;
@@ -413,9 +427,13 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
     prepare_run_dir(effective.run.dir);
     warn_if_generic_blas();
   }
-  RunContext ctx{effective, mpi, nullptr, DomainSpace::open(effective.data.space), config.proxy.threads == 0};
+  RunContext ctx{effective,
+                 mpi,
+                 nullptr,
+                 DomainSpace::open(effective.data.space),
+                 config.proxy.threads == 0,
+                 agent_policy_registry()};
   if (mpi.size() > 1) ctx.collective = make_collective(effective.comm, mpi);
-  register_agent_policy();
   if (!ctx.is_learner()) {
     run_worker(ctx);
     return 0;

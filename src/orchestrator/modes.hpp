@@ -13,7 +13,7 @@ namespace dma {
 /// Every policy once per seed into <stem>.h5: policy p's seed k is episode
 /// indices[p] * seeds + k with seed id seed_offset + k (indices 0, 1, ... when empty).
 /// False when a signal stopped the run (it resumes).
-bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<std::string>& specs, int seeds,
+bool roll_out(RunContext& ctx, const std::string& stem, const std::vector<PolicySpec>& specs, int seeds,
               std::uint64_t seed_offset, bool resume, const std::vector<std::int64_t>& indices = {});
 
 /// Prints the table of a store (and writes <stem>.csv/.md unless stem is empty); returns its rows.
@@ -22,7 +22,10 @@ std::vector<PolicyResult> print_results(const RunContext& ctx, const std::string
                                         const std::vector<std::string>& listed, const std::string& stem);
 
 /// Builds every spec once (before any rollout), so a bad one fails the run at once.
-void check_policies(const RunContext& ctx, const std::vector<std::string>& specs);
+void check_policies(const RunContext& ctx, const std::vector<PolicySpec>& specs);
+
+/// The policies' names as the stores hold them (to_string of each spec).
+std::vector<std::string> policy_names(const std::vector<PolicySpec>& specs);
 
 /// Throws ConfigError ("<what> overlap the evaluation seeds ...") when seed ids
 /// offset..offset+count-1 meet the evaluation seeds: no evaluation seed may choose a policy.
@@ -38,7 +41,7 @@ struct RolloutsStopped {};
 /// Replaces each bare `tuned-fixed` / `tuned-schedule` in `specs` by its tuned value,
 /// tuning first (rollouts on the selection seeds into tune.h5, a report in tuning.md).
 /// Throws RolloutsStopped when a signal stopped the tuning.
-std::vector<std::string> resolve_tuned(RunContext& ctx, const std::vector<std::string>& specs);
+std::vector<PolicySpec> resolve_tuned(RunContext& ctx, const std::vector<PolicySpec>& specs);
 
 /// --mode headroom: both families tuned, then rolled out on the evaluation seeds; prints
 /// tuned-schedule − tuned-fixed paired by seed with its 95 % interval (headroom.md).

@@ -7,6 +7,7 @@
 #include "dma/comm.hpp"
 #include "dma/config.hpp"
 #include "dma/domain_space.hpp"
+#include "dma/policy.hpp"
 
 namespace dma {
 
@@ -16,6 +17,7 @@ struct RunContext {
   std::unique_ptr<Collective> collective;  // null in learner-only runs (1 rank)
   DomainSpace space;
   bool auto_threads = true;  // proxy.threads was 0: this rank's share of the cores
+  PolicyRegistry policies;   // the kinds this program builds (the built-in ones and the agent)
 
   bool is_learner() const { return mpi.rank() == 0; }
   int workers() const { return mpi.size() - 1; }

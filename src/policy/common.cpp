@@ -74,58 +74,27 @@ std::vector<double> natural_within(const DomainContext& ctx, Field field) {
   return w;
 }
 
-std::vector<double> parse_mixture_arg(const std::string& spec, const std::string& arg, const DomainContext& ctx) {
+std::vector<double> resolve_mixture(const std::string& name, const MixtureArg& mixture, const DomainContext& ctx) {
   const int D = ctx.num_domains();
-  if (const size_t colon = arg.find(':'); colon != std::string::npos) {
+  if (mixture.form != MixtureArg::Form::kWeights) {
     // A source:target ratio (DESIGN §4), e.g. fixed:3:1 is a target share of 0.25.
-    const auto s = parse_number(arg.substr(0, colon)), t = parse_number(arg.substr(colon + 1));
-    if (!s || !t || *s < 0 || *t < 0 || !(*s + *t > 0))
-      throw PolicyError(
-          fmt::format("policy '{}': '{}' is not a source:target ratio of two non-negative numbers, "
-                      "e.g. 3:1",
-                      spec, arg));
-    return parse_mixture_arg(spec, fmt::format("{}", *t / (*s + *t)), ctx);
-  }
-  if (arg.find('/') == std::string::npos) {
-    const auto share = parse_number(arg);
-    if (!share)
-      throw PolicyError(
-          fmt::format("policy '{}': '{}' is not a number: give a target share in [0, 1] or {} weights "
-                      "w1/.../w{}",
-                      spec, arg, D, D));
-    if (*share < 0 || *share > 1)
-      throw PolicyError(
-          fmt::format("policy '{}': target share {} is outside [0, 1]: use a share in [0, 1] or {} "
-                      "weights w1/.../w{}",
-                      spec, *share, D, D));
+    const double share = mixture.form == MixtureArg::Form::kShare
+                             ? mixture.values.at(0)
+                             : mixture.values.at(1) / (mixture.values.at(0) + mixture.values.at(1));
     try {
-      return mixture_from_target_share(ctx, *share);
+      return mixture_from_target_share(ctx, share);
     } catch (const PolicyError& e) {
-      throw PolicyError(fmt::format("policy '{}': {}", spec, e.what()));
+      throw PolicyError(fmt::format("policy '{}': {}", name, e.what()));
     }
   }
-  std::vector<double> w;
-  size_t begin = 0;
-  for (;;) {
-    const size_t end = arg.find('/', begin);
-    const std::string item = arg.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
-    const auto value = parse_number(item);
-    if (!value || *value < 0)
-      throw PolicyError(
-          fmt::format("policy '{}': weight '{}' is not a non-negative number: write w1/.../w{}", spec, item, D));
-    w.push_back(*value);
-    if (end == std::string::npos) break;
-    begin = end + 1;
-  }
+  std::vector<double> w = mixture.values;
   if (static_cast<int>(w.size()) != D)
     throw PolicyError(
         fmt::format("policy '{}' gives {} weights for {} domains: give one weight per domain "
                     "(w1/.../w{}) or a single target share in [0, 1]",
-                    spec, w.size(), D, D));
+                    name, w.size(), D, D));
   double total = 0;
   for (double x : w) total += x;
-  if (!(total > 0))
-    throw PolicyError(fmt::format("policy '{}': the weights are all 0: give at least one positive weight", spec));
   for (auto& x : w) x /= total;
   return w;
 }

@@ -29,23 +29,22 @@ void finish_row(std::span<double> row);
 /// Checks a DomainContext (sizes agree, at least one domain, horizon >= 1).
 void check_context(const DomainContext& ctx);
 
-/// The argument of fixed:/schedule: ends: a target share in [0, 1], a source:target ratio
-/// "3:1", or D weights "w1/.../wD".
-/// `spec` names the policy in errors.
-std::vector<double> parse_mixture_arg(const std::string& spec, const std::string& arg, const DomainContext& ctx);
+/// The weights of a mixture of fixed:/schedule: ends over this domain space; throws
+/// PolicyError (naming `name`) when a weight list does not give one weight per domain.
+std::vector<double> resolve_mixture(const std::string& name, const MixtureArg& mixture, const DomainContext& ctx);
 
 /// Natural (token) shares normalised over the domains of `field`, 0 elsewhere; uniform
 /// within the field when it has no token counts. All zero when the field has no domain.
 std::vector<double> natural_within(const DomainContext& ctx, Field field);
 
-// Factories of each family (spec already recognised by make_policy).
-std::unique_ptr<Policy> make_static_policy(const std::string& spec, const DomainContext& ctx);
-std::unique_ptr<Policy> make_random_policy(const std::string& spec, const DomainContext& ctx,
+// Factories of each family (the registry picks them by kind).
+std::unique_ptr<Policy> make_static_policy(const PolicySpec& spec, const DomainContext& ctx);
+std::unique_ptr<Policy> make_random_policy(const PolicySpec& spec, const DomainContext& ctx,
                                            const RandomPolicyConfig& cfg);
-std::unique_ptr<Policy> make_online_eg_policy(const std::string& spec, const DomainContext& ctx,
+std::unique_ptr<Policy> make_online_eg_policy(const PolicySpec& spec, const DomainContext& ctx,
                                               const OnlineEgConfig& cfg);
-std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const DomainContext& ctx);
-std::unique_ptr<Policy> make_regmix_policy(const std::string& spec, const DomainContext& ctx, const Config& config);
+std::unique_ptr<Policy> make_replay_policy(const PolicySpec& spec, const DomainContext& ctx);
+std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& spec, const DomainContext& ctx, const Config& config);
 
 /// For each context domain, its column in a store with `store_names`; throws PolicyError
 /// (naming `spec` and `store`) unless both hold the same set of domain names.

@@ -94,8 +94,9 @@ class OnlineEgPolicy final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_online_eg_policy(const std::string& spec, const DomainContext& ctx,
+std::unique_ptr<Policy> make_online_eg_policy(const PolicySpec& online_eg, const DomainContext& ctx,
                                               const OnlineEgConfig& cfg) {
+  const std::string spec = to_string(online_eg);
   if (!(cfg.step_size >= 0) || !(cfg.smoothing >= 0 && cfg.smoothing <= 1))
     throw PolicyError(
         fmt::format("policy '{}': online_eg.step_size must be >= 0 and online_eg.smoothing in [0, 1]", spec));

@@ -1,10 +1,11 @@
-// Spec dispatch (make_policy, register_policy) and policy mixes (collect.policies,
+// The policy registry and policy mixes (collect.policies,
 // evaluate.policies, which spec each trajectory uses).
 #include <algorithm>
 #include <cmath>
-#include <mutex>
+#include <utility>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "dma/error.hpp"
 #include "dma/seed.hpp"
@@ -14,48 +15,6 @@ namespace dma {
 namespace {
 
 using namespace policy_detail;
-
-struct Registry {
-  std::mutex mu;
-  std::vector<std::pair<std::string, PolicyFactory>> factories;  // prefix without ':' -> factory
-};
-
-Registry& registry() {
-  static Registry r;
-  return r;
-}
-
-std::string strip_colon(std::string prefix) {
-  if (!prefix.empty() && prefix.back() == ':') prefix.pop_back();
-  return prefix;
-}
-
-PolicyFactory registered(const std::string& kind) {
-  Registry& r = registry();
-  std::lock_guard lock(r.mu);
-  for (const auto& [prefix, factory] : r.factories)
-    if (prefix == kind) return factory;
-  return nullptr;
-}
-
-constexpr const char* kNoArgument[] = {"uniform", "natural", "source-only", "target-only", "random", "online-eg"};
-constexpr const char* kWithArgument[] = {"fixed", "schedule", "replay", "tuned-fixed", "tuned-schedule"};
-
-/// Throws the unknown-policy error unless `spec` has a known kind (syntax only; arguments
-/// are checked by make_policy, which knows the domain space).
-void check_kind(const std::string& spec) {
-  const std::string kind = policy_kind(spec);
-  const bool has_arg = spec.find(':') != std::string::npos;
-  for (const char* k : kNoArgument)
-    if (kind == k) {
-      if (has_arg) throw PolicyError(fmt::format("policy '{}': {} takes no argument: write {}", spec, kind, kind));
-      return;
-    }
-  for (const char* k : kWithArgument)
-    if (kind == k) return;
-  if (kind == "regmix" || kind == "agent" || registered(kind)) return;
-  throw PolicyError(fmt::format("unknown policy '{}': use {}", spec, kValidSpecs));
-}
 
 std::string trim(const std::string& s) {
   const auto first = s.find_first_not_of(" \t\r\n");
@@ -78,50 +37,65 @@ std::vector<std::string> split_entries(const std::string& text, const char* what
 
 }  // namespace
 
-std::string policy_kind(const std::string& spec) { return spec.substr(0, spec.find(':')); }
+std::string policy_kind(const std::string& name) { return name.substr(0, name.find(':')); }
 
-void register_policy(const std::string& prefix, PolicyFactory factory) {
-  if (strip_colon(prefix).empty() || factory == nullptr)
-    throw PolicyError("register_policy needs a non-empty prefix and a factory");
-  Registry& r = registry();
-  std::lock_guard lock(r.mu);
-  const std::string key = strip_colon(prefix);
-  for (auto& [p, f] : r.factories)
-    if (p == key) {
-      f = factory;  // registering twice (e.g. once per mode) replaces
-      return;
-    }
-  r.factories.emplace_back(key, factory);
+PolicyRegistry PolicyRegistry::builtin() {
+  using namespace policy_detail;
+  PolicyRegistry r;
+  for (const PolicyKind kind :
+       {PolicyKind::kUniform, PolicyKind::kNatural, PolicyKind::kSourceOnly, PolicyKind::kTargetOnly,
+        PolicyKind::kFixed, PolicyKind::kSchedule, PolicyKind::kTunedFixed, PolicyKind::kTunedSchedule})
+    r.add(kind, [](const PolicySpec& spec, const DomainContext& domains, const Config&) {
+      return make_static_policy(spec, domains);
+    });
+  r.add(PolicyKind::kRandom, [](const PolicySpec& spec, const DomainContext& domains, const Config& config) {
+    return make_random_policy(spec, domains, config.random);
+  });
+  r.add(PolicyKind::kOnlineEg, [](const PolicySpec& spec, const DomainContext& domains, const Config& config) {
+    return make_online_eg_policy(spec, domains, config.online_eg);
+  });
+  r.add(PolicyKind::kReplay, [](const PolicySpec& spec, const DomainContext& domains, const Config&) {
+    return make_replay_policy(spec, domains);
+  });
+  r.add(PolicyKind::kRegmix, &make_regmix_policy);
+  return r;
 }
 
-std::unique_ptr<Policy> make_policy(const std::string& spec, const DomainContext& domains, const Config& config) {
+PolicyRegistry& PolicyRegistry::add(PolicyKind kind, PolicyFactory factory) {
+  if (!factory) throw PolicyError(fmt::format("policy kind '{}' was given no factory", policy_kind_name(kind)));
+  factories_[kind] = std::move(factory);
+  return *this;
+}
+
+std::unique_ptr<Policy> PolicyRegistry::make(const PolicySpec& spec, const DomainContext& domains,
+                                             const Config& config) const {
   check_context(domains);
-  check_kind(spec);
-  const std::string kind = policy_kind(spec);
-  if (kind == "random") return make_random_policy(spec, domains, config.random);
-  if (kind == "online-eg") return make_online_eg_policy(spec, domains, config.online_eg);
-  if (kind == "replay") return make_replay_policy(spec, domains);
-  if (kind == "regmix") return make_regmix_policy(spec, domains, config);
-  if (const PolicyFactory f = registered(kind)) return f(spec, domains, config);
-  if (kind == "agent")
-    throw PolicyError(
-        fmt::format("policy '{}' needs the agent, which this program did not register: call "
-                    "dma::register_agent_policy() at start-up",
-                    spec));
-  return make_static_policy(spec, domains);
+  const auto it = factories_.find(spec.kind);
+  if (it == factories_.end()) {
+    std::vector<std::string_view> known;
+    for (const PolicyKind kind : kinds()) known.push_back(policy_kind_name(kind));
+    throw PolicyError(fmt::format("policy '{}': this program cannot build '{}' policies: use one of {}",
+                                  to_string(spec), policy_kind_name(spec.kind), fmt::join(known, ", ")));
+  }
+  return it->second(spec, domains, config);
+}
+
+std::vector<PolicyKind> PolicyRegistry::kinds() const {
+  std::vector<PolicyKind> out;
+  for (const PolicyKind kind : kPolicyKinds)
+    if (factories_.count(kind)) out.push_back(kind);
+  return out;
 }
 
 PolicyMix parse_policy_mix(const std::string& text) {
-  PolicyMix mix;
+  std::vector<std::string> specs;
+  std::vector<double> probabilities;
   const auto entries = split_entries(text, "policy mix");
   double total = 0;
   for (const auto& entry : entries) {
     const size_t colon = entry.rfind(':');
     // A lone entry without a probability ("random") takes all of it.
-    if (colon == std::string::npos && entries.size() == 1) {
-      check_kind(entry);
-      return {{entry}, {1.0}};
-    }
+    if (colon == std::string::npos && entries.size() == 1) return {{parse_policy_spec(entry)}, {1.0}};
     const auto p = colon == std::string::npos ? std::nullopt : parse_number(trim(entry.substr(colon + 1)));
     if (!p)
       throw PolicyError(
@@ -132,22 +106,31 @@ PolicyMix parse_policy_mix(const std::string& text) {
       throw PolicyError(fmt::format("policy mix '{}': entry '{}' has probability {} outside [0, 1]", text, entry, *p));
     const std::string spec = trim(entry.substr(0, colon));
     if (spec.empty()) throw PolicyError(fmt::format("policy mix '{}': entry '{}' names no policy", text, entry));
-    check_kind(spec);
-    mix.specs.push_back(spec);
-    mix.probabilities.push_back(*p);
+    // An unknown kind is reported at once; arguments after the sum, so that "fixed:0.3" (a
+    // share that lacks its probability) reads as a mix that does not sum to 1.
+    if (!policy_kind_named(policy_kind(spec))) parse_policy_spec(spec);
+    specs.push_back(spec);
+    probabilities.push_back(*p);
     total += *p;
   }
   if (std::abs(total - 1.0) > 1e-6)
     throw PolicyError(
         fmt::format("policy mix '{}': probabilities sum to {:.6g}, not 1: make them sum to 1", text, total));
+  PolicyMix mix{{}, std::move(probabilities)};
+  for (const auto& spec : specs) mix.specs.push_back(parse_policy_spec(spec));
   return mix;
 }
 
 std::vector<std::string> parse_policy_list(const std::string& text) {
-  // An empty setting (evaluate.oracle = "") is an empty list. Kinds are not checked here:
-  // make_policy checks each spec fully, and the list also splits other settings (stores).
+  // An empty setting (evaluate.oracle = "") is an empty list.
   if (trim(text).empty()) return {};
   return split_entries(text, "list");
+}
+
+std::vector<PolicySpec> parse_policy_specs(const std::string& text) {
+  std::vector<PolicySpec> out;
+  for (const auto& entry : parse_policy_list(text)) out.push_back(parse_policy_spec(entry));
+  return out;
 }
 
 std::size_t assign_policy(const PolicyMix& mix, std::uint64_t run_seed, std::int64_t id) {

@@ -189,8 +189,9 @@ class RandomWalkPolicy final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_random_policy(const std::string& spec, const DomainContext& ctx,
+std::unique_ptr<Policy> make_random_policy(const PolicySpec& random, const DomainContext& ctx,
                                            const RandomPolicyConfig& cfg) {
+  const std::string spec = to_string(random);
   if (!(cfg.within_alpha > 0) || cfg.smoothness < 0 || cfg.smoothness >= 1 || cfg.concentrate_prob < 0 ||
       cfg.concentrate_prob > 1 || cfg.knots < 1)
     throw PolicyError(

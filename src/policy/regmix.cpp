@@ -145,10 +145,9 @@ class RegmixPolicy final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_regmix_policy(const std::string& spec, const DomainContext& ctx, const Config& config) {
-  std::string path = spec.size() > 7 ? spec.substr(7) : "";
-  if (spec.size() > 6 && path.empty())
-    throw PolicyError(fmt::format("policy '{}' names no store: write regmix or regmix:<store>", spec));
+std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& regmix, const DomainContext& ctx, const Config& config) {
+  const std::string spec = to_string(regmix);
+  std::string path = regmix.store;
   if (path.empty()) path = config.collect.store.empty() ? config.run.dir + "/store.h5" : config.collect.store;
   RegmixData data;
   try {

@@ -54,16 +54,10 @@ const EpisodeRecord& find_episode(const std::string& spec, const std::string& pa
 
 }  // namespace
 
-std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const DomainContext& ctx) {
-  const std::string arg = spec.substr(std::string("replay:").size());
-  const size_t hash = arg.rfind('#');
-  const auto id = hash == std::string::npos ? std::nullopt : parse_number(arg.substr(hash + 1));
-  if (hash == 0 || !id || *id != static_cast<double>(static_cast<std::int64_t>(*id)))
-    throw PolicyError(
-        fmt::format("policy '{}' needs a store and an episode id: write replay:<store>#<id>, e.g. "
-                    "replay:runs/demo/store.h5#3",
-                    spec));
-  const std::string path = arg.substr(0, hash);
+std::unique_ptr<Policy> make_replay_policy(const PolicySpec& replay, const DomainContext& ctx) {
+  const std::string spec = to_string(replay);
+  const std::string& path = replay.store;
+  const std::int64_t id = replay.episode;
   StoreReader store = [&] {
     try {
       return StoreReader::open(path);
@@ -72,16 +66,15 @@ std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const Domain
     }
   }();
   const auto map = map_store_domains(spec, path, store.header().domain_names, ctx);
-  const auto& episode = find_episode(spec, path, store, static_cast<std::int64_t>(*id));
+  const auto& episode = find_episode(spec, path, store, id);
   const auto rows = store.read_episode(episode);
   if (rows.empty())
-    throw PolicyError(
-        fmt::format("policy '{}': episode {} in '{}' has no rows: pick another episode", spec, *id, path));
+    throw PolicyError(fmt::format("policy '{}': episode {} in '{}' has no rows: pick another episode", spec, id, path));
   std::vector<std::vector<double>> actions(rows.size());
   for (const auto& row : rows) {
     if (row.step < 0 || static_cast<size_t>(row.step) >= rows.size() || row.action.size() != map.size())
       throw PolicyError(
-          fmt::format("policy '{}': episode {} in '{}' has a malformed row (step {}): the store is damaged", spec, *id,
+          fmt::format("policy '{}': episode {} in '{}' has a malformed row (step {}): the store is damaged", spec, id,
                       path, row.step));
     auto& a = actions[static_cast<size_t>(row.step)];
     for (int column : map) a.push_back(row.action[static_cast<size_t>(column)]);
@@ -90,7 +83,7 @@ std::unique_ptr<Policy> make_replay_policy(const std::string& spec, const Domain
   for (const auto& a : actions)
     if (a.empty())
       throw PolicyError(
-          fmt::format("policy '{}': episode {} in '{}' misses a step: the store is damaged", spec, *id, path));
+          fmt::format("policy '{}': episode {} in '{}' misses a step: the store is damaged", spec, id, path));
   return std::make_unique<ReplayPolicy>(spec, ctx, std::move(actions));
 }
 

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include "dma/error.hpp"
-#include "dma/tuning.hpp"
 #include "internal.hpp"
 
 namespace dma::policy_detail {
@@ -49,42 +48,38 @@ std::vector<double> field_only(const std::string& spec, const DomainContext& ctx
   return w;
 }
 
-/// schedule:<from>><to> and tuned-schedule:<from>><to>.
-std::unique_ptr<Policy> schedule(const std::string& spec, const DomainContext& ctx) {
-  const std::string kind = spec.substr(0, spec.find(':'));
-  const std::string arg = spec.substr(kind.size() + 1);
-  const size_t arrow = arg.find('>');
-  if (arrow == std::string::npos || arg.find('>', arrow + 1) != std::string::npos)
-    throw PolicyError(
-        fmt::format("policy '{}' needs two ends: write {}:<from>><to> with target shares or "
-                    "weight lists, e.g. {}:0.9>0.2",
-                    spec, kind, kind));
-  return std::make_unique<LinearPolicy>(spec, ctx, parse_mixture_arg(spec, arg.substr(0, arrow), ctx),
-                                        parse_mixture_arg(spec, arg.substr(arrow + 1), ctx));
-}
-
 }  // namespace
 
-std::unique_ptr<Policy> make_static_policy(const std::string& spec, const DomainContext& ctx) {
+std::unique_ptr<Policy> make_static_policy(const PolicySpec& spec, const DomainContext& ctx) {
+  const std::string name = to_string(spec);
   const size_t D = ctx.names.size();
-  if (spec == "uniform") return constant(spec, ctx, std::vector<double>(D, 1.0 / static_cast<double>(D)));
-  if (spec == "natural") {
-    std::vector<double> w(D, 1.0);  // no token counts at all: uniform
-    if (!ctx.token_shares.empty()) w = ctx.token_shares;
-    return constant(spec, ctx, w);
+  switch (spec.kind) {
+    case PolicyKind::kUniform:
+      return constant(name, ctx, std::vector<double>(D, 1.0 / static_cast<double>(D)));
+    case PolicyKind::kNatural: {
+      std::vector<double> w(D, 1.0);  // no token counts at all: uniform
+      if (!ctx.token_shares.empty()) w = ctx.token_shares;
+      return constant(name, ctx, w);
+    }
+    case PolicyKind::kSourceOnly:
+      return constant(name, ctx, field_only(name, ctx, Field::kSource));
+    case PolicyKind::kTargetOnly:
+      return constant(name, ctx, field_only(name, ctx, Field::kTarget));
+    default:
+      break;
   }
-  if (spec == "source-only") return constant(spec, ctx, field_only(spec, ctx, Field::kSource));
-  if (spec == "target-only") return constant(spec, ctx, field_only(spec, ctx, Field::kTarget));
-  if (spec.starts_with("fixed:")) return constant(spec, ctx, parse_mixture_arg(spec, spec.substr(6), ctx));
-  if (spec.starts_with("schedule:") || spec.starts_with("tuned-schedule:")) return schedule(spec, ctx);
-  // A tuned baseline's value, found by dma_orchestrate's tuning or carried from another setting.
-  if (spec.starts_with("tuned-fixed:")) return constant(spec, ctx, parse_mixture_arg(spec, spec.substr(12), ctx));
   if (needs_tuning(spec))
     throw PolicyError(
         fmt::format("policy '{}' is tuned by rollouts before it runs: list it in evaluate.policies of "
                     "dma_orchestrate (evaluate or headroom mode), or give its value, e.g. {}",
-                    spec, spec == "tuned-fixed" ? "tuned-fixed:0.55" : "tuned-schedule:0.7>0.4"));
-  throw PolicyError(fmt::format("unknown policy '{}': use {}", spec, kValidSpecs));
+                    name, spec.kind == PolicyKind::kTunedFixed ? "tuned-fixed:0.55" : "tuned-schedule:0.7>0.4"));
+  // fixed and tuned-fixed (a tuned baseline's value, found by dma_orchestrate's tuning or
+  // carried from another setting) hold one mixture; schedule and tuned-schedule two.
+  if (spec.mixtures.size() == 1) return constant(name, ctx, resolve_mixture(name, spec.mixtures[0], ctx));
+  if (spec.mixtures.size() == 2)
+    return std::make_unique<LinearPolicy>(name, ctx, resolve_mixture(name, spec.mixtures[0], ctx),
+                                          resolve_mixture(name, spec.mixtures[1], ctx));
+  throw PolicyError(fmt::format("unknown policy '{}': use {}", name, kValidSpecs));
 }
 
 }  // namespace dma::policy_detail

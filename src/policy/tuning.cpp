@@ -18,27 +18,31 @@ constexpr double kLattice = 3200.0;  // 1/80 halved five more times stays on it
 
 const char* tuned_kind(TunedFamily family) { return family == TunedFamily::kFixed ? "tuned-fixed" : "tuned-schedule"; }
 
-std::optional<TunedFamily> tuned_family(const std::string& spec) {
+std::optional<TunedFamily> tuned_family(const std::string& name) {
   for (const TunedFamily f : {TunedFamily::kFixed, TunedFamily::kSchedule}) {
     const std::string kind = tuned_kind(f);
-    if (spec == kind || spec.starts_with(kind + ":")) return f;
+    if (name == kind || name.starts_with(kind + ":")) return f;
   }
   return std::nullopt;
 }
 
-bool needs_tuning(const std::string& spec) {
-  return tuned_family(spec).has_value() && spec.find(':') == std::string::npos;
+std::optional<TunedFamily> tuned_family(const PolicySpec& spec) {
+  if (spec.kind == PolicyKind::kTunedFixed) return TunedFamily::kFixed;
+  if (spec.kind == PolicyKind::kTunedSchedule) return TunedFamily::kSchedule;
+  return std::nullopt;
 }
 
-std::string tuned_spec(TunedFamily family, const std::vector<double>& point) {
+PolicySpec tuned_spec(TunedFamily family, const std::vector<double>& point) {
   // Four decimals: the search's lattice is finer, but no step below 1/80 is ever taken.
-  auto share = [](double x) { return fmt::format("{:.4g}", std::round(std::clamp(x, 0.0, 1.0) * 1e4) / 1e4); };
-  if (family == TunedFamily::kFixed) return fmt::format("tuned-fixed:{}", share(point.at(0)));
+  auto share = [](double x) {
+    return MixtureArg{MixtureArg::Form::kShare, {std::round(std::clamp(x, 0.0, 1.0) * 1e4) / 1e4}};
+  };
+  if (family == TunedFamily::kFixed) return PolicySpec(PolicyKind::kTunedFixed, {share(point.at(0))});
   // A schedule is searched as its mean share and its tilt (half the drop from start to end,
   // shifted by 0.5), so the constant shares are the line tilt = 0.5 and both families search
   // the mean alike.
   const double mean = point.at(0), half_drop = point.at(1) - 0.5;
-  return fmt::format("tuned-schedule:{}>{}", share(mean + half_drop), share(mean - half_drop));
+  return PolicySpec(PolicyKind::kTunedSchedule, {share(mean + half_drop), share(mean - half_drop)});
 }
 
 CompassSearch::CompassSearch(int dims, double first_step, std::vector<double> start, double min_step)
@@ -115,12 +119,12 @@ void CompassSearch::report(const std::vector<double>& p, double s) {
 
 namespace {
 
-/// The share of a tuned constant's spec "tuned-fixed:<share>".
-double constant_share(const TuningResult& constant, const std::string& spec) {
+/// The share of a tuned constant's spec tuned-fixed:<share>.
+double constant_share(const TuningResult& constant, const PolicySpec& spec) {
   if (constant.family != TunedFamily::kFixed)
     throw Error(
         fmt::format("a schedule's search starts from a tuned constant, not from {}", tuned_kind(constant.family)));
-  return std::stod(spec.substr(spec.find(':') + 1));
+  return spec.mixtures.at(0).values.at(0);
 }
 
 }  // namespace
@@ -132,7 +136,7 @@ std::vector<double> schedule_start(const TuningResult& constant) {
 std::map<std::string, double> schedule_scores(const TuningResult& constant) {
   std::map<std::string, double> out;
   for (size_t i = 0; i < constant.candidates.size(); ++i)
-    out[tuned_spec(TunedFamily::kSchedule, {constant_share(constant, constant.candidates[i]), 0.5})] =
+    out[to_string(tuned_spec(TunedFamily::kSchedule, {constant_share(constant, constant.candidates[i]), 0.5}))] =
         constant.scores[i];
   return out;
 }
@@ -154,10 +158,11 @@ TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double fir
       result.converged = true;
       break;
     }
-    std::vector<std::string> fresh;
+    std::vector<PolicySpec> fresh;
     for (const auto& p : points) {
-      const std::string spec = tuned_spec(family, p);
-      if (!scored.count(spec) && std::find(fresh.begin(), fresh.end(), spec) == fresh.end()) fresh.push_back(spec);
+      const PolicySpec spec = tuned_spec(family, p);
+      if (!scored.count(to_string(spec)) && std::find(fresh.begin(), fresh.end(), spec) == fresh.end())
+        fresh.push_back(spec);
     }
     const int affordable = (rollouts - result.rollouts) / seeds;
     if (static_cast<int>(fresh.size()) > affordable) fresh.resize(static_cast<size_t>(std::max(0, affordable)));
@@ -166,7 +171,7 @@ TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double fir
       if (scores.size() != fresh.size())
         throw Error(fmt::format("tuning: {} scores for {} candidates", scores.size(), fresh.size()));
       for (size_t i = 0; i < fresh.size(); ++i) {
-        scored[fresh[i]] = scores[i];
+        scored[to_string(fresh[i])] = scores[i];
         result.candidates.push_back(fresh[i]);
         result.scores.push_back(scores[i]);
       }
@@ -174,7 +179,7 @@ TuningResult tune_family(TunedFamily family, int rollouts, int seeds, double fir
     }
     bool reported = false;
     for (const auto& p : points)
-      if (const auto it = scored.find(tuned_spec(family, p)); it != scored.end()) {
+      if (const auto it = scored.find(to_string(tuned_spec(family, p))); it != scored.end()) {
         search.report(p, it->second);
         reported = true;
       }

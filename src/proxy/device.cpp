@@ -3,6 +3,9 @@
 #include <ATen/autocast_mode.h>
 #include <fmt/format.h>
 #include <torch/version.h>
+#ifdef DMA_TORCH_CUDA
+#include <ATen/cuda/CUDAContext.h>
+#endif
 
 #include "dma/error.hpp"
 
@@ -32,7 +35,23 @@ torch::Device to_torch_device(const DeviceChoice& choice) {
 #define DMA_AUTOCAST_BY_DEVICE 1
 #endif
 
-AutocastScope::AutocastScope(const torch::Device& device) : active_(device.is_cuda()) {
+bool bf16_capable(int compute_major) { return compute_major >= 8; }
+
+namespace {
+
+/// The compute capability's major version of a CUDA device; 0 where this LibTorch has no CUDA.
+int compute_major([[maybe_unused]] const torch::Device& device) {
+#ifdef DMA_TORCH_CUDA
+  return at::cuda::getDeviceProperties(device.index() < 0 ? 0 : device.index())->major;
+#else
+  return 0;
+#endif
+}
+
+}  // namespace
+
+AutocastScope::AutocastScope(const torch::Device& device)
+    : active_(device.is_cuda() && bf16_capable(compute_major(device))) {
   if (!active_) return;
 #ifdef DMA_AUTOCAST_BY_DEVICE
   previous_ = at::autocast::is_autocast_enabled(at::kCUDA);

@@ -10,8 +10,12 @@ namespace dma::proxy {
 /// The torch device of a DeviceChoice ("cpu" or "cuda" with an index).
 torch::Device to_torch_device(const DeviceChoice& choice);
 
-/// Enables bf16 autocast on CUDA for its scope (no-op on CPU) and clears the cast cache on
-/// exit, as Python's `torch.autocast` does.
+/// Whether a GPU of this compute capability (major version) computes in bf16: Ampere (8.x)
+/// and later. Older GPUs train and evaluate in float32.
+bool bf16_capable(int compute_major);
+
+/// Enables bf16 autocast on a bf16-capable CUDA device for its scope (no-op on CPU and on older
+/// GPUs) and clears the cast cache on exit, as Python's `torch.autocast` does.
 class AutocastScope {
  public:
   explicit AutocastScope(const torch::Device& device);

@@ -14,6 +14,7 @@
 #endif
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "checkpoint.hpp"
 #include "device.hpp"
@@ -124,8 +125,6 @@ struct ProxyTrainer::Impl {
     model->initialise(generator);
     model->to_device(device);
     proxy::AdamWOptions o;
-    o.beta1 = c.train.beta1;
-    o.beta2 = c.train.beta2;
     o.weight_decay = c.train.weight_decay;
     o.grad_clip = c.train.grad_clip;
     optimizer = std::make_unique<proxy::FlatAdamW>(*model, o);

@@ -159,7 +159,7 @@ Session Session::replay(const Json& state, const Agent& agent, std::string id) {
   const auto shares = normalised_shares(s.given_shares_);
   const int T = horizon_of(member(state, "horizon"));
   s.track_ = obs::Tracker({fields, shares, losses(member(state, "base_losses"), "base_losses", D), T});
-  s.policy_ = make_agent_policy(agent.model, "agent:" + agent.checkpoint, {s.names_, fields, shares, T});
+  s.policy_ = make_agent_policy(agent.model, to_string(agent_spec({agent.checkpoint})), {s.names_, fields, shares, T});
   s.policy_->begin_episode(0, 0);
 
   const Json none = Json::array();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <numeric>
 #include <sstream>
@@ -31,19 +32,38 @@ using namespace agent_test;
 Config tiny_config(const std::string& extra = "") {
   torch::set_num_threads(1);
   std::map<std::string, std::string> keys = {
-      {"run.seed", "3"},          {"run.progress_seconds", "1000"}, {"agent.d_token", "16"},
-      {"agent.n_layers", "1"},    {"agent.n_heads", "2"},           {"agent.batch_size", "32"},
-      {"agent.bc_steps", "20"},   {"agent.cql_steps", "20"},        {"agent.n_sampled_actions", "4"},
+      {"run.seed", "3"},          {"run.progress_seconds", "1000"}, {"agent.d_token", "16"},  {"agent.n_layers", "1"},
+      {"agent.n_heads", "2"},     {"agent.batch_size", "32"},       {"agent.bc_steps", "20"}, {"agent.cql_steps", "20"},
       {"agent.source_gain", "0"}, {"agent.cql_alpha", "0.3"}};
+  // The recipe's fixed parts are not configuration keys: set them on the parsed Config.
+  std::map<std::string, std::function<void(Config&, double)>> fixed = {
+      {"agent.n_sampled_actions", [](Config& c, double v) { c.agent.n_sampled_actions = static_cast<int>(v); }},
+      {"agent.history", [](Config& c, double v) { c.agent.history = static_cast<int>(v); }},
+      {"agent.n_step", [](Config& c, double v) { c.agent.n_step = static_cast<int>(v); }},
+      {"agent.discount", [](Config& c, double v) { c.agent.discount = v; }},
+      {"agent.field_balanced", [](Config& c, double v) { c.agent.field_balanced = v != 0; }},
+      {"agent.tau", [](Config& c, double v) { c.agent.tau = v; }},
+      {"agent.val_fraction", [](Config& c, double v) { c.agent.val_fraction = v; }},
+      {"agent.bc_lr", [](Config& c, double v) { c.agent.bc_lr = v; }},
+      {"agent.actor_bc_weight", [](Config& c, double v) { c.agent.actor_bc_weight = v; }}};
+  std::map<std::string, double> fixed_values = {{"agent.n_sampled_actions", 4}};
   std::istringstream lines(extra);
   for (std::string line; std::getline(lines, line);)
-    if (const auto eq = line.find('='); eq != std::string::npos) keys[line.substr(0, eq)] = line.substr(eq + 1);
+    if (const auto eq = line.find('='); eq != std::string::npos) {
+      const auto key = line.substr(0, eq), value = line.substr(eq + 1);
+      if (fixed.count(key))
+        fixed_values[key] = std::stod(value);
+      else
+        keys[key] = value;
+    }
   std::string ini;
   for (const auto& [k, v] : keys) {
     const auto dot = k.find('.');
     ini += "[" + k.substr(0, dot) + "]\n" + k.substr(dot + 1) + " = " + v + "\n";
   }
-  return parse_ini_text(ini);
+  Config config = parse_ini_text(ini);
+  for (const auto& [k, v] : fixed_values) fixed.at(k)(config, v);
+  return config;
 }
 
 DomainContext context(const StoreHeader& h) { return {h.domain_names, h.domain_fields, h.token_shares, h.horizon}; }
@@ -90,10 +110,9 @@ struct TinyAgent {
   explicit TinyAgent(const std::string& steps = "agent.bc_steps=2\nagent.cql_steps=2")
       : c(tiny_config(steps)), run(sim_run(4, c.eval, 4, 1)), path(dir.file("agent.pt")) {
     train_agent_offline(c, {run.store}, path);
-    register_agent_policy();
   }
   std::unique_ptr<Policy> policy(const std::string& options = "") const {
-    return make_policy("agent:" + path + options, context(run.h), c);
+    return agent_policy_registry().make(parse_policy_spec("agent:" + path + options), context(run.h), c);
   }
 };
 
@@ -133,7 +152,7 @@ TEST(Agent, PermutingDomainsPermutesActionsAndOneNetworkServesSevenAndTwelveDoma
     for (int d : perm) pa.push_back(a[static_cast<size_t>(d)]);
     EXPECT_NEAR(model.q_values(o, a, 1, D)[0], model.q_values(permute_obs(o, perm), pa, 1, D)[0], 1e-4);
     // Through the policy interface too.
-    auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(*h), c);
+    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(*h), c);
     policy->begin_episode(1, 11);
     const auto w = act_once(*policy, o, 1, 5);
     EXPECT_NEAR(std::accumulate(w.begin(), w.end(), 0.0), 1.0, 1e-9);
@@ -167,7 +186,7 @@ TEST(Agent, BehaviourCloningReproducesAFixedScheduleFromAStoreFile) {
   const auto report = train_agent(c, {dir.file("store.h5")}, dir.file("agent.pt"));
   EXPECT_EQ(report.episodes, 16);
   EXPECT_LT(report.bc_loss, 0.01);
-  auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
+  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), c);
   auto fresh = run_sim_episode(sp, h, c.eval, 99, 12345, from_policy(*policy, 99, 5), "agent");
   for (int t = 0; t < sp.horizon; ++t) {
     const auto want = schedule(t, {});
@@ -259,7 +278,7 @@ TEST(Agent, CloningCopiesTheEpisodesShareBackFromItsState) {
       "agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
       "agent.val_fraction=0");
   train_agent_offline(c, {store}, dir.file("agent.pt"));
-  auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
+  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), c);
   const double copy_low = target_share(h, act_once(*policy, low, 1, 4));
   const double copy_high = target_share(h, act_once(*policy, high, 2, 4));
   EXPECT_GT(copy_high - copy_low, 0.25) << "the plain clone copies the episode's share back from its state";
@@ -278,7 +297,7 @@ TEST(Agent, ASourceGainMakesALowerSourceScoreAskForLessTarget) {
         "agent.val_fraction=0\nagent.source_gain=" +
         gain);
     train_agent_offline(c, {store}, dir.file("agent.pt"));
-    auto policy = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), c);
+    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), c);
     std::vector<double> out;
     std::int64_t id = 0;
     for (int e : {0, 3, 6})
@@ -509,7 +528,7 @@ TEST(Agent, CorruptOrMismatchedCheckpointsAreRefusedWithOneLine) {
   write_archive(dir.file("layout.pt"), kAgentFormat, kAgentFormatVersion, "history=1;weight_rel,loss");
   expect_refused(dir.file("layout.pt"), "reads features");
   // The policy and continued training refuse them the same way.
-  EXPECT_THROW(make_agent_policy("agent:" + dir.file("layout.pt"), context(h), c), CheckpointError);
+  EXPECT_THROW(make_agent_policy(agent_spec({dir.file("layout.pt")}), context(h), c), CheckpointError);
   EXPECT_THROW(train_agent_offline(c, {sim_store(sp, h, c.eval, 2, 1)}, dir.file("x.pt"), dir.file("cut.pt")),
                CheckpointError);
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.pt")));
@@ -538,12 +557,12 @@ TEST(Agent, PolicySpecNoiseIsOptionalAndSeededPerEpisode) {
   // agent.exploration_std is the default noise.
   Config explore = c;
   explore.agent.exploration_std = 0.5;
-  auto noisy3 = make_agent_policy("agent:" + dir.file("agent.pt"), context(h), explore);
+  auto noisy3 = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), explore);
   noisy3->begin_episode(1, 42);
   EXPECT_EQ(act_once(*noisy3, o, 1, 0), w1);
   for (const char* bad : {"agent:", "agent:x.pt?noise=abc", "agent:x.pt?noise=-1", "agent:x.pt?noise=0.1&speed=2",
                           "agent:x.pt?noise=0.1&detour=0.5"})
-    EXPECT_THROW(make_agent_policy(bad, context(h), c), PolicyError) << bad;
+    EXPECT_THROW(make_agent_policy(parse_policy_spec(bad), context(h), c), PolicyError) << bad;
   // Observations of another domain count are refused, not misread.
   std::vector<float> short_obs(static_cast<size_t>(obs::dim(5)), 0.0f);
   EXPECT_THROW(act_once(*plain, short_obs, 1, 1), PolicyError);
@@ -654,7 +673,7 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   const auto& a = store.rows[1][3].action;
   EXPECT_NE(b.q_values(moved_weights, a, 1, D), b.q_values(o, a, 1, D));
   // Through the policy too: the same weights whatever the previous ones were.
-  auto policy = make_agent_policy("agent:" + dir.file("blind.pt"), context(h), blind);
+  auto policy = make_agent_policy(agent_spec({dir.file("blind.pt")}), context(h), blind);
   policy->begin_episode(1, 5);
   policy->begin_episode(2, 5);
   EXPECT_EQ(act_once(*policy, moved_weights, 2, 3), act_once(*policy, o, 1, 3));
@@ -759,7 +778,6 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
   struct Out {
     AgentTrainReport report;
     std::vector<float> logits, q;
-    std::string ini;
   };
   auto train = [&](const std::string& extra, const std::string& name) {
     Out out;
@@ -768,7 +786,6 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
     const auto m = AgentModel::load(dir.file(name));
     out.logits = m.mean_logits(o, 1, 12);
     out.q = m.q_values(o, a, 1, 12);
-    out.ini = m.config_ini();
     return out;
   };
   auto all_finite = [](const std::vector<float>& v) {
@@ -779,10 +796,8 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
   EXPECT_EQ(one.logits, plain.logits);
   EXPECT_EQ(one.q, plain.q);
   EXPECT_EQ(one.report.val_td_loss, plain.report.val_td_loss);
-  EXPECT_NE(plain.ini.find("n_step = 1"), std::string::npos);
   // Four steps: a finite agent, and the critics learned other targets.
   const auto four = train("agent.n_step=4", "four.pt");
-  EXPECT_NE(four.ini.find("n_step = 4"), std::string::npos);
   EXPECT_TRUE(all_finite(four.logits));
   EXPECT_TRUE(all_finite(four.q));
   for (double v :
@@ -845,12 +860,13 @@ TEST(Agent, ABatchOfManyHistoriesActsAsEachHistoryAloneAndAsTrainingReadsIt) {
 
 TEST(Agent, EnsemblePathsSplitOnPlusAndEmptyMembersAreRefusedWithOneLine) {
   using V = std::vector<std::string>;
-  EXPECT_EQ(agent_ensemble_paths("a.pt"), V{"a.pt"});
-  EXPECT_EQ(agent_ensemble_paths("a.pt+b.pt"), (V{"a.pt", "b.pt"}));
-  EXPECT_EQ(agent_ensemble_paths("runs/x/a.pt+/abs/b.pt+c.pt"), (V{"runs/x/a.pt", "/abs/b.pt", "c.pt"}));
-  for (const char* bad : {"", "+", "a.pt+", "+b.pt", "a.pt++b.pt"}) {
+  const auto paths = [](const std::string& text) { return parse_policy_spec("agent:" + text).checkpoints; };
+  EXPECT_EQ(paths("a.pt"), V{"a.pt"});
+  EXPECT_EQ(paths("a.pt+b.pt"), (V{"a.pt", "b.pt"}));
+  EXPECT_EQ(paths("runs/x/a.pt+/abs/b.pt+c.pt"), (V{"runs/x/a.pt", "/abs/b.pt", "c.pt"}));
+  for (const char* bad : {"+", "a.pt+", "+b.pt", "a.pt++b.pt"}) {
     try {
-      agent_ensemble_paths(bad);
+      paths(bad);
       ADD_FAILURE() << "'" << bad << "' was accepted";
     } catch (const PolicyError& e) {
       const std::string what = e.what();
@@ -860,8 +876,10 @@ TEST(Agent, EnsemblePathsSplitOnPlusAndEmptyMembersAreRefusedWithOneLine) {
   }
   // The policy refuses them before looking for any file.
   const auto h = sim_header(SimSpace{});
-  EXPECT_THROW(make_agent_policy("agent:a.pt+", context(h), tiny_config()), PolicyError);
-  EXPECT_THROW(make_agent_policy("agent:+b.pt?noise=0.1", context(h), tiny_config()), PolicyError);
+  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent:a.pt+"), context(h), tiny_config()), PolicyError);
+  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent:+b.pt?noise=0.1"), context(h), tiny_config()), PolicyError);
+  // A bare agent (this run's checkpoint, filled in by dma_orchestrate) cannot be built alone.
+  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent"), context(h), tiny_config()), PolicyError);
 }
 
 TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
@@ -873,11 +891,10 @@ TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
   const std::string a = dir.file("a.pt"), b = dir.file("b.pt"), h2 = dir.file("h2.pt");
   train_agent_offline(c, {store}, a);
   train_agent_offline(tiny_config(steps + "run.seed=8"), {store}, b);
-  register_agent_policy();
   const auto& o = store.rows[1][2].observation;
-  auto single = make_policy("agent:" + a, context(h), c);
-  auto twice = make_policy("agent:" + a + "+" + a, context(h), c);
-  auto pair = make_policy("agent:" + a + "+" + b, context(h), c);
+  auto single = agent_policy_registry().make(parse_policy_spec("agent:" + a), context(h), c);
+  auto twice = agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + a), context(h), c);
+  auto pair = agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + b), context(h), c);
   EXPECT_EQ(pair->name(), "agent:" + a + "+" + b);
   for (auto* p : {single.get(), twice.get(), pair.get()}) p->begin_episode(1, 42);
   const auto w1 = act_once(*single, o, 1, 2);
@@ -894,7 +911,7 @@ TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
   EXPECT_NE(wp, w1);
   // Members that read different histories cannot share one observation window.
   train_agent_offline(tiny_config(steps + "agent.history=2"), {store}, h2);
-  EXPECT_THROW(make_policy("agent:" + a + "+" + h2, context(h), c), PolicyError);
+  EXPECT_THROW(agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + h2), context(h), c), PolicyError);
 }
 
 }  // namespace

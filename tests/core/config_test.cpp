@@ -73,6 +73,14 @@ TEST(Config, UnknownKeySuggestsTheClosest) {
   EXPECT_EQ(closest_key("eval.scroe", config_keys()), "eval.score");
 }
 
+TEST(Config, RetiredKeysSayTheyAreFixedPartsOfTheRecipe) {
+  expect_config_error([] { parse_ini_text("[agent]\ntau = 0.01\n"); },
+                      {"'agent.tau' is no longer a key", "docs/options.md"});
+  expect_config_error([] { parse({"--mode", "collect", "--train.beta2=0.99"}); }, {"'train.beta2' is no longer a key"});
+}
+
+TEST(Config, AtMostSeventyKeys) { EXPECT_LE(config_keys().size(), 70u); }
+
 TEST(Config, OutOfRangeOrMalformedValuesNameTheKey) {
   expect_config_error(
       [] {

@@ -1,4 +1,4 @@
-// Open-loop baselines and make_policy's errors.
+// Open-loop baselines, the policy registry and its errors.
 #include <gtest/gtest.h>
 
 #include "dma/error.hpp"
@@ -14,7 +14,7 @@ using test::target_share;
 constexpr double kTol = 1e-12;
 
 std::vector<double> first_action(const std::string& spec, const DomainContext& ctx) {
-  auto p = make_policy(spec, ctx, Config{});
+  auto p = test::make_builtin_policy(spec, ctx, Config{});
   EXPECT_EQ(p->name(), spec);
   return run_episodes(*p, ctx, {0})[0][0];
 }
@@ -53,9 +53,9 @@ TEST(Baselines, FixedSourceTargetRatio) {
   EXPECT_NEAR(target_share(ctx, first_action("fixed:3:1", ctx)), 0.25, kTol);
   EXPECT_NEAR(target_share(ctx, first_action("fixed:0:2", ctx)), 1.0, kTol);
   // In a mix the last ':' still holds the probability.
-  EXPECT_EQ(parse_policy_mix("fixed:3:1:1").specs[0], "fixed:3:1");
-  EXPECT_THROW(make_policy("fixed:3:-1", ctx, Config{}), PolicyError);
-  EXPECT_THROW(make_policy("fixed:0:0", ctx, Config{}), PolicyError);
+  EXPECT_EQ(to_string(parse_policy_mix("fixed:3:1:1").specs[0]), "fixed:3:1");
+  EXPECT_THROW(test::make_builtin_policy("fixed:3:-1", ctx, Config{}), PolicyError);
+  EXPECT_THROW(test::make_builtin_policy("fixed:0:0", ctx, Config{}), PolicyError);
 }
 
 TEST(Baselines, FixedExplicitWeightsAreNormalised) {
@@ -67,12 +67,12 @@ TEST(Baselines, FixedExplicitWeightsAreNormalised) {
 
 TEST(Baselines, ScheduleMovesLinearlyOverTheHorizon) {
   const auto ctx = make_context(3, 2, 8);
-  auto p = make_policy("schedule:0.9>0.2", ctx, Config{});
+  auto p = test::make_builtin_policy("schedule:0.9>0.2", ctx, Config{});
   const auto actions = run_episodes(*p, ctx, {0, 1});
   for (const auto& episode : actions)
     for (int t = 0; t < 8; ++t)
       EXPECT_NEAR(target_share(ctx, episode[static_cast<size_t>(t)]), 0.9 - 0.7 * t / 7.0, 1e-12);
-  auto q = make_policy("schedule:1/0/0/0/0>0/0/0/0/1", ctx, Config{});
+  auto q = test::make_builtin_policy("schedule:1/0/0/0/0>0/0/0/0/1", ctx, Config{});
   const auto path = run_episodes(*q, ctx, {0})[0];
   EXPECT_NEAR(path.front()[0], 1.0, kTol);
   EXPECT_NEAR(path.back()[4], 1.0, kTol);
@@ -89,13 +89,13 @@ TEST(Baselines, MixtureFromTargetShareChecksFields) {
   EXPECT_NEAR(mixture_from_target_share(no_target, 0.0)[0], 1.0 / 6, kTol);
   EXPECT_THROW(mixture_from_target_share(no_target, 0.5), PolicyError);
   EXPECT_THROW(mixture_from_target_share(make_context(2, 2, 4), 1.2), PolicyError);
-  EXPECT_THROW(make_policy("target-only", no_target, Config{}), PolicyError);
+  EXPECT_THROW(test::make_builtin_policy("target-only", no_target, Config{}), PolicyError);
 }
 
 /// The message of the PolicyError that building `spec` throws ("" when none).
 std::string error_of(const std::string& spec, const DomainContext& ctx) {
   try {
-    make_policy(spec, ctx, Config{});
+    test::make_builtin_policy(spec, ctx, Config{});
   } catch (const PolicyError& e) {
     return e.what();
   }
@@ -128,14 +128,14 @@ TEST(Baselines, BadArgumentsNameTheSpecAndTheFix) {
   EXPECT_NE(error_of("random:3", ctx).find("takes no argument"), std::string::npos);
   EXPECT_NE(error_of("replay:store.h5", ctx).find("replay:<store>#<id>"), std::string::npos);
   EXPECT_NE(error_of("regmix:", ctx).find("names no store"), std::string::npos);
-  EXPECT_NE(error_of("agent:x.pt", ctx).find("register_agent_policy"), std::string::npos);
+  EXPECT_NE(error_of("agent:x.pt", ctx).find("cannot build 'agent' policies"), std::string::npos);
   for (const char* spec : {"fixed:1.5", "fixed:0.2/0.8", "schedule:0.9", "foo"})
     EXPECT_EQ(error_of(spec, ctx).find('\n'), std::string::npos) << spec;
 }
 
 TEST(Baselines, ActChecksTheBatch) {
   const auto ctx = make_context(2, 2, 4);
-  auto p = make_policy("uniform", ctx, Config{});
+  auto p = test::make_builtin_policy("uniform", ctx, Config{});
   std::vector<std::int64_t> ids = {0};
   std::vector<std::int32_t> steps = {4};  // past the horizon
   std::vector<float> obs(static_cast<size_t>(obs::dim(4)));
@@ -147,16 +147,12 @@ TEST(Baselines, ActChecksTheBatch) {
   EXPECT_NO_THROW(p->act({1, obs::dim(4), ids, steps, obs}, w));
 }
 
-std::unique_ptr<Policy> constant_third(const std::string& spec, const DomainContext& ctx, const Config&) {
-  // A registered factory: all weight on the third domain.
+/// All weight on the third domain, named after its spec.
+std::unique_ptr<Policy> constant_third(const PolicySpec& spec, const DomainContext& ctx, const Config&) {
   std::vector<double> w(ctx.names.size(), 0.0);
   w[2] = 1.0;
-  std::string weights;
-  for (size_t d = 0; d < w.size(); ++d) {
-    if (d) weights += '/';
-    weights += std::to_string(static_cast<int>(w[d]));
-  }
-  auto inner = make_policy("fixed:" + weights, ctx, Config{});
+  const PolicySpec fixed(PolicyKind::kFixed, {{MixtureArg::Form::kWeights, w}});
+  auto inner = PolicyRegistry::builtin().make(fixed, ctx, Config{});
   struct Named final : Policy {
     std::string spec;
     std::unique_ptr<Policy> inner;
@@ -164,19 +160,39 @@ std::unique_ptr<Policy> constant_third(const std::string& spec, const DomainCont
     void act(const ActBatch& b, std::span<double> out) override { inner->act(b, out); }
   };
   auto p = std::make_unique<Named>();
-  p->spec = spec;
+  p->spec = to_string(spec);
   p->inner = std::move(inner);
   return p;
 }
 
-TEST(Baselines, RegisteredPrefixesAreDispatched) {
+TEST(PolicyRegistry, DispatchesByKind) {
   const auto ctx = make_context(2, 2, 4);
-  EXPECT_THROW(make_policy("third:x", ctx, Config{}), PolicyError);
-  register_policy("third:", &constant_third);
-  auto p = make_policy("third:x", ctx, Config{});
-  EXPECT_EQ(p->name(), "third:x");
+  const PolicySpec agent = parse_policy_spec("agent:x.pt");
+  EXPECT_THROW(PolicyRegistry::builtin().make(agent, ctx, Config{}), PolicyError);
+  auto p = PolicyRegistry::builtin().add(PolicyKind::kAgent, &constant_third).make(agent, ctx, Config{});
+  EXPECT_EQ(p->name(), "agent:x.pt");
   EXPECT_NEAR(run_episodes(*p, ctx, {0})[0][3][2], 1.0, kTol);
-  EXPECT_NO_THROW(parse_policy_mix("third:y:0.5,uniform:0.5"));
+}
+
+TEST(PolicyRegistry, AMissingKindIsOneLineListingTheKnownKinds) {
+  const auto ctx = make_context(2, 2, 4);
+  EXPECT_EQ(error_of("agent:x.pt", ctx),
+            "policy 'agent:x.pt': this program cannot build 'agent' policies: use one of uniform, natural, "
+            "source-only, target-only, random, online-eg, fixed, schedule, tuned-fixed, tuned-schedule, replay, "
+            "regmix");
+  PolicyRegistry only_uniform;
+  only_uniform.add(PolicyKind::kUniform, [](const PolicySpec& spec, const DomainContext& c, const Config& config) {
+    return PolicyRegistry::builtin().make(spec, c, config);
+  });
+  EXPECT_EQ(only_uniform.kinds(), std::vector<PolicyKind>{PolicyKind::kUniform});
+  try {
+    only_uniform.make(parse_policy_spec("random"), ctx, Config{});
+    FAIL() << "an empty registry built a random policy";
+  } catch (const PolicyError& e) {
+    EXPECT_STREQ(e.what(), "policy 'random': this program cannot build 'random' policies: use one of uniform");
+  }
+  EXPECT_THROW(only_uniform.add(PolicyKind::kRandom, nullptr), PolicyError);
+  EXPECT_EQ(PolicyRegistry::builtin().kinds().size(), std::size(kPolicyKinds) - 1);  // all but agent
 }
 
 }  // namespace

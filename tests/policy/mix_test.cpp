@@ -20,21 +20,27 @@ std::string mix_error(const std::string& text) {
   return "";
 }
 
+std::vector<std::string> names(const PolicyMix& mix) {
+  std::vector<std::string> out;
+  for (const auto& spec : mix.specs) out.push_back(to_string(spec));
+  return out;
+}
+
 TEST(PolicyMix, ParsesSpecsAndProbabilities) {
   const auto mix = parse_policy_mix("random:0.8,uniform:0.1,target-only:0.1");
-  EXPECT_EQ(mix.specs, (std::vector<std::string>{"random", "uniform", "target-only"}));
+  EXPECT_EQ(names(mix), (std::vector<std::string>{"random", "uniform", "target-only"}));
   EXPECT_EQ(mix.probabilities, (std::vector<double>{0.8, 0.1, 0.1}));
 }
 
 TEST(PolicyMix, TheLastColonHoldsTheProbability) {
   const auto mix = parse_policy_mix("fixed:0.3:0.5, schedule:0.9>0.2 : 0.25,replay:/tmp/a:b.h5#3:0.25");
-  EXPECT_EQ(mix.specs, (std::vector<std::string>{"fixed:0.3", "schedule:0.9>0.2", "replay:/tmp/a:b.h5#3"}));
+  EXPECT_EQ(names(mix), (std::vector<std::string>{"fixed:0.3", "schedule:0.9>0.2", "replay:/tmp/a:b.h5#3"}));
   EXPECT_EQ(mix.probabilities, (std::vector<double>{0.5, 0.25, 0.25}));
 }
 
 TEST(PolicyMix, ALoneSpecTakesEverything) {
   const auto mix = parse_policy_mix("random");
-  EXPECT_EQ(mix.specs, std::vector<std::string>{"random"});
+  EXPECT_EQ(names(mix), std::vector<std::string>{"random"});
   EXPECT_EQ(mix.probabilities, std::vector<double>{1.0});
 }
 
@@ -61,6 +67,16 @@ TEST(PolicyList, SplitsAndTrims) {
   EXPECT_THROW(parse_policy_list("uniform,,natural"), PolicyError);
 }
 
+TEST(PolicyList, ParsesEachSpec) {
+  const auto specs = parse_policy_specs("uniform, fixed:0.3 ,agent");
+  ASSERT_EQ(specs.size(), 3u);
+  EXPECT_EQ(specs[1], parse_policy_spec("fixed:0.3"));
+  EXPECT_EQ(specs[2].kind, PolicyKind::kAgent);
+  EXPECT_TRUE(specs[2].checkpoints.empty());
+  EXPECT_TRUE(parse_policy_specs("").empty());
+  EXPECT_THROW(parse_policy_specs("uniform,foo"), PolicyError);
+}
+
 TEST(AssignPolicy, FrequenciesMatchTheMix) {
   const auto mix = parse_policy_mix("random:0.7,uniform:0.2,target-only:0.1,natural:0");
   const int n = 40000;
@@ -68,7 +84,7 @@ TEST(AssignPolicy, FrequenciesMatchTheMix) {
   for (int id = 0; id < n; ++id) ++counts[assign_policy(mix, 17, id)];
   for (size_t i = 0; i < 4; ++i) {
     const double p = mix.probabilities[i], sd = std::sqrt(n * p * (1 - p));
-    EXPECT_NEAR(counts[i], n * p, 4 * sd + 1e-9) << mix.specs[i];
+    EXPECT_NEAR(counts[i], n * p, 4 * sd + 1e-9) << to_string(mix.specs[i]);
   }
   EXPECT_EQ(counts[3], 0);
 }

@@ -40,7 +40,7 @@ std::vector<std::vector<double>> act(Policy& p, const DomainContext& ctx, const 
 
 TEST(OnlineEg, StartsUniformAndFavoursDomainsThatImproveLeast) {
   const auto ctx = make_context(2, 2, 8);
-  auto p = make_policy("online-eg", ctx, Config{});
+  auto p = test::make_builtin_policy("online-eg", ctx, Config{});
   p->begin_episode(1, 11);
   const std::vector<float> change = {+0.02f, -0.01f, -0.02f, -0.05f};  // domain 0 forgets, 3 learns most
   for (double w : std::vector<double>(act(*p, ctx, {1}, 0, {change})[0])) EXPECT_NEAR(w, 0.25, 1e-12);
@@ -59,7 +59,7 @@ TEST(OnlineEg, StartsUniformAndFavoursDomainsThatImproveLeast) {
 
 TEST(OnlineEg, KeepsStatePerEpisode) {
   const auto ctx = make_context(2, 2, 8);
-  auto p = make_policy("online-eg", ctx, Config{});
+  auto p = test::make_builtin_policy("online-eg", ctx, Config{});
   p->begin_episode(1, 0);
   p->begin_episode(2, 0);
   const std::vector<float> a = {0.01f, -0.01f, -0.02f, -0.03f}, b = {-0.03f, -0.02f, -0.01f, 0.01f};
@@ -77,12 +77,12 @@ TEST(OnlineEg, StepSizeZeroAndEqualProgressStayUniform) {
   const auto ctx = make_context(3, 1, 8);
   Config config;
   config.online_eg.step_size = 0.0;
-  auto p = make_policy("online-eg", ctx, config);
+  auto p = test::make_builtin_policy("online-eg", ctx, config);
   p->begin_episode(0, 0);
   for (int t = 0; t < 4; ++t)
     for (double w : std::vector<double>(act(*p, ctx, {0}, t, {{0.1f, -0.1f, 0.0f, 0.05f}})[0]))
       EXPECT_NEAR(w, 0.25, 1e-12);
-  auto q = make_policy("online-eg", ctx, Config{});
+  auto q = test::make_builtin_policy("online-eg", ctx, Config{});
   q->begin_episode(0, 0);
   for (int t = 0; t < 4; ++t)
     for (double w : std::vector<double>(act(*q, ctx, {0}, t, {{-0.02f, -0.02f, -0.02f, -0.02f}})[0]))
@@ -91,7 +91,7 @@ TEST(OnlineEg, StepSizeZeroAndEqualProgressStayUniform) {
 
 TEST(OnlineEg, NonFiniteObservationsStillGiveSimplexRows) {
   const auto ctx = make_context(2, 2, 8);
-  auto p = make_policy("online-eg", ctx, Config{});
+  auto p = test::make_builtin_policy("online-eg", ctx, Config{});
   p->begin_episode(0, 0);
   act(*p, ctx, {0}, 0, {{0, 0, 0, 0}});
   const float nan = std::numeric_limits<float>::quiet_NaN();
@@ -102,7 +102,7 @@ TEST(OnlineEg, NonFiniteObservationsStillGiveSimplexRows) {
 
 TEST(OnlineEg, RejectsMalformedObservations) {
   const auto ctx = make_context(2, 2, 8);
-  auto p = make_policy("online-eg", ctx, Config{});
+  auto p = test::make_builtin_policy("online-eg", ctx, Config{});
   p->begin_episode(0, 0);
   std::vector<std::int64_t> id = {0};
   std::vector<std::int32_t> step = {0};

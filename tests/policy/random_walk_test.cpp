@@ -34,7 +34,7 @@ std::vector<double> mean_target_shares(const DomainContext& ctx, const Actions& 
 
 TEST(RandomWalk, MeanTargetSharesCoverTheWholeRange) {
   const auto ctx = make_context(8, 4, 16);
-  auto p = make_policy("random", ctx, Config{});
+  auto p = test::make_builtin_policy("random", ctx, Config{});
   const auto means = mean_target_shares(ctx, run_episodes(*p, ctx, ids(500)));
   EXPECT_LT(*std::min_element(means.begin(), means.end()), 0.1);
   EXPECT_GT(*std::max_element(means.begin(), means.end()), 0.9);
@@ -70,7 +70,7 @@ TEST(RandomWalk, FlatDirichletDoesNotCover) {
 
 TEST(RandomWalk, SharesVaryWithinEpisodesInBothDirections) {
   const auto ctx = make_context(8, 4, 16);
-  auto p = make_policy("random", ctx, Config{});
+  auto p = test::make_builtin_policy("random", ctx, Config{});
   int rising = 0, falling = 0, per_step_low = 0, per_step_high = 0;
   for (const auto& episode : run_episodes(*p, ctx, ids(300))) {
     const double first = target_share(ctx, episode.front()), last = target_share(ctx, episode.back());
@@ -104,7 +104,7 @@ TEST(RandomWalk, WithinFieldWeightsStayDirichletUnderSmoothing) {
   Config config;
   config.random.concentrate_prob = 0.0;
   config.random.smoothness = 0.8;
-  auto p = make_policy("random", ctx, config);
+  auto p = test::make_builtin_policy("random", ctx, config);
   const auto actions = run_episodes(*p, ctx, ids(600));
   for (size_t t : {size_t{0}, size_t{15}}) {
     const auto v = within_source(ctx, actions, t);
@@ -157,7 +157,7 @@ TEST(RandomWalk, SmoothnessSetsStepToStepCorrelation) {
   std::vector<double> corr;
   for (double s : {0.0, 0.5, 0.9}) {
     config.random.smoothness = s;
-    auto p = make_policy("random", ctx, config);
+    auto p = test::make_builtin_policy("random", ctx, config);
     corr.push_back(lag_one_correlation(ctx, run_episodes(*p, ctx, ids(150))));
   }
   EXPECT_NEAR(corr[0], 0.0, 0.08);
@@ -167,7 +167,7 @@ TEST(RandomWalk, SmoothnessSetsStepToStepCorrelation) {
 
 TEST(RandomWalk, TheLastTargetShareForetellsTheNext) {
   const auto ctx = make_context(8, 4, 16);
-  auto p = make_policy("random", ctx, Config{});
+  auto p = test::make_builtin_policy("random", ctx, Config{});
   const auto episodes = run_episodes(*p, ctx, ids(150));
   EXPECT_GT(target_share_lag_one(ctx, episodes), 0.9) << "smooth walks: the last share predicts the next";
   for (const auto& episode : episodes)
@@ -181,7 +181,7 @@ TEST(RandomWalk, SometimesConcentratesOnOneOrTwoDomains) {
   const auto ctx = make_context(8, 4, 16);
   Config config;
   config.random.concentrate_prob = 0.3;
-  auto p = make_policy("random", ctx, config);
+  auto p = test::make_builtin_policy("random", ctx, config);
   int concentrated = 0;
   const auto actions = run_episodes(*p, ctx, ids(400));
   for (const auto& episode : actions) {
@@ -203,8 +203,8 @@ TEST(RandomWalk, SometimesConcentratesOnOneOrTwoDomains) {
 
 TEST(RandomWalk, DeterministicGivenTheEpisodeSeed) {
   const auto ctx = make_context(8, 4, 16);
-  auto p = make_policy("random", ctx, Config{});
-  auto q = make_policy("random", ctx, Config{});
+  auto p = test::make_builtin_policy("random", ctx, Config{});
+  auto q = test::make_builtin_policy("random", ctx, Config{});
   const auto a = run_episodes(*p, ctx, ids(5));
   // Same episodes, acted alone and in another batch composition: the same weights.
   EXPECT_EQ(a[3], run_episodes(*q, ctx, {3})[0]);
@@ -216,7 +216,7 @@ TEST(RandomWalk, DeterministicGivenTheEpisodeSeed) {
 
 TEST(RandomWalk, ActBeforeBeginIsAnError) {
   const auto ctx = make_context(2, 2, 4);
-  auto p = make_policy("random", ctx, Config{});
+  auto p = test::make_builtin_policy("random", ctx, Config{});
   std::vector<std::int64_t> id = {5};
   std::vector<std::int32_t> step = {0};
   std::vector<double> w(4);
@@ -225,7 +225,7 @@ TEST(RandomWalk, ActBeforeBeginIsAnError) {
 
 TEST(RandomWalk, SingleFieldSpaces) {
   for (const auto& ctx : {make_context(5, 0, 6), make_context(0, 3, 6), make_context(1, 1, 6)}) {
-    auto p = make_policy("random", ctx, Config{});
+    auto p = test::make_builtin_policy("random", ctx, Config{});
     for (const auto& episode : run_episodes(*p, ctx, ids(20)))
       for (const auto& row : episode) {
         EXPECT_NEAR(std::accumulate(row.begin(), row.end(), 0.0), 1.0, 1e-12);

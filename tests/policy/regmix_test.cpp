@@ -89,7 +89,7 @@ double field_score(const DomainContext& ctx, const std::vector<double>& w) {
 TEST(Regmix, OnRandomWalkEpisodesMatchesTheBestFixedShare) {
   // 43 episodes of the random walk (a demo collection's worth), seed noise 0.0015.
   const auto ctx = make_context(8, 4, 16);
-  auto walk = make_policy("random", ctx, Config{});
+  auto walk = test::make_builtin_policy("random", ctx, Config{});
   std::vector<std::int64_t> ids(43);
   std::iota(ids.begin(), ids.end(), 0);
   std::vector<std::vector<double>> means;

@@ -80,13 +80,13 @@ TEST(Replay, ReplaysAStoredEpisode) {
                                   {0.1f, 0.1f, 0.1f, 0.3f, 0.4f}});
   write_store(path, header_for(ctx, {0, 1, 2, 3, 4}),
               {{3, "schedule:x", schedule, 0.1}, {4, "random", schedule, 0.1, EpisodeStatus::kInterrupted}});
-  auto p = make_policy("replay:" + path + "#3", ctx, Config{});
+  auto p = test::make_builtin_policy("replay:" + path + "#3", ctx, Config{});
   const auto actions = run_episodes(*p, ctx, {0, 1});
   for (const auto& episode : actions)
     for (size_t t = 0; t < kHorizon; ++t)
       for (size_t d = 0; d < 5; ++d) EXPECT_NEAR(episode[t][d], schedule[t][d], 1e-6);
   // Twice the horizon: each stored step is played for two steps.
-  auto q = make_policy("replay:" + path + "#3", make_context(3, 2, 2 * kHorizon), Config{});
+  auto q = test::make_builtin_policy("replay:" + path + "#3", make_context(3, 2, 2 * kHorizon), Config{});
   const auto stretched = run_episodes(*q, make_context(3, 2, 2 * kHorizon), {0})[0];
   for (size_t t = 0; t < 2 * kHorizon; ++t) EXPECT_NEAR(stretched[t][0], schedule[t / 2][0], 1e-6);
 }
@@ -99,7 +99,7 @@ TEST(Replay, MatchesDomainsByName) {
   std::vector<float> row(5);
   for (size_t c = 0; c < 5; ++c) row[c] = 0.1f * static_cast<float>(order[c] + 1) / 1.5f;
   write_store(path, header_for(ctx, order), {{7, "fixed", {row, row, row, row}, 0.0}});
-  auto p = make_policy("replay:" + path + "#7", ctx, Config{});
+  auto p = test::make_builtin_policy("replay:" + path + "#7", ctx, Config{});
   const auto w = run_episodes(*p, ctx, {0})[0][2];
   for (size_t d = 0; d < 5; ++d) EXPECT_NEAR(w[d], (d + 1) / 15.0, 1e-6);
 }
@@ -113,7 +113,7 @@ TEST(Replay, ErrorsNameTheStoreAndEpisode) {
               {{1, "random", {row, row, row, row}, 0.0, EpisodeStatus::kInterrupted}});
   const auto message = [&](const std::string& spec, const DomainContext& c) -> std::string {
     try {
-      make_policy(spec, c, Config{});
+      test::make_builtin_policy(spec, c, Config{});
     } catch (const Error& e) {
       return e.what();
     }
@@ -122,7 +122,7 @@ TEST(Replay, ErrorsNameTheStoreAndEpisode) {
   EXPECT_NE(message("replay:" + path + "#1", ctx).find("never completed"), std::string::npos);
   EXPECT_NE(message("replay:" + path + "#9", ctx).find("has no episode 9"), std::string::npos);
   EXPECT_NE(message("replay:" + path + "#1", make_context(4, 2, kHorizon)).find("has no domain"), std::string::npos);
-  EXPECT_THROW(make_policy("replay:" + dir.file("missing.h5") + "#1", ctx, Config{}), StoreError);
+  EXPECT_THROW(test::make_builtin_policy("replay:" + dir.file("missing.h5") + "#1", ctx, Config{}), StoreError);
 }
 
 /// A quadratic score with its best mixture inside the simplex.
@@ -175,7 +175,7 @@ TEST(RegmixPolicy, FitsOnTheStoresCompleteRandomEpisodes) {
   for (size_t i = 0; i < data.scores.size(); ++i) EXPECT_NEAR(data.scores[i], true_score(data.mean_weights[i]), 1e-5);
 
   config.run.dir = dir.file("");  // plain `regmix` reads <run.dir>/store.h5
-  auto p = make_policy("regmix", ctx, config);
+  auto p = test::make_builtin_policy("regmix", ctx, config);
   EXPECT_EQ(p->name(), "regmix");
   const auto w = run_episodes(*p, ctx, {0})[0];
   const std::vector<double> best = {0.15, 0.25, 0.1, 0.3, 0.2};
@@ -190,13 +190,13 @@ TEST(RegmixPolicy, NeedsEnoughRandomEpisodes) {
   auto episodes = regmix_episodes(2);
   write_store(path, header_for(ctx, {0, 1, 2, 3, 4}), episodes);
   try {
-    make_policy("regmix:" + path, ctx, Config{});
+    test::make_builtin_policy("regmix:" + path, ctx, Config{});
     FAIL() << "regmix fitted on 2 episodes";
   } catch (const PolicyError& e) {
     EXPECT_NE(std::string(e.what()).find("holds 2 complete episodes of policy 'random'"), std::string::npos)
         << e.what();
   }
-  EXPECT_THROW(make_policy("regmix:" + dir.file("none.h5"), ctx, Config{}), StoreError);
+  EXPECT_THROW(test::make_builtin_policy("regmix:" + dir.file("none.h5"), ctx, Config{}), StoreError);
 }
 
 /// Every policy, many episodes and steps: each row finite, >= 0, summing to 1 within 1e-9.
@@ -215,7 +215,7 @@ TEST(AllPolicies, EveryRowIsOnTheSimplex) {
   for (const std::string& spec : std::vector<std::string>{
            "uniform", "natural", "source-only", "target-only", "fixed:0.3", "fixed:0", "fixed:1", "fixed:1/2/3/4/5",
            "schedule:0.9>0.2", "schedule:1>0", "random", "online-eg", "replay:" + path + "#5", "regmix:" + path}) {
-    auto p = make_policy(spec, ctx, config);
+    auto p = test::make_builtin_policy(spec, ctx, config);
     for (const auto& episode : run_episodes(*p, ctx, ids))
       for (const auto& row : episode) {
         double total = 0;

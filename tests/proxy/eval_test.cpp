@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "device.hpp"
 #include "dma/proxy.hpp"
 #include "evaluation.hpp"
 #include "fixture.hpp"
@@ -92,6 +93,13 @@ TEST(ProxyEvalChunks, GpuChunksHoldAboutAQuarterGigaLogitsAndAtLeastOneRow) {
   EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 129, 256), 8128);          // the demo proxy: whole eval sets
   EXPECT_EQ(proxy::default_eval_chunk_rows(gpu, 8193, 128000), 1);         // never zero rows
   EXPECT_EQ(proxy::default_eval_chunk_rows(torch::kCPU, 1025, 32000), 3);  // CPU: about 4096 tokens
+}
+
+TEST(ProxyAutocast, Bf16FromAmpereOnFloat32Before) {
+  EXPECT_FALSE(proxy::bf16_capable(7));  // V100, T4: no bf16 tensor cores
+  EXPECT_TRUE(proxy::bf16_capable(8));   // A100
+  EXPECT_TRUE(proxy::bf16_capable(9));   // H100
+  EXPECT_FALSE(proxy::bf16_capable(0));  // a LibTorch without CUDA reports no capability
 }
 
 class ProxyEvalTest : public ::testing::Test {

@@ -18,11 +18,12 @@ int main(int argc, char** argv) {
     return 2;
   }
   torch::set_num_threads(1);
-  const dma::Config c = dma::parse_ini_text(
+  dma::Config c = dma::parse_ini_text(
       "[run]\nseed = 5\nprogress_seconds = 1000\n"
-      "[agent]\nd_token = 16\nn_layers = 1\nn_heads = 2\nhistory = 2\nbatch_size = 32\nbc_steps = 30\n"
-      "cql_steps = 30\nn_sampled_actions = 4\n" +
+      "[agent]\nd_token = 16\nn_layers = 1\nn_heads = 2\nbatch_size = 32\nbc_steps = 30\ncql_steps = 30\n" +
       (argc == 3 ? std::string("actor_features = ") + argv[2] + "\n" : std::string()));
+  c.agent.history = 2;  // fixed parts of the recipe, set in code
+  c.agent.n_sampled_actions = 4;
   const auto run = dma::agent_test::sim_run(8, c.eval, 12, 1);
   dma::train_agent_offline(c, {run.store}, argv[1]);
   return 0;

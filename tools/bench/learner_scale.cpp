@@ -172,7 +172,7 @@ std::int64_t verify_store(const std::string& path, std::int64_t expected) {
 }
 
 Row run_one(const Options& o, int ranks, const Config& config, const OfflineStore& recording,
-            const std::string& policy_spec, const std::string& path) {
+            const PolicySpec& policy_spec, const std::string& path) {
   const StoreHeader& h = recording.header;
   const DomainContext domains{h.domain_names, h.domain_fields, h.token_shares, o.horizon};
   StoreHeader header = h;
@@ -181,7 +181,7 @@ Row run_one(const Options& o, int ranks, const Config& config, const OfflineStor
   header.created_utc.clear();
   auto store = StoreWriter::create(path, header);
   PolicySet policies;
-  policies[policy_spec] = make_policy(policy_spec, domains, config);
+  policies[to_string(policy_spec)] = make_agent_policy(policy_spec, domains, config);
   const protocol::Sizes z{h.num_domains(), o.slots};
   LoopbackCollective loop(ranks, Replayer(recording, z));
   Generation gen(config, domains, store, policies, loop,
@@ -284,7 +284,6 @@ int run(const Options& o) {
   config.train.horizon = o.horizon;
   config.orchestrator.slots = o.slots;
   const OfflineStore rec = recording(o, config.eval);
-  register_agent_policy();
   std::string checkpoint = o.agent;
   if (checkpoint.empty()) {
     checkpoint = dir + "/agent.pt";
@@ -292,9 +291,9 @@ int run(const Options& o) {
     train.agent.bc_steps = 50;
     train_agent_offline(train, {rec}, checkpoint, "", /*steps_override=*/0);
   }
-  const std::string spec = "agent:" + checkpoint;
+  const PolicySpec spec = agent_spec({checkpoint});
   fmt::print("learner_scale: D={} H={} S={} policy {} ({} recorded episodes{})\n", rec.header.num_domains(), o.horizon,
-             o.slots, spec, rec.rows.size(), o.recording.empty() ? ", simulated" : " from " + o.recording);
+             o.slots, to_string(spec), rec.rows.size(), o.recording.empty() ? ", simulated" : " from " + o.recording);
   fmt::print("{:>6} {:>7} {:>8} {:>9} {:>7} {:>9} {:>7} {:>6} {:>5} {:>6} {:>8} {:>8}\n", "ranks", "rounds", "cpu ms",
              "wall ms", "decide%", "exchange%", "absorb%", "write%", "seal%", "flush%", "store MB", "verified");
   std::vector<Row> rows;

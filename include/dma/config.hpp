@@ -96,7 +96,7 @@ struct RandomPolicyConfig {
   double concentrate_prob = 0.1;  ///< chance that a field's weight sits on few domains
   double within_alpha = 1.0;      ///< Dirichlet concentration within a field
   double smoothness = 0.7;        ///< 0: a new draw each step; near 1: slow drift
-  int knots = 4;                  ///< control points of a field-share curve over the horizon
+  int knots = 4;                  ///< control points of a field-share curve over the horizon (fixed, not a key)
 };
 
 /// Fixed by the recipe, not configuration keys.

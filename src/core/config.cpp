@@ -133,7 +133,6 @@ void register_orchestration(Table& t, Config& c) {
   t.num("random.concentrate_prob", c.random.concentrate_prob, 0.0, 1.0, "chance of a concentrated field");
   t.num("random.within_alpha", c.random.within_alpha, 1e-3, 1e3, "Dirichlet alpha within a field");
   t.num("random.smoothness", c.random.smoothness, 0.0, 0.999, "step-to-step smoothing");
-  t.num("random.knots", c.random.knots, 1, 1000, "control points of the field-share curve");
   t.str("evaluate.policies", c.evaluate.policies, {}, "comma-separated policies to evaluate");
   t.str("evaluate.oracle", c.evaluate.oracle, {}, "comma-separated policies labelled oracle");
   t.num("evaluate.seeds", c.evaluate.seeds, 1, 100000, "K seeds per policy");
@@ -225,7 +224,7 @@ void check_all(const Table& t, const Config& c) {
 
 // Keys of the recipe's fixed parts (docs/options.md): a file that still sets one is told so
 // instead of being offered a look-alike key.
-constexpr std::array<std::string_view, 20> kRetiredKeys = {"train.beta1",
+constexpr std::array<std::string_view, 21> kRetiredKeys = {"train.beta1",
                                                            "train.beta2",
                                                            "tune.first_step",
                                                            "agent.history",
@@ -244,7 +243,8 @@ constexpr std::array<std::string_view, 20> kRetiredKeys = {"train.beta1",
                                                            "iterate.exploration_std",
                                                            "iterate.select",
                                                            "online_eg.step_size",
-                                                           "online_eg.smoothing"};
+                                                           "online_eg.smoothing",
+                                                           "random.knots"};
 
 [[noreturn]] void rethrow_unknown(const std::string& raw) {
   std::string key = raw;

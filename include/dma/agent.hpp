@@ -108,7 +108,8 @@ SourceResponse probe_source_response(const AgentModel& model, const std::vector<
 /// The `agent:<checkpoint>[?noise=<std>]` policy: the deterministic mean action, or the mean
 /// logits plus Gaussian noise of that std (default agent.exploration_std; iterate passes
 /// ?noise=<iterate.exploration_std>). Noise derives from the episode seed only.
-std::unique_ptr<Policy> make_agent_policy(const PolicySpec& spec, const DomainContext& domains, const Config& config);
+std::unique_ptr<Policy> make_agent_policy(const PolicySpec& spec, const DomainContext& domains,
+                                          const PolicySettings& settings);
 /// The deterministic agent policy (mean action, no noise) over an agent already loaded, named
 /// `name`: policies of several runs share one model (its mean_logits is safe to call from
 /// several threads at once).

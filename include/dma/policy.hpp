@@ -48,10 +48,25 @@ class Policy {
   virtual void act(const ActBatch& batch, std::span<double> weights) = 0;
 };
 
+/// What policies read of the configuration: their own sections, the balanced score, the
+/// store RegMix fits on, the run's seed and how the agent acts.
+struct PolicySettings {
+  RandomPolicyConfig random;
+  OnlineEgConfig online_eg;
+  RegmixConfig regmix;
+  EvalConfig eval;
+  std::string collection_store = "store.h5";  ///< collect.store, or <run.dir>/store.h5
+  std::uint64_t seed = 1;                     ///< run.seed
+  double agent_noise = 0.0;                   ///< AgentConfig::exploration_std: an agent spec without ?noise=
+  int agent_threads = 1;                      ///< agent.threads
+};
+/// The policy settings of a run's configuration.
+PolicySettings policy_settings(const Config& config);
+
 /// Builds a policy of one kind from its spec; throws PolicyError for arguments that do not fit
 /// the domain space.
 using PolicyFactory =
-    std::function<std::unique_ptr<Policy>(const PolicySpec& spec, const DomainContext&, const Config&)>;
+    std::function<std::unique_ptr<Policy>(const PolicySpec& spec, const DomainContext&, const PolicySettings&)>;
 
 /// Which kinds a program can build, and how: a value built where the program starts and
 /// handed to whoever makes policies. builtin() holds every kind of src/policy; the agent's
@@ -65,7 +80,8 @@ class PolicyRegistry {
   PolicyRegistry& add(PolicyKind kind, PolicyFactory factory);
   /// Builds `spec`'s policy. Throws PolicyError naming the spec and the known kinds when this
   /// registry has no factory for its kind.
-  std::unique_ptr<Policy> make(const PolicySpec& spec, const DomainContext& domains, const Config& config) const;
+  std::unique_ptr<Policy> make(const PolicySpec& spec, const DomainContext& domains,
+                               const PolicySettings& settings) const;
   /// The kinds it can build, in kPolicyKinds order.
   std::vector<PolicyKind> kinds() const;
 

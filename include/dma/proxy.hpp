@@ -50,13 +50,23 @@ struct DeviceChoice {
 };
 DeviceChoice choose_device(const std::string& requested, int local_rank);
 
+/// What a proxy trainer reads of the configuration: the model, its training and its evaluation.
+struct ProxyTrainerConfig {
+  ProxyConfig proxy;
+  TrainConfig train;
+  EvalConfig eval;
+};
+/// The proxy trainer's sections of a run's configuration.
+inline ProxyTrainerConfig proxy_trainer_config(const Config& c) { return {c.proxy, c.train, c.eval}; }
+
 /// One trajectory's model and training state.
 class ProxyTrainer {
  public:
   /// Builds a freshly initialised model for the space (vocab, seq_len) on `device`. Sets
   /// LibTorch's thread count when proxy.threads > 0 (process-wide) and, once per process,
   /// glibc's malloc thresholds so freed step temporaries stay mapped. `space` must outlive it.
-  ProxyTrainer(const Config& config, const DomainSpace& space, DeviceChoice device, std::uint64_t init_seed);
+  ProxyTrainer(const ProxyTrainerConfig& config, const DomainSpace& space, DeviceChoice device,
+               std::uint64_t init_seed);
   ~ProxyTrainer();
   ProxyTrainer(ProxyTrainer&&) noexcept;
   ProxyTrainer& operator=(ProxyTrainer&&) noexcept;

@@ -242,19 +242,20 @@ class AgentPolicy : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_agent_policy(const PolicySpec& agent, const DomainContext& domains, const Config& config) {
+std::unique_ptr<Policy> make_agent_policy(const PolicySpec& agent, const DomainContext& domains,
+                                          const PolicySettings& settings) {
   const std::string spec = to_string(agent);
   if (agent.kind != PolicyKind::kAgent || agent.checkpoints.empty())
     throw PolicyError(
         fmt::format("policy '{}': no checkpoint: write agent:<checkpoint>[+<checkpoint>...][?noise=<std>], as in "
                     "agent:runs/demo/agent.pt?noise=0.3",
                     spec));
-  const double noise = agent.noise.value_or(config.agent.exploration_std);
+  const double noise = agent.noise.value_or(settings.agent_noise);
   if (domains.num_domains() < 1) throw PolicyError(fmt::format("policy '{}': the domain space is empty", spec));
   std::vector<std::shared_ptr<const AgentModel>> members;
   for (const auto& member : agent.checkpoints)
     members.push_back(std::make_shared<const AgentModel>(AgentModel::load(member)));
-  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, config.agent.threads, domains);
+  return std::make_unique<AgentPolicy>(spec, std::move(members), noise, settings.agent_threads, domains);
 }
 
 std::unique_ptr<Policy> make_agent_policy(std::shared_ptr<const AgentModel> model, const std::string& name,
@@ -269,10 +270,10 @@ void set_agent_threads(int threads) {
 }
 
 PolicyRegistry agent_policy_registry() {
-  return PolicyRegistry::builtin().add(PolicyKind::kAgent,
-                                       [](const PolicySpec& spec, const DomainContext& domains, const Config& config) {
-                                         return make_agent_policy(spec, domains, config);
-                                       });
+  return PolicyRegistry::builtin().add(
+      PolicyKind::kAgent, [](const PolicySpec& spec, const DomainContext& domains, const PolicySettings& settings) {
+        return make_agent_policy(spec, domains, settings);
+      });
 }
 
 }  // namespace dma

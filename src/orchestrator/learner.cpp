@@ -368,9 +368,10 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
                   const PrefixRows& prefixes) {
   PolicySet policies;
   const DomainContext domains = domain_context(ctx);
+  const PolicySettings settings = policy_settings(ctx.config);
   for (const auto& p : plans)
     if (const std::string name = to_string(p.policy); !policies.count(name))
-      policies[name] = ctx.policies.make(p.policy, domains, ctx.config);
+      policies[name] = ctx.policies.make(p.policy, domains, settings);
   const WorkerErrorReader read_worker_error = [&ctx](int rank) {
     return recv_text(rank, protocol::kWorkerErrorTag, ctx.mpi.comm(), ctx.config.comm.timeout_s, 0);
   };

@@ -65,7 +65,7 @@ void check_policies(const RunContext& ctx, const std::vector<PolicySpec>& specs)
     const std::string name = to_string(s);
     if (!checked.insert(name).second) continue;
     require_storable_policy_name(name);  // before any rollout, not when its episodes begin
-    ctx.policies.make(s, domains, ctx.config);
+    ctx.policies.make(s, domains, policy_settings(ctx.config));
   }
 }
 

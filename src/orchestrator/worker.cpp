@@ -33,7 +33,9 @@ class SlotHost {
     // The device is chosen here, inside the round, so that a failure reaches the learner
     // through the protocol and the store records the episodes as interrupted.
     if (!device_) device_ = choose_device(cfg.proxy.device, ctx_.mpi.local_rank());
-    if (!trainer) trainer.emplace(cfg, ctx_.space, *device_, trajectory_seed(cfg.run.seed, c.seed_id, kStreamTorch));
+    if (!trainer)
+      trainer.emplace(proxy_trainer_config(cfg), ctx_.space, *device_,
+                      trajectory_seed(cfg.run.seed, c.seed_id, kStreamTorch));
     if (current_[static_cast<size_t>(slot)] != c.episode_id || c.step == 0) {
       const auto seed = trajectory_seed(cfg.run.seed, c.seed_id);
       trainer->start_trajectory(ctx_.base_path(), seed,

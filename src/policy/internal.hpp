@@ -44,7 +44,8 @@ std::unique_ptr<Policy> make_random_policy(const PolicySpec& spec, const DomainC
 std::unique_ptr<Policy> make_online_eg_policy(const PolicySpec& spec, const DomainContext& ctx,
                                               const OnlineEgConfig& cfg);
 std::unique_ptr<Policy> make_replay_policy(const PolicySpec& spec, const DomainContext& ctx);
-std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& spec, const DomainContext& ctx, const Config& config);
+std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& spec, const DomainContext& ctx,
+                                           const PolicySettings& settings);
 
 /// For each context domain, its column in a store with `store_names`; throws PolicyError
 /// (naming `spec` and `store`) unless both hold the same set of domain names.

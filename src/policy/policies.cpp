@@ -45,16 +45,17 @@ PolicyRegistry PolicyRegistry::builtin() {
   for (const PolicyKind kind :
        {PolicyKind::kUniform, PolicyKind::kNatural, PolicyKind::kSourceOnly, PolicyKind::kTargetOnly,
         PolicyKind::kFixed, PolicyKind::kSchedule, PolicyKind::kTunedFixed, PolicyKind::kTunedSchedule})
-    r.add(kind, [](const PolicySpec& spec, const DomainContext& domains, const Config&) {
+    r.add(kind, [](const PolicySpec& spec, const DomainContext& domains, const PolicySettings&) {
       return make_static_policy(spec, domains);
     });
-  r.add(PolicyKind::kRandom, [](const PolicySpec& spec, const DomainContext& domains, const Config& config) {
-    return make_random_policy(spec, domains, config.random);
+  r.add(PolicyKind::kRandom, [](const PolicySpec& spec, const DomainContext& domains, const PolicySettings& settings) {
+    return make_random_policy(spec, domains, settings.random);
   });
-  r.add(PolicyKind::kOnlineEg, [](const PolicySpec& spec, const DomainContext& domains, const Config& config) {
-    return make_online_eg_policy(spec, domains, config.online_eg);
-  });
-  r.add(PolicyKind::kReplay, [](const PolicySpec& spec, const DomainContext& domains, const Config&) {
+  r.add(PolicyKind::kOnlineEg,
+        [](const PolicySpec& spec, const DomainContext& domains, const PolicySettings& settings) {
+          return make_online_eg_policy(spec, domains, settings.online_eg);
+        });
+  r.add(PolicyKind::kReplay, [](const PolicySpec& spec, const DomainContext& domains, const PolicySettings&) {
     return make_replay_policy(spec, domains);
   });
   r.add(PolicyKind::kRegmix, &make_regmix_policy);
@@ -67,8 +68,21 @@ PolicyRegistry& PolicyRegistry::add(PolicyKind kind, PolicyFactory factory) {
   return *this;
 }
 
+PolicySettings policy_settings(const Config& config) {
+  PolicySettings s;
+  s.random = config.random;
+  s.online_eg = config.online_eg;
+  s.regmix = config.regmix;
+  s.eval = config.eval;
+  s.collection_store = config.collect.store.empty() ? config.run.dir + "/store.h5" : config.collect.store;
+  s.seed = config.run.seed;
+  s.agent_noise = config.agent.exploration_std;
+  s.agent_threads = config.agent.threads;
+  return s;
+}
+
 std::unique_ptr<Policy> PolicyRegistry::make(const PolicySpec& spec, const DomainContext& domains,
-                                             const Config& config) const {
+                                             const PolicySettings& settings) const {
   check_context(domains);
   const auto it = factories_.find(spec.kind);
   if (it == factories_.end()) {
@@ -77,7 +91,7 @@ std::unique_ptr<Policy> PolicyRegistry::make(const PolicySpec& spec, const Domai
     throw PolicyError(fmt::format("policy '{}': this program cannot build '{}' policies: use one of {}",
                                   to_string(spec), policy_kind_name(spec.kind), fmt::join(known, ", ")));
   }
-  return it->second(spec, domains, config);
+  return it->second(spec, domains, settings);
 }
 
 std::vector<PolicyKind> PolicyRegistry::kinds() const {

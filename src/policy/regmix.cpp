@@ -145,13 +145,14 @@ class RegmixPolicy final : public Policy {
 
 }  // namespace
 
-std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& regmix, const DomainContext& ctx, const Config& config) {
+std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& regmix, const DomainContext& ctx,
+                                           const PolicySettings& settings) {
   const std::string spec = to_string(regmix);
   std::string path = regmix.store;
-  if (path.empty()) path = config.collect.store.empty() ? config.run.dir + "/store.h5" : config.collect.store;
+  if (path.empty()) path = settings.collection_store;
   RegmixData data;
   try {
-    data = regmix_data(path, ctx, config.eval);
+    data = regmix_data(path, ctx, settings.eval);
   } catch (const StoreError& e) {
     throw StoreError(fmt::format("policy '{}': {}", spec, e.what()));
   }
@@ -160,8 +161,8 @@ std::unique_ptr<Policy> make_regmix_policy(const PolicySpec& regmix, const Domai
         fmt::format("policy '{}': store '{}' holds {} complete episodes of policy 'random', RegMix needs at "
                     "least 3: collect with random in collect.policies first",
                     spec, path, data.scores.size()));
-  const RegmixFit fit = fit_regmix(data.mean_weights, data.scores, ctx, config.regmix.samples,
-                                   derive_seed(config.run.seed, fnv1a64("regmix")));
+  const RegmixFit fit = fit_regmix(data.mean_weights, data.scores, ctx, settings.regmix.samples,
+                                   derive_seed(settings.seed, fnv1a64("regmix")));
   std::string mixture;
   for (size_t d = 0; d < fit.best_weights.size(); ++d)
     mixture += fmt::format("{}{}={:.3f}", d ? " " : "", ctx.names[d], fit.best_weights[d]);

@@ -46,7 +46,8 @@ EvalResult run_pretrain(const Config& config, const DomainSpace& space) {
   const auto steps = c.pretrain.steps;
   if (steps < 1) throw ConfigError("pretrain.steps must be at least 1");
   const auto seed = trajectory_seed(c.run.seed, /*id=*/-1);  // id -1: never a collected trajectory
-  ProxyTrainer trainer(c, space, choose_device(c.proxy.device, 0), trajectory_seed(c.run.seed, -1, kStreamTorch));
+  ProxyTrainer trainer(proxy_trainer_config(c), space, choose_device(c.proxy.device, 0),
+                       trajectory_seed(c.run.seed, -1, kStreamTorch));
   log_line(fmt::format("pretrain: proxy with {} parameters (n_layers {}, d_model {}, n_heads {}), {} steps of {} rows",
                        trainer.parameter_count(), c.proxy.n_layers, c.proxy.d_model, c.proxy.n_heads, steps,
                        c.pretrain.batch_size));

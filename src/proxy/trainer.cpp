@@ -93,7 +93,7 @@ void assign_parameters(proxy::ProxyLM& model, Get&& get, const std::string& path
 }  // namespace
 
 struct ProxyTrainer::Impl {
-  Config config;
+  ProxyTrainerConfig config;
   const DomainSpace* space;
   ModelShape shape;
   torch::Device device;
@@ -113,7 +113,7 @@ struct ProxyTrainer::Impl {
   std::string base_key;
   std::map<std::string, torch::Tensor> base_weights;
 
-  Impl(const Config& c, const DomainSpace& s, DeviceChoice choice, std::uint64_t init_seed)
+  Impl(const ProxyTrainerConfig& c, const DomainSpace& s, DeviceChoice choice, std::uint64_t init_seed)
       : config(c),
         space(&s),
         shape(resolve_shape(c.proxy, s)),
@@ -243,7 +243,8 @@ TrainResult ProxyTrainer::Impl::train(std::span<const double> weights, int steps
   return result;
 }
 
-ProxyTrainer::ProxyTrainer(const Config& config, const DomainSpace& space, DeviceChoice device, std::uint64_t init_seed)
+ProxyTrainer::ProxyTrainer(const ProxyTrainerConfig& config, const DomainSpace& space, DeviceChoice device,
+                           std::uint64_t init_seed)
     : impl_(std::make_unique<Impl>(config, space, device, init_seed)) {}
 ProxyTrainer::~ProxyTrainer() = default;
 ProxyTrainer::ProxyTrainer(ProxyTrainer&&) noexcept = default;

@@ -109,7 +109,8 @@ int main(int argc, char** argv) {
       rep.q_data_minus_random, rep.reward_scale);
   DomainContext ctx{h.domain_names, h.domain_fields, h.token_shares, h.horizon};
   for (int g = 0; g < generations; ++g) {  // iterate: rollouts with exploration, then updates
-    auto explorer = make_agent_policy(agent_spec({dir.file("agent.pt")}, config.iterate.exploration_std), ctx, config);
+    auto explorer = make_agent_policy(agent_spec({dir.file("agent.pt")}, config.iterate.exploration_std), ctx,
+                                      policy_settings(config));
     double mean = 0;
     for (int k = 0; k < per_generation; ++k) {
       const std::int64_t id = 500000 + g * 1000 + k;
@@ -125,7 +126,7 @@ int main(int argc, char** argv) {
                 config.iterate.updates_per_generation);
     std::printf("iterate %d: rollouts mean %.4f\n", g + 1, mean);
   }
-  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), ctx, config);
+  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), ctx, policy_settings(config));
   std::vector<std::vector<float>> shares;
   auto s = evaluate(sp, h, eval, seeds, [&](std::int64_t id, std::uint64_t seed) {
     auto inner = from_policy(*policy, id, seed);

@@ -112,7 +112,8 @@ struct TinyAgent {
     train_agent_offline(c, {run.store}, path);
   }
   std::unique_ptr<Policy> policy(const std::string& options = "") const {
-    return agent_policy_registry().make(parse_policy_spec("agent:" + path + options), context(run.h), c);
+    return agent_policy_registry().make(parse_policy_spec("agent:" + path + options), context(run.h),
+                                        policy_settings(c));
   }
 };
 
@@ -152,7 +153,7 @@ TEST(Agent, PermutingDomainsPermutesActionsAndOneNetworkServesSevenAndTwelveDoma
     for (int d : perm) pa.push_back(a[static_cast<size_t>(d)]);
     EXPECT_NEAR(model.q_values(o, a, 1, D)[0], model.q_values(permute_obs(o, perm), pa, 1, D)[0], 1e-4);
     // Through the policy interface too.
-    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(*h), c);
+    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(*h), policy_settings(c));
     policy->begin_episode(1, 11);
     const auto w = act_once(*policy, o, 1, 5);
     EXPECT_NEAR(std::accumulate(w.begin(), w.end(), 0.0), 1.0, 1e-9);
@@ -186,7 +187,7 @@ TEST(Agent, BehaviourCloningReproducesAFixedScheduleFromAStoreFile) {
   const auto report = train_agent(c, {dir.file("store.h5")}, dir.file("agent.pt"));
   EXPECT_EQ(report.episodes, 16);
   EXPECT_LT(report.bc_loss, 0.01);
-  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), c);
+  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), policy_settings(c));
   auto fresh = run_sim_episode(sp, h, c.eval, 99, 12345, from_policy(*policy, 99, 5), "agent");
   for (int t = 0; t < sp.horizon; ++t) {
     const auto want = schedule(t, {});
@@ -278,7 +279,7 @@ TEST(Agent, CloningCopiesTheEpisodesShareBackFromItsState) {
       "agent.bc_steps=300\nagent.cql_steps=0\nagent.bc_lr=0.003\nagent.bc_top_q=1\n"
       "agent.val_fraction=0");
   train_agent_offline(c, {store}, dir.file("agent.pt"));
-  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), c);
+  auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), policy_settings(c));
   const double copy_low = target_share(h, act_once(*policy, low, 1, 4));
   const double copy_high = target_share(h, act_once(*policy, high, 2, 4));
   EXPECT_GT(copy_high - copy_low, 0.25) << "the plain clone copies the episode's share back from its state";
@@ -297,7 +298,7 @@ TEST(Agent, ASourceGainMakesALowerSourceScoreAskForLessTarget) {
         "agent.val_fraction=0\nagent.source_gain=" +
         gain);
     train_agent_offline(c, {store}, dir.file("agent.pt"));
-    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), c);
+    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), policy_settings(c));
     std::vector<double> out;
     std::int64_t id = 0;
     for (int e : {0, 3, 6})
@@ -528,7 +529,7 @@ TEST(Agent, CorruptOrMismatchedCheckpointsAreRefusedWithOneLine) {
   write_archive(dir.file("layout.pt"), kAgentFormat, kAgentFormatVersion, "history=1;weight_rel,loss");
   expect_refused(dir.file("layout.pt"), "reads features");
   // The policy and continued training refuse them the same way.
-  EXPECT_THROW(make_agent_policy(agent_spec({dir.file("layout.pt")}), context(h), c), CheckpointError);
+  EXPECT_THROW(make_agent_policy(agent_spec({dir.file("layout.pt")}), context(h), policy_settings(c)), CheckpointError);
   EXPECT_THROW(train_agent_offline(c, {sim_store(sp, h, c.eval, 2, 1)}, dir.file("x.pt"), dir.file("cut.pt")),
                CheckpointError);
   EXPECT_FALSE(std::filesystem::exists(dir.file("x.pt")));
@@ -557,12 +558,12 @@ TEST(Agent, PolicySpecNoiseIsOptionalAndSeededPerEpisode) {
   // agent.exploration_std is the default noise.
   Config explore = c;
   explore.agent.exploration_std = 0.5;
-  auto noisy3 = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), explore);
+  auto noisy3 = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), policy_settings(explore));
   noisy3->begin_episode(1, 42);
   EXPECT_EQ(act_once(*noisy3, o, 1, 0), w1);
   for (const char* bad : {"agent:", "agent:x.pt?noise=abc", "agent:x.pt?noise=-1", "agent:x.pt?noise=0.1&speed=2",
                           "agent:x.pt?noise=0.1&detour=0.5"})
-    EXPECT_THROW(make_agent_policy(parse_policy_spec(bad), context(h), c), PolicyError) << bad;
+    EXPECT_THROW(make_agent_policy(parse_policy_spec(bad), context(h), policy_settings(c)), PolicyError) << bad;
   // Observations of another domain count are refused, not misread.
   std::vector<float> short_obs(static_cast<size_t>(obs::dim(5)), 0.0f);
   EXPECT_THROW(act_once(*plain, short_obs, 1, 1), PolicyError);
@@ -673,7 +674,7 @@ TEST(Agent, TheDefaultActorIgnoresItsPreviousWeightsAndLevelsAndTheMaskIsKeptInT
   const auto& a = store.rows[1][3].action;
   EXPECT_NE(b.q_values(moved_weights, a, 1, D), b.q_values(o, a, 1, D));
   // Through the policy too: the same weights whatever the previous ones were.
-  auto policy = make_agent_policy(agent_spec({dir.file("blind.pt")}), context(h), blind);
+  auto policy = make_agent_policy(agent_spec({dir.file("blind.pt")}), context(h), policy_settings(blind));
   policy->begin_episode(1, 5);
   policy->begin_episode(2, 5);
   EXPECT_EQ(act_once(*policy, moved_weights, 2, 3), act_once(*policy, o, 1, 3));
@@ -876,10 +877,13 @@ TEST(Agent, EnsemblePathsSplitOnPlusAndEmptyMembersAreRefusedWithOneLine) {
   }
   // The policy refuses them before looking for any file.
   const auto h = sim_header(SimSpace{});
-  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent:a.pt+"), context(h), tiny_config()), PolicyError);
-  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent:+b.pt?noise=0.1"), context(h), tiny_config()), PolicyError);
+  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent:a.pt+"), context(h), policy_settings(tiny_config())),
+               PolicyError);
+  EXPECT_THROW(
+      make_agent_policy(parse_policy_spec("agent:+b.pt?noise=0.1"), context(h), policy_settings(tiny_config())),
+      PolicyError);
   // A bare agent (this run's checkpoint, filled in by dma_orchestrate) cannot be built alone.
-  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent"), context(h), tiny_config()), PolicyError);
+  EXPECT_THROW(make_agent_policy(parse_policy_spec("agent"), context(h), policy_settings(tiny_config())), PolicyError);
 }
 
 TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
@@ -892,9 +896,9 @@ TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
   train_agent_offline(c, {store}, a);
   train_agent_offline(tiny_config(steps + "run.seed=8"), {store}, b);
   const auto& o = store.rows[1][2].observation;
-  auto single = agent_policy_registry().make(parse_policy_spec("agent:" + a), context(h), c);
-  auto twice = agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + a), context(h), c);
-  auto pair = agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + b), context(h), c);
+  auto single = agent_policy_registry().make(parse_policy_spec("agent:" + a), context(h), policy_settings(c));
+  auto twice = agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + a), context(h), policy_settings(c));
+  auto pair = agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + b), context(h), policy_settings(c));
   EXPECT_EQ(pair->name(), "agent:" + a + "+" + b);
   for (auto* p : {single.get(), twice.get(), pair.get()}) p->begin_episode(1, 42);
   const auto w1 = act_once(*single, o, 1, 2);
@@ -911,7 +915,8 @@ TEST(Agent, AnEnsembleActsWithTheMeanOfItsMembersLogits) {
   EXPECT_NE(wp, w1);
   // Members that read different histories cannot share one observation window.
   train_agent_offline(tiny_config(steps + "agent.history=2"), {store}, h2);
-  EXPECT_THROW(agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + h2), context(h), c), PolicyError);
+  EXPECT_THROW(agent_policy_registry().make(parse_policy_spec("agent:" + a + "+" + h2), context(h), policy_settings(c)),
+               PolicyError);
 }
 
 }  // namespace

@@ -14,7 +14,7 @@ using test::target_share;
 constexpr double kTol = 1e-12;
 
 std::vector<double> first_action(const std::string& spec, const DomainContext& ctx) {
-  auto p = test::make_builtin_policy(spec, ctx, Config{});
+  auto p = test::make_builtin_policy(spec, ctx, PolicySettings{});
   EXPECT_EQ(p->name(), spec);
   return run_episodes(*p, ctx, {0})[0][0];
 }
@@ -54,8 +54,8 @@ TEST(Baselines, FixedSourceTargetRatio) {
   EXPECT_NEAR(target_share(ctx, first_action("fixed:0:2", ctx)), 1.0, kTol);
   // In a mix the last ':' still holds the probability.
   EXPECT_EQ(to_string(parse_policy_mix("fixed:3:1:1").specs[0]), "fixed:3:1");
-  EXPECT_THROW(test::make_builtin_policy("fixed:3:-1", ctx, Config{}), PolicyError);
-  EXPECT_THROW(test::make_builtin_policy("fixed:0:0", ctx, Config{}), PolicyError);
+  EXPECT_THROW(test::make_builtin_policy("fixed:3:-1", ctx, PolicySettings{}), PolicyError);
+  EXPECT_THROW(test::make_builtin_policy("fixed:0:0", ctx, PolicySettings{}), PolicyError);
 }
 
 TEST(Baselines, FixedExplicitWeightsAreNormalised) {
@@ -67,12 +67,12 @@ TEST(Baselines, FixedExplicitWeightsAreNormalised) {
 
 TEST(Baselines, ScheduleMovesLinearlyOverTheHorizon) {
   const auto ctx = make_context(3, 2, 8);
-  auto p = test::make_builtin_policy("schedule:0.9>0.2", ctx, Config{});
+  auto p = test::make_builtin_policy("schedule:0.9>0.2", ctx, PolicySettings{});
   const auto actions = run_episodes(*p, ctx, {0, 1});
   for (const auto& episode : actions)
     for (int t = 0; t < 8; ++t)
       EXPECT_NEAR(target_share(ctx, episode[static_cast<size_t>(t)]), 0.9 - 0.7 * t / 7.0, 1e-12);
-  auto q = test::make_builtin_policy("schedule:1/0/0/0/0>0/0/0/0/1", ctx, Config{});
+  auto q = test::make_builtin_policy("schedule:1/0/0/0/0>0/0/0/0/1", ctx, PolicySettings{});
   const auto path = run_episodes(*q, ctx, {0})[0];
   EXPECT_NEAR(path.front()[0], 1.0, kTol);
   EXPECT_NEAR(path.back()[4], 1.0, kTol);
@@ -95,7 +95,7 @@ TEST(Baselines, MixtureFromTargetShareChecksFields) {
 /// The message of the PolicyError that building `spec` throws ("" when none).
 std::string error_of(const std::string& spec, const DomainContext& ctx) {
   try {
-    test::make_builtin_policy(spec, ctx, Config{});
+    test::make_builtin_policy(spec, ctx, PolicySettings{});
   } catch (const PolicyError& e) {
     return e.what();
   }
@@ -135,7 +135,7 @@ TEST(Baselines, BadArgumentsNameTheSpecAndTheFix) {
 
 TEST(Baselines, ActChecksTheBatch) {
   const auto ctx = make_context(2, 2, 4);
-  auto p = test::make_builtin_policy("uniform", ctx, Config{});
+  auto p = test::make_builtin_policy("uniform", ctx, PolicySettings{});
   std::vector<std::int64_t> ids = {0};
   std::vector<std::int32_t> steps = {4};  // past the horizon
   std::vector<float> obs(static_cast<size_t>(obs::dim(4)));
@@ -148,11 +148,11 @@ TEST(Baselines, ActChecksTheBatch) {
 }
 
 /// All weight on the third domain, named after its spec.
-std::unique_ptr<Policy> constant_third(const PolicySpec& spec, const DomainContext& ctx, const Config&) {
+std::unique_ptr<Policy> constant_third(const PolicySpec& spec, const DomainContext& ctx, const PolicySettings&) {
   std::vector<double> w(ctx.names.size(), 0.0);
   w[2] = 1.0;
   const PolicySpec fixed(PolicyKind::kFixed, {{MixtureArg::Form::kWeights, w}});
-  auto inner = PolicyRegistry::builtin().make(fixed, ctx, Config{});
+  auto inner = PolicyRegistry::builtin().make(fixed, ctx, PolicySettings{});
   struct Named final : Policy {
     std::string spec;
     std::unique_ptr<Policy> inner;
@@ -168,8 +168,8 @@ std::unique_ptr<Policy> constant_third(const PolicySpec& spec, const DomainConte
 TEST(PolicyRegistry, DispatchesByKind) {
   const auto ctx = make_context(2, 2, 4);
   const PolicySpec agent = parse_policy_spec("agent:x.pt");
-  EXPECT_THROW(PolicyRegistry::builtin().make(agent, ctx, Config{}), PolicyError);
-  auto p = PolicyRegistry::builtin().add(PolicyKind::kAgent, &constant_third).make(agent, ctx, Config{});
+  EXPECT_THROW(PolicyRegistry::builtin().make(agent, ctx, PolicySettings{}), PolicyError);
+  auto p = PolicyRegistry::builtin().add(PolicyKind::kAgent, &constant_third).make(agent, ctx, PolicySettings{});
   EXPECT_EQ(p->name(), "agent:x.pt");
   EXPECT_NEAR(run_episodes(*p, ctx, {0})[0][3][2], 1.0, kTol);
 }
@@ -181,12 +181,13 @@ TEST(PolicyRegistry, AMissingKindIsOneLineListingTheKnownKinds) {
             "source-only, target-only, random, online-eg, fixed, schedule, tuned-fixed, tuned-schedule, replay, "
             "regmix");
   PolicyRegistry only_uniform;
-  only_uniform.add(PolicyKind::kUniform, [](const PolicySpec& spec, const DomainContext& c, const Config& config) {
-    return PolicyRegistry::builtin().make(spec, c, config);
-  });
+  only_uniform.add(PolicyKind::kUniform,
+                   [](const PolicySpec& spec, const DomainContext& c, const PolicySettings& settings) {
+                     return PolicyRegistry::builtin().make(spec, c, settings);
+                   });
   EXPECT_EQ(only_uniform.kinds(), std::vector<PolicyKind>{PolicyKind::kUniform});
   try {
-    only_uniform.make(parse_policy_spec("random"), ctx, Config{});
+    only_uniform.make(parse_policy_spec("random"), ctx, PolicySettings{});
     FAIL() << "an empty registry built a random policy";
   } catch (const PolicyError& e) {
     EXPECT_STREQ(e.what(), "policy 'random': this program cannot build 'random' policies: use one of uniform");

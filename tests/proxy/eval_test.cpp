@@ -177,7 +177,7 @@ TEST_F(ProxyEvalTest, BatchedGreedyDecodingEqualsOnePromptAtATime) {
 
 TEST_F(ProxyEvalTest, MathExactMatchAfterLearningTheAnswer) {
   auto config = tiny_config(dir_.file("tiny.space"), dir_.file("run"));
-  ProxyTrainer t(config, *space_, DeviceChoice{}, 3);
+  ProxyTrainer t(proxy_trainer_config(config), *space_, DeviceChoice{}, 3);
   t.start_from_scratch(1, 80, 1e-2, 5);
   EXPECT_EQ(t.evaluate().math_accuracy, 0.0f);                     // a random model does not answer 12
   const auto r = t.train(std::vector<double>{0.0, 0.0, 1.0}, 80);  // only "7+5=12\n" text

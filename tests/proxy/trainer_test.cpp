@@ -41,7 +41,9 @@ class ProxyTrainerTest : public ::testing::Test {
     space_ = std::make_unique<DomainSpace>(DomainSpace::open(dir_.file("tiny.space")));
     config_ = tiny_config(dir_.file("tiny.space"), dir_.file("run"));
   }
-  ProxyTrainer make(std::uint64_t init_seed = 11) { return ProxyTrainer(config_, *space_, DeviceChoice{}, init_seed); }
+  ProxyTrainer make(std::uint64_t init_seed = 11) {
+    return ProxyTrainer(proxy_trainer_config(config_), *space_, DeviceChoice{}, init_seed);
+  }
 
   TempDir dir_;
   std::unique_ptr<DomainSpace> space_;
@@ -182,12 +184,12 @@ TEST_F(ProxyTrainerTest, MismatchedCheckpointIsRefusedWithTheFix) {
   };
   Config wider = config_;
   wider.proxy.d_model = 48;
-  ProxyTrainer w(wider, *space_, DeviceChoice{}, 1);
+  ProxyTrainer w(proxy_trainer_config(wider), *space_, DeviceChoice{}, 1);
   expect_refusal(w, fmt::format("{:016x}", proxy_config_hash(wider.proxy, 256, 16)));
 
   write_tiny_space(dir_.file("other.space"), 16, 32, 8, "extra");
   const auto other = DomainSpace::open(dir_.file("other.space"));
-  ProxyTrainer o(config_, other, DeviceChoice{}, 1);
+  ProxyTrainer o(proxy_trainer_config(config_), other, DeviceChoice{}, 1);
   expect_refusal(o, fmt::format("{:016x}", other.fingerprint()));
 }
 

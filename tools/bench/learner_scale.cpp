@@ -181,7 +181,7 @@ Row run_one(const Options& o, int ranks, const Config& config, const OfflineStor
   header.created_utc.clear();
   auto store = StoreWriter::create(path, header);
   PolicySet policies;
-  policies[to_string(policy_spec)] = make_agent_policy(policy_spec, domains, config);
+  policies[to_string(policy_spec)] = make_agent_policy(policy_spec, domains, policy_settings(config));
   const protocol::Sizes z{h.num_domains(), o.slots};
   LoopbackCollective loop(ranks, Replayer(recording, z));
   Generation gen(config, domains, store, policies, loop,

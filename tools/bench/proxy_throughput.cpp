@@ -104,7 +104,7 @@ class CppSide {
       : case_(c),
         space_(dma::DomainSpace::open(space_path)),
         config_(config_for(c, space_path)),
-        trainer_(config_, space_, dma::DeviceChoice{}, 1),
+        trainer_(dma::proxy_trainer_config(config_), space_, dma::DeviceChoice{}, 1),
         weights_(14, 1.0 / 14) {
     trainer_.start_from_scratch(1, 1000000, 2e-3, 10);
     trainer_.train(weights_, 3);  // warm-up: allocator, first touch
@@ -135,8 +135,8 @@ class CppSide {
     with_math.eval.eval_rows = eval_rows;
     auto losses_only = with_math;
     losses_only.eval.bench_problems = 0;
-    dma::ProxyTrainer full(with_math, space_, dma::DeviceChoice{}, 1),
-        plain(losses_only, space_, dma::DeviceChoice{}, 1);
+    dma::ProxyTrainer full(dma::proxy_trainer_config(with_math), space_, dma::DeviceChoice{}, 1),
+        plain(dma::proxy_trainer_config(losses_only), space_, dma::DeviceChoice{}, 1);
     return {time_evaluate(full), time_evaluate(plain)};
   }
 

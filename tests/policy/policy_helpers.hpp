@@ -33,8 +33,12 @@ inline DomainContext make_context(int source, int target, int horizon) {
 
 /// A built-in policy from its spec text, as a program builds one: parsed, then made by the registry.
 inline std::unique_ptr<Policy> make_builtin_policy(const std::string& spec, const DomainContext& ctx,
+                                                   const PolicySettings& settings) {
+  return PolicyRegistry::builtin().make(parse_policy_spec(spec), ctx, settings);
+}
+inline std::unique_ptr<Policy> make_builtin_policy(const std::string& spec, const DomainContext& ctx,
                                                    const Config& config) {
-  return PolicyRegistry::builtin().make(parse_policy_spec(spec), ctx, policy_settings(config));
+  return make_builtin_policy(spec, ctx, policy_settings(config));
 }
 
 /// Actions of B episodes, [episode][step][domain].

@@ -60,12 +60,13 @@ PolicySpec resolve_spec(const RunContext& ctx, PolicySpec spec) {
 
 void check_policies(const RunContext& ctx, const std::vector<PolicySpec>& specs) {
   const auto domains = domain_context(ctx);
+  const PolicySettings settings = policy_settings(ctx.config);
   std::set<std::string> checked;
   for (const auto& s : specs) {
     const std::string name = to_string(s);
     if (!checked.insert(name).second) continue;
     require_storable_policy_name(name);  // before any rollout, not when its episodes begin
-    ctx.policies.make(s, domains, policy_settings(ctx.config));
+    ctx.policies.make(s, domains, settings);
   }
 }
 

@@ -63,6 +63,34 @@ class Collective {
   virtual void barrier() = 0;
 };
 
+/// The learner's side of the step messages: one command block to one worker, and the record
+/// blocks of whichever workers have answered. Unlike a Collective it never waits for every
+/// rank, so a slow worker holds up only its own trajectories.
+class StepLink {
+ public:
+  virtual ~StepLink() = default;
+  virtual int size() const = 0;  ///< ranks, the learner included
+  /// Sends `command` to worker `rank` (1..size()-1) and awaits its record.
+  virtual void send(int rank, std::span<const double> command) = 0;
+  /// Sends `command` to worker `rank` without awaiting a record (its last command of a call).
+  virtual void release(int rank, std::span<const double> command) = 0;
+  /// Waits until an awaited record is in, then up to `window_s` longer for more (less when
+  /// every awaited record is in); copies each into its rank's block of `records` (rank-major,
+  /// size() blocks) and returns those ranks in ascending order. Throws CommTimeout naming a
+  /// worker whose record is overdue by the watchdog's limit.
+  virtual std::vector<int> receive(std::span<double> records, double window_s) = 0;
+  /// Workers sent a command whose record has not been returned by receive().
+  virtual int awaited() const = 0;
+};
+
+/// StepLink over MPI point-to-point messages (tags kCommandTag and kRecordTag).
+std::unique_ptr<StepLink> make_mpi_step_link(const MpiSession& mpi, int command_block, int record_block,
+                                             double timeout_s);
+/// A worker's side: waits (watchdog-bounded) for its next command from rank 0.
+void receive_command(std::span<double> command, const MpiSession& mpi, double timeout_s);
+/// A worker's side: returns its record to rank 0 (the learner awaits it already).
+void send_record(std::span<const double> record, const MpiSession& mpi);
+
 /// Chooses and builds the backend: "mpi"; "nccl" (throws NcclError with the reason when
 /// NCCL is not built in, no GPU is visible, or two ranks of a node share a GPU); "auto" (NCCL
 /// where it can form, else MPI, saying which and why on rank 0).

@@ -103,6 +103,9 @@ class StoreWriter {
   /// Reserves a block of `horizon` rows for each new episode (status running) and returns
   /// their indices in episodes(). One call per generation.
   std::vector<std::size_t> begin_episodes(const std::vector<EpisodeRecord>& episodes);
+  /// Records the rank each of these running episodes runs on (one write, whatever their
+  /// number): episodes may be registered before a worker takes them.
+  void set_ranks(std::span<const std::size_t> episode_indices, std::span<const std::int32_t> ranks);
   /// Writes transitions of running episodes (their step picks the row in the block).
   void write(std::span<const Transition> rows);
   /// Sets an episode's final status, length and return; marks its last row as a timeout.

@@ -14,6 +14,15 @@ torch::Tensor action_features(const torch::Tensor& actions) {  // (B, K, D) -> (
   const auto rel = actions * static_cast<double>(actions.size(-1));
   return torch::stack({rel, torch::log(rel + 0.01)}, /*dim=*/-1);
 }
+// In inference, each episode's (D, in) rows of a (B, D, in) input go through their own matrix
+// product: the kernels then see the same shapes and offsets for every episode, so its outputs
+// are the same bits whatever batch it came in (a single product over all B·D rows rounds a row
+// differently by where it falls in the kernels' tiles). Training keeps the single product.
+torch::Tensor linear(nn::Linear& layer, const torch::Tensor& x) {
+  if (!c10::InferenceMode::is_enabled() || x.dim() != 3) return layer(x);
+  auto y = torch::bmm(x.contiguous(), layer->weight.t().unsqueeze(0).expand({x.size(0), -1, -1}));
+  return layer->options.bias() ? y + layer->bias : y;
+}
 }  // namespace
 
 BlockImpl::BlockImpl(int d, int heads) : heads_(heads) {
@@ -27,13 +36,13 @@ BlockImpl::BlockImpl(int d, int heads) : heads_(heads) {
 
 torch::Tensor BlockImpl::forward(torch::Tensor x, const torch::Tensor& key_bias) {
   const auto B = x.size(0), D = x.size(1), d = x.size(2), dh = d / heads_;
-  auto qkv = qkv_(ln1_(x)).view({B, D, 3, heads_, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, D, dh)
+  auto qkv = linear(qkv_, ln1_(x)).view({B, D, 3, heads_, dh}).permute({2, 0, 3, 1, 4});  // (3, B, h, D, dh)
   auto scores = torch::matmul(qkv[0], qkv[1].transpose(-2, -1)) / std::sqrt(static_cast<double>(dh));  // (B, h, D, D)
   if (key_bias.defined()) scores = scores + key_bias.view({B, 1, 1, D});
   auto att = torch::softmax(scores, /*dim=*/-1);
   auto mixed = torch::matmul(att, qkv[2]).transpose(1, 2).reshape({B, D, d});  // (B, D, d)
-  x = x + proj_(mixed);
-  return x + fc2_(torch::gelu(fc1_(ln2_(x))));
+  x = x + linear(proj_, mixed);
+  return x + linear(fc2_, torch::gelu(linear(fc1_, ln2_(x))));
 }
 
 EncoderImpl::EncoderImpl(const NetShape& shape) {
@@ -44,7 +53,7 @@ EncoderImpl::EncoderImpl(const NetShape& shape) {
 }
 
 torch::Tensor EncoderImpl::forward(torch::Tensor tokens, const torch::Tensor& key_bias) {
-  auto x = in_(tokens);
+  auto x = linear(in_, tokens);
   for (const auto& b : *blocks_) x = b->as<Block>()->forward(x, key_bias);
   return ln_(x);
 }
@@ -60,7 +69,7 @@ ActorImpl::ActorImpl(const NetShape& shape) {
 }
 
 torch::Tensor ActorImpl::forward(torch::Tensor tokens, const torch::Tensor& key_bias) {
-  return head_(encoder_(tokens, key_bias)).squeeze(-1);
+  return linear(head_, encoder_(tokens, key_bias)).squeeze(-1);
 }
 
 torch::Tensor ActorImpl::log_std() const { return log_std_.clamp(kLogStdMin, kLogStdMax); }

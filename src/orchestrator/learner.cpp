@@ -1,6 +1,6 @@
-// The learner: the single brain. Each round it makes every policy decision in one batched
-// call per policy, scatters the weights, gathers the workers' records, turns them into
-// transitions and flushes them to the store.
+// The learner: the single brain. It takes the workers' records as they arrive, turns them
+// into transitions for the store and makes the next decisions of those workers' episodes in
+// one batched call per policy.
 #include "learner.hpp"
 
 #include <algorithm>
@@ -46,6 +46,10 @@ struct Live {
   double seconds = 0;
 };
 
+/// Least time between two flushes of rows alone (at a thousand workers a batch comes every few
+/// milliseconds; a flush costs about one).
+constexpr double kFlushSeconds = 0.1;
+
 /// Adds the seconds since it was made (or last lapped) to one part of RoundTimes.
 class Stopwatch {
  public:
@@ -61,78 +65,104 @@ class Stopwatch {
 
 }  // namespace
 
-struct Generation::Impl {
-  Impl(const Config& config, const DomainContext& domains, StoreWriter& store, PolicySet& policies,
-       Collective& collective, WorkerErrorReader read_worker_error)
+struct EpisodeRunner::Impl {
+  Impl(const Config& config, const DomainContext& domains, StoreWriter& store, PolicySet& policies, StepLink& link,
+       WorkerErrorReader read_worker_error)
       : config_(config),
         store_(store),
         policies_(policies),
-        collective_(collective),
+        link_(link),
         read_worker_error_(std::move(read_worker_error)),
         z_{domains.num_domains(), config.orchestrator.slots},
-        frame_{domains.fields, domains.token_shares, store.header().base_eval_loss, config.train.horizon} {}
+        frame_{domains.fields, domains.token_shares, store.header().base_eval_loss, config.train.horizon},
+        slots_(static_cast<std::size_t>((link.size() - 1) * z_.slots)) {}
 
-  void start(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes);
+  bool run(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes,
+           const std::function<void(const BatchReport&)>& on_batch);
+  void take_next_plan(Live& slot);
+  void start_next_steps(const std::vector<int>& ranks, Stopwatch& clock);
+  void register_from(std::size_t first);
   std::vector<Transition> continue_from(Live& l, const std::vector<Transition>& prefix) const;
-  std::int64_t round();
-  void decide();
-  void exchange(std::vector<double>& records);
-  void check_flags(const std::vector<double>& records);
-  void absorb(const std::vector<double>& records, std::vector<Transition>& rows);
-  void seal_finished();
+  void decide(const std::vector<int>& ranks);
+  void send_commands(const std::vector<int>& ranks);
+  void release(int rank);
+  void check_flags(const std::vector<int>& ranks);
+  void absorb(const std::vector<int>& ranks, std::vector<Transition>& rows);
+  void seal_finished(const std::vector<int>& ranks);
+  Live& slot(int rank, int s) { return slots_[static_cast<std::size_t>((rank - 1) * z_.slots + s)]; }
+  bool busy(int rank) {
+    for (int s = 0; s < z_.slots; ++s)
+      if (slot(rank, s).active) return true;
+    return false;
+  }
 
   const Config& config_;
   StoreWriter& store_;
   PolicySet& policies_;
-  Collective& collective_;
+  StepLink& link_;
   WorkerErrorReader read_worker_error_;
   protocol::Sizes z_;
   obs::EpisodeFrame frame_;
-  std::vector<Live> live_;
-  std::vector<EpisodeEnd> ending_;  // episodes this round ends
-  std::int64_t round_tokens_ = 0;
+  std::vector<Live> slots_;  // (workers · slots), rank-major
+  const std::vector<EpisodePlan>* plans_ = nullptr;
+  const PrefixRows* prefixes_ = nullptr;
+  std::size_t next_plan_ = 0, registered_ = 0;  // plans taken by a slot / registered in the store
+  std::vector<std::size_t> store_index_;        // (plans registered)
+  std::vector<std::size_t> placed_indices_;     // store indices taken this batch, and their ranks
+  std::vector<std::int32_t> placed_ranks_;
+  std::vector<Transition> shared_rows_;  // branches' copied prefixes taken this batch
+  std::vector<EpisodeEnd> ending_;       // episodes this batch ends
+  std::vector<double> records_;
+  std::int64_t batch_tokens_ = 0, ended_ = 0;
   RoundTimes times_;
 };
 
-void Generation::Impl::start(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes) {
-  if (plans.size() > static_cast<size_t>((collective_.size() - 1) * z_.slots))
-    throw Error(fmt::format("learner: {} episodes do not fit {} workers of {} slots", plans.size(),
-                            collective_.size() - 1, z_.slots));
+// Plans are registered a worker-set at a time (workers · slots), in plan order: the store's
+// blocks follow the plans whatever the rank count, and the rows held in memory stay bounded.
+void EpisodeRunner::Impl::register_from(std::size_t first) {
+  const std::size_t last = std::min(plans_->size(), first + slots_.size());
   std::vector<EpisodeRecord> records;
-  std::vector<Transition> shared_rows;
-  live_.clear();
-  for (size_t i = 0; i < plans.size(); ++i) {
-    Live l;
-    l.plan = plans[i];
-    l.policy = policies_.at(to_string(plans[i].policy)).get();
-    l.rank = 1 + static_cast<int>(i) / z_.slots;
-    l.slot = static_cast<int>(i) % z_.slots;
-    l.track = obs::Tracker(frame_);
-    l.obs = l.track.observation();
-    if (l.plan.parent >= 0) {
-      const auto prefix = prefixes.find(l.plan.parent);
-      if (prefix == prefixes.end())
-        throw Error(fmt::format("learner: branch {} starts from episode {}, whose rows were not given (a caller bug)",
-                                l.plan.id, l.plan.parent));
-      auto copies = continue_from(l, prefix->second);
-      shared_rows.insert(shared_rows.end(), std::make_move_iterator(copies.begin()),
-                         std::make_move_iterator(copies.end()));
-    }
-    const auto seed = trajectory_seed(config_.run.seed, l.plan.seed_id);
-    records.push_back({l.plan.id, seed, 0, 0, EpisodeStatus::kRunning, l.rank, to_string(l.plan.policy), 0.0f, 0,
-                       l.plan.parent, l.plan.branch_step});
-    l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
-    live_.push_back(std::move(l));
+  for (std::size_t i = first; i < last; ++i) {
+    const EpisodePlan& p = (*plans_)[i];
+    // Rank 0 until a worker takes it (set_ranks).
+    records.push_back({p.id, trajectory_seed(config_.run.seed, p.seed_id), 0, 0, EpisodeStatus::kRunning, 0,
+                       to_string(p.policy), 0.0f, 0, p.parent, p.branch_step});
   }
   const auto indices = store_.begin_episodes(records);
-  for (size_t i = 0; i < live_.size(); ++i) live_[i].store_index = indices[i];
-  if (!shared_rows.empty()) store_.write(shared_rows);
-  store_.flush();
+  store_index_.insert(store_index_.end(), indices.begin(), indices.end());
+  registered_ = last;
+}
+
+void EpisodeRunner::Impl::take_next_plan(Live& l) {
+  const int rank = l.rank, s = l.slot;
+  l = Live{};
+  l.rank = rank, l.slot = s, l.active = false;
+  if (next_plan_ >= plans_->size()) return;
+  if (next_plan_ >= registered_) register_from(registered_);
+  const std::size_t i = next_plan_++;
+  l.plan = (*plans_)[i];
+  l.store_index = store_index_[i];
+  l.policy = policies_.at(to_string(l.plan.policy)).get();
+  l.track = obs::Tracker(frame_);
+  l.obs = l.track.observation();
+  l.active = true;
+  if (l.plan.parent >= 0) {
+    const auto prefix = prefixes_->find(l.plan.parent);
+    if (prefix == prefixes_->end())
+      throw Error(fmt::format("learner: branch {} starts from episode {}, whose rows were not given (a caller bug)",
+                              l.plan.id, l.plan.parent));
+    auto copies = continue_from(l, prefix->second);
+    shared_rows_.insert(shared_rows_.end(), std::make_move_iterator(copies.begin()),
+                        std::make_move_iterator(copies.end()));
+  }
+  placed_indices_.push_back(l.store_index);
+  placed_ranks_.push_back(rank);
+  l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
 }
 
 // A branch takes over its parent's first branch_step rows (copied under its own id) and the
 // learner's view of the episode after them; its worker loads the parent's kept state.
-std::vector<Transition> Generation::Impl::continue_from(Live& l, const std::vector<Transition>& prefix) const {
+std::vector<Transition> EpisodeRunner::Impl::continue_from(Live& l, const std::vector<Transition>& prefix) const {
   if (static_cast<int>(prefix.size()) < l.plan.branch_step)
     throw Error(fmt::format("learner: branch {} needs {} rows of episode {}, which has {}", l.plan.id,
                             l.plan.branch_step, l.plan.parent, prefix.size()));
@@ -150,11 +180,12 @@ std::vector<Transition> Generation::Impl::continue_from(Live& l, const std::vect
   return copies;
 }
 
-void Generation::Impl::decide() {
-  // One batched act per policy over its running episodes (central inference).
+void EpisodeRunner::Impl::decide(const std::vector<int>& ranks) {
+  // One batched act per policy over the running episodes of these workers (central inference).
   std::map<Policy*, std::vector<Live*>> groups;
-  for (auto& l : live_)
-    if (l.active) groups[l.policy].push_back(&l);
+  for (int r : ranks)
+    for (int s = 0; s < z_.slots; ++s)
+      if (Live& l = slot(r, s); l.active) groups[l.policy].push_back(&l);
   const int obs_dim = obs::dim(z_.domains);
   for (auto& [policy, members] : groups) {
     std::vector<std::int64_t> ids;
@@ -180,134 +211,198 @@ void Generation::Impl::decide() {
   }
 }
 
-void Generation::Impl::exchange(std::vector<double>& records) {
-  const int size = collective_.size();
-  std::vector<double> commands(static_cast<size_t>(size * z_.command_block()), 0.0);
-  for (int r = 1; r < size; ++r) {
-    std::span<double> block(commands.data() + static_cast<size_t>(r * z_.command_block()),
-                            static_cast<size_t>(z_.command_block()));
+void EpisodeRunner::Impl::send_commands(const std::vector<int>& ranks) {
+  std::vector<double> block(static_cast<size_t>(z_.command_block()));
+  for (int r : ranks) {
+    if (!busy(r)) {
+      release(r);
+      continue;
+    }
     block[0] = protocol::kStep;
-    for (int s = 0; s < z_.slots; ++s) protocol::write_command(block, z_, s, {});
+    for (int s = 0; s < z_.slots; ++s) {
+      const Live& l = slot(r, s);
+      if (!l.active) {
+        protocol::write_command(block, z_, s, {});
+        continue;
+      }
+      const int step = l.track.step();
+      protocol::write_command(
+          block, z_, s,
+          {l.plan.id, l.plan.seed_id, step, l.plan.parent, l.plan.keep_state_after == step + 1, l.weights});
+    }
+    link_.send(r, block);
   }
-  for (const auto& l : live_) {
-    if (!l.active) continue;
-    std::span<double> block(commands.data() + static_cast<size_t>(l.rank * z_.command_block()),
-                            static_cast<size_t>(z_.command_block()));
-    const int step = l.track.step();
-    protocol::write_command(
-        block, z_, l.slot,
-        {l.plan.id, l.plan.seed_id, step, l.plan.parent, l.plan.keep_state_after == step + 1, l.weights});
-  }
-  std::vector<double> own(static_cast<size_t>(z_.command_block()));
-  collective_.scatter(commands, own, 0);
-  std::vector<double> own_record(static_cast<size_t>(z_.record_block()), 0.0);
-  records.assign(static_cast<size_t>(size * z_.record_block()), 0.0);
-  collective_.gather(own_record, records, 0);
 }
 
-void Generation::Impl::check_flags(const std::vector<double>& records) {
-  for (int r = 1; r < collective_.size(); ++r) {
-    if (records[static_cast<size_t>(r * z_.record_block() + 1)] != 0.0) {
+// Command kind 0 ends the worker's part in this call; it gets no record back.
+void EpisodeRunner::Impl::release(int rank) {
+  std::vector<double> block(static_cast<size_t>(z_.command_block()), 0.0);
+  block[0] = protocol::kShutdownEpisodes;
+  link_.release(rank, block);
+}
+
+void EpisodeRunner::Impl::check_flags(const std::vector<int>& ranks) {
+  for (int r : ranks) {
+    if (records_[static_cast<size_t>(r * z_.record_block() + 1)] != 0.0) {
       const auto text = read_worker_error_(r);
       store_.interrupt_running();
       throw Error(fmt::format("rank {}: {}", r, text));
     }
-    if (records[static_cast<size_t>(r * z_.record_block())] != 0.0) request_stop_from_worker();
+    if (records_[static_cast<size_t>(r * z_.record_block())] != 0.0) request_stop_from_worker();
   }
 }
 
-void Generation::Impl::absorb(const std::vector<double>& records, std::vector<Transition>& rows) {
-  round_tokens_ = 0;
-  for (auto& l : live_) {
-    if (!l.active) continue;
-    std::span<const double> block(records.data() + static_cast<size_t>(l.rank * z_.record_block()),
+void EpisodeRunner::Impl::absorb(const std::vector<int>& ranks, std::vector<Transition>& rows) {
+  batch_tokens_ = 0;
+  for (int r : ranks) {
+    std::span<const double> block(records_.data() + static_cast<size_t>(r * z_.record_block()),
                                   static_cast<size_t>(z_.record_block()));
-    const auto rec = protocol::read_record(block, z_, l.slot);
-    if (rec.episode_id != l.plan.id || rec.step != l.track.step())
-      throw Error(fmt::format("rank {}: record for episode {} step {} where {} step {} was expected (protocol bug)",
-                              l.rank, rec.episode_id, rec.step, l.plan.id, l.track.step()));
-    l.tokens += rec.tokens;
-    l.seconds += rec.seconds;
-    round_tokens_ += rec.tokens;
-    if (rec.status != protocol::kOk) {
-      ending_.push_back({l.store_index, EpisodeStatus::kFailed, l.track.step(), static_cast<float>(l.episode_return)});
-      l.policy->end_episode(l.plan.id);
-      l.active = false;
-      continue;
+    for (int s = 0; s < z_.slots; ++s) {
+      Live& l = slot(r, s);
+      if (!l.active) continue;
+      const auto rec = protocol::read_record(block, z_, s);
+      if (rec.episode_id != l.plan.id || rec.step != l.track.step())
+        throw Error(fmt::format("rank {}: record for episode {} step {} where {} step {} was expected (protocol bug)",
+                                r, rec.episode_id, rec.step, l.plan.id, l.track.step()));
+      l.tokens += rec.tokens;
+      l.seconds += rec.seconds;
+      batch_tokens_ += rec.tokens;
+      if (rec.status != protocol::kOk) {
+        ending_.push_back(
+            {l.store_index, EpisodeStatus::kFailed, l.track.step(), static_cast<float>(l.episode_return)});
+        l.policy->end_episode(l.plan.id);
+        l.active = false;
+        continue;
+      }
+      const FieldScores before = field_scores(l.track.losses(), frame_.base_losses, frame_.fields);
+      const FieldScores after = field_scores(rec.eval_loss, frame_.base_losses, frame_.fields);
+      l.track.advance(l.weights, rec.eval_loss);
+      Transition t;
+      t.episode_id = l.plan.id;
+      t.step = l.track.step() - 1;
+      t.observation = std::move(l.obs);
+      l.obs = l.track.observation();
+      t.next_observation = l.obs;
+      t.action = l.track.prev_weights();
+      t.reward = static_cast<float>(reward(before, after, config_.eval));
+      t.timeout = l.track.step() == config_.train.horizon;
+      t.eval_loss = l.track.losses();
+      t.source_score = static_cast<float>(after.source);
+      t.target_score = static_cast<float>(after.target);
+      t.math_accuracy = static_cast<float>(rec.math_accuracy);
+      t.train_tokens = l.tokens;
+      t.wall_seconds = static_cast<float>(l.seconds);
+      l.episode_return += t.reward;
+      rows.push_back(std::move(t));
     }
-    const FieldScores before = field_scores(l.track.losses(), frame_.base_losses, frame_.fields);
-    const FieldScores after = field_scores(rec.eval_loss, frame_.base_losses, frame_.fields);
-    l.track.advance(l.weights, rec.eval_loss);
-    Transition t;
-    t.episode_id = l.plan.id;
-    t.step = l.track.step() - 1;
-    t.observation = std::move(l.obs);
-    l.obs = l.track.observation();
-    t.next_observation = l.obs;
-    t.action = l.track.prev_weights();
-    t.reward = static_cast<float>(reward(before, after, config_.eval));
-    t.timeout = l.track.step() == config_.train.horizon;
-    t.eval_loss = l.track.losses();
-    t.source_score = static_cast<float>(after.source);
-    t.target_score = static_cast<float>(after.target);
-    t.math_accuracy = static_cast<float>(rec.math_accuracy);
-    t.train_tokens = l.tokens;
-    t.wall_seconds = static_cast<float>(l.seconds);
-    l.episode_return += t.reward;
-    rows.push_back(std::move(t));
   }
 }
 
 // Failed episodes (found by absorb) and completed ones end in one store call.
-void Generation::Impl::seal_finished() {
-  for (auto& l : live_) {
-    if (l.active && l.track.step() == config_.train.horizon) {
-      ending_.push_back(
-          {l.store_index, EpisodeStatus::kComplete, l.track.step(), static_cast<float>(l.episode_return)});
-      l.policy->end_episode(l.plan.id);
-      l.active = false;
+void EpisodeRunner::Impl::seal_finished(const std::vector<int>& ranks) {
+  for (int r : ranks)
+    for (int s = 0; s < z_.slots; ++s) {
+      Live& l = slot(r, s);
+      if (l.active && l.track.step() == config_.train.horizon) {
+        ending_.push_back(
+            {l.store_index, EpisodeStatus::kComplete, l.track.step(), static_cast<float>(l.episode_return)});
+        l.policy->end_episode(l.plan.id);
+        l.active = false;
+      }
     }
-  }
+  ended_ += static_cast<std::int64_t>(ending_.size());
   store_.end_episodes(ending_);
   ending_.clear();
 }
 
-std::int64_t Generation::Impl::round() {
-  Stopwatch clock;
-  decide();
-  clock.lap(times_.decide);
-  std::vector<double> records;
-  exchange(records);
-  clock.lap(times_.exchange);
-  check_flags(records);
-  std::vector<Transition> rows;
-  absorb(records, rows);
-  clock.lap(times_.absorb);
-  store_.write(rows);
+// Idle slots of these workers take the next plans; then every running episode of theirs is
+// decided and each worker gets its command (or is released when it has none left).
+void EpisodeRunner::Impl::start_next_steps(const std::vector<int>& ranks, Stopwatch& clock) {
+  for (int r : ranks)
+    for (int s = 0; s < z_.slots; ++s)
+      if (Live& l = slot(r, s); !l.active) take_next_plan(l);
+  if (!placed_indices_.empty()) store_.set_ranks(placed_indices_, placed_ranks_);
+  if (!shared_rows_.empty()) store_.write(shared_rows_);
+  placed_indices_.clear(), placed_ranks_.clear(), shared_rows_.clear();
   clock.lap(times_.write);
-  seal_finished();
-  clock.lap(times_.seal);
+  decide(ranks);
+  clock.lap(times_.decide);
+  send_commands(ranks);
+  clock.lap(times_.exchange);
+}
+
+bool EpisodeRunner::Impl::run(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes,
+                              const std::function<void(const BatchReport&)>& on_batch) {
+  plans_ = &plans, prefixes_ = &prefixes;
+  next_plan_ = registered_ = 0;
+  store_index_.clear();
+  ended_ = 0;
+  records_.assign(static_cast<size_t>(link_.size() * z_.record_block()), 0.0);
+  for (int r = 1; r < link_.size(); ++r)
+    for (int s = 0; s < z_.slots; ++s) {
+      Live& l = slot(r, s);
+      l = Live{};
+      l.rank = r, l.slot = s, l.active = false;
+    }
+  // Every worker takes part: those without a plan are released at once.
+  std::vector<int> ranks;
+  for (int r = 1; r < link_.size(); ++r) ranks.push_back(r);
+  Stopwatch clock;
+  start_next_steps(ranks, clock);
   store_.flush();
   clock.lap(times_.flush);
-  return static_cast<std::int64_t>(rows.size());
+  auto flushed = std::chrono::steady_clock::now();
+  bool stopping = false;
+  while (link_.awaited() > 0) {
+    const std::int64_t ended_before = ended_;
+    ranks = link_.receive(records_, kDecisionWindowSeconds);
+    clock.lap(times_.exchange);
+    check_flags(ranks);
+    std::vector<Transition> rows;
+    absorb(ranks, rows);
+    clock.lap(times_.absorb);
+    store_.write(rows);
+    clock.lap(times_.write);
+    seal_finished(ranks);
+    clock.lap(times_.seal);
+    stopping = stopping || stop_requested();
+    if (stopping) {
+      // The steps under way finish and are written; no new ones start.
+      for (int r : ranks) release(r);
+      clock.lap(times_.exchange);
+    } else {
+      start_next_steps(ranks, clock);
+    }
+    // Flushed when episodes end and otherwise at most every kFlushSeconds (live readers see
+    // rows that fresh; a kill loses at most the rows since, and --resume reruns their episodes).
+    if (const auto now = std::chrono::steady_clock::now();
+        ended_ > ended_before || now - flushed >= std::chrono::duration<double>(kFlushSeconds)) {
+      store_.flush();
+      flushed = now;
+      clock.lap(times_.flush);
+    }
+    if (on_batch)
+      on_batch({static_cast<std::int64_t>(rows.size()), batch_tokens_, ended_, static_cast<int>(ranks.size())});
+  }
+  if (stopping) {
+    store_.interrupt_running();
+    return false;
+  }
+  store_.flush();
+  clock.lap(times_.flush);
+  return true;
 }
 
-Generation::Generation(const Config& config, const DomainContext& domains, StoreWriter& store, PolicySet& policies,
-                       Collective& collective, WorkerErrorReader read_worker_error)
-    : impl_(std::make_unique<Impl>(config, domains, store, policies, collective, std::move(read_worker_error))) {}
-Generation::~Generation() = default;
-Generation::Generation(Generation&&) noexcept = default;
-Generation& Generation::operator=(Generation&&) noexcept = default;
+EpisodeRunner::EpisodeRunner(const Config& config, const DomainContext& domains, StoreWriter& store,
+                             PolicySet& policies, StepLink& link, WorkerErrorReader read_worker_error)
+    : impl_(std::make_unique<Impl>(config, domains, store, policies, link, std::move(read_worker_error))) {}
+EpisodeRunner::~EpisodeRunner() = default;
 
-void Generation::start(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes) {
-  impl_->start(plans, prefixes);
+bool EpisodeRunner::run(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes,
+                        const std::function<void(const BatchReport&)>& on_batch) {
+  return impl_->run(plans, prefixes, on_batch);
 }
-std::int64_t Generation::round() { return impl_->round(); }
-bool Generation::done() const {
-  return std::none_of(impl_->live_.begin(), impl_->live_.end(), [](const Live& l) { return l.active; });
-}
-std::int64_t Generation::tokens_this_round() const { return impl_->round_tokens_; }
-const RoundTimes& Generation::times() const { return impl_->times_; }
+const RoundTimes& EpisodeRunner::times() const { return impl_->times_; }
 
 std::vector<EpisodePlan> pending_plans(const std::vector<EpisodePlan>& plans, const StoreWriter& store,
                                        const std::string& store_path, std::uint64_t run_seed) {
@@ -377,54 +472,33 @@ bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<Episode
   };
 
   const int horizon = ctx.config.train.horizon;
-  const size_t per_generation = static_cast<size_t>(ctx.workers() * ctx.config.orchestrator.slots);
-  const size_t generations = (plans.size() + per_generation - 1) / per_generation;
   std::int64_t steps_planned = 0;  // a branch runs only the steps after its shared ones
   for (const auto& p : plans) steps_planned += horizon - p.branch_step;
   Progress progress(label, steps_planned, "steps", ctx.config.run.progress_seconds);
   broadcast_phase(ctx, protocol::kPhaseEpisodes);
-  std::int64_t steps_done = 0, tokens = 0, episodes_done = 0, rounds = 0;
-  RoundTimes busy;
-  bool stopped = false;
-  for (size_t g = 0; g < generations && !stopped; ++g) {
-    const auto first = plans.begin() + static_cast<long>(g * per_generation);
-    const auto last = plans.begin() + static_cast<long>(std::min(plans.size(), (g + 1) * per_generation));
-    Generation gen(ctx.config, domains, store, policies, *ctx.collective, read_worker_error);
-    gen.start(std::vector<EpisodePlan>(first, last), prefixes);
-    for (int t = 0; t < horizon && !gen.done(); ++t) {
-      steps_done += gen.round();
-      ++rounds;
-      tokens += gen.tokens_this_round();
-      const double tps = static_cast<double>(tokens) / std::max(1e-9, progress.elapsed_seconds());
-      progress.update(steps_done, fmt::format("gen {}/{} round {}/{} trajectories {}/{} {:.0f} tok/s", g + 1,
-                                              generations, t + 1, horizon, episodes_done, plans.size(), tps));
-      if (stop_requested() && t + 1 < horizon) {
-        store.interrupt_running();
-        stopped = true;
-        break;
-      }
-    }
-    episodes_done += last - first;
-    busy += gen.times();
-    if (stop_requested()) stopped = true;
-  }
-  // Command kind 0 in every worker's block ends the episode phase.
   const protocol::Sizes z{ctx.space.num_domains(), ctx.config.orchestrator.slots};
-  std::vector<double> shutdown(static_cast<size_t>(ctx.mpi.size() * z.command_block()), 0.0);
-  std::vector<double> own(static_cast<size_t>(z.command_block()));
-  ctx.collective->scatter(shutdown, own, 0);
-  progress.finish(fmt::format("{} trajectories{}", episodes_done, stopped ? " (stopped by signal)" : ""));
-  if (rounds > 0) {
+  const auto link = make_mpi_step_link(ctx.mpi, z.command_block(), z.record_block(), ctx.config.comm.timeout_s);
+  EpisodeRunner runner(ctx.config, domains, store, policies, *link, read_worker_error);
+  std::int64_t steps_done = 0, tokens = 0, ended = 0, batches = 0, records = 0;
+  const bool finished = runner.run(plans, prefixes, [&](const BatchReport& b) {
+    steps_done += b.transitions, tokens += b.tokens, ended = b.ended, records += b.workers;
+    ++batches;
+    const double tps = static_cast<double>(tokens) / std::max(1e-9, progress.elapsed_seconds());
+    progress.update(steps_done, fmt::format("trajectories {}/{} {:.0f} tok/s", ended, plans.size(), tps));
+  });
+  progress.finish(fmt::format("{} trajectories{}", ended, finished ? "" : " (stopped by signal)"));
+  if (batches > 0) {
     // Exchange time is mostly waiting for the workers: the learner's own work is the rest.
+    const RoundTimes& busy = runner.times();
     const double own_work = busy.total() - busy.exchange, store_time = busy.write + busy.seal + busy.flush;
-    const double wall = progress.elapsed_seconds();
-    log_line(
-        fmt::format("learner overhead: {:.3f} ms/round (policy {:.3f}, store {:.3f}) = {:.2f}% of {:.1f} ms/round "
-                    "over {} rounds on {} ranks",
-                    1e3 * own_work / rounds, 1e3 * busy.decide / rounds, 1e3 * store_time / rounds,
-                    100.0 * own_work / wall, 1e3 * wall / rounds, rounds, ctx.mpi.size()));
+    const double wall = progress.elapsed_seconds(), n = static_cast<double>(batches);
+    log_line(fmt::format(
+        "learner overhead: {:.3f} ms/batch (policy {:.3f}, store {:.3f}) = {:.2f}% of the wall time; {} batches of "
+        "{:.1f} workers' records on average, {} ranks",
+        1e3 * own_work / n, 1e3 * busy.decide / n, 1e3 * store_time / n, 100.0 * own_work / wall, batches,
+        static_cast<double>(records) / n, ctx.mpi.size()));
   }
-  return !stopped;
+  return finished;
 }
 
 }  // namespace dma

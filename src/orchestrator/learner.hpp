@@ -1,5 +1,5 @@
 #pragma once
-// The learner's episode loop: generations of lockstep rounds over every worker slot.
+// The learner's side of an episode phase: plans onto worker slots as they free up.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -26,7 +26,7 @@ StoreWriter open_store(const RunContext& ctx, const std::string& path, bool resu
 DomainContext domain_context(const RunContext& ctx);
 
 /// Runs `plans` on the workers into `store`. Returns false when a stop was requested (the
-/// current round was finished, running episodes marked interrupted, the store flushed).
+/// steps under way were finished, running episodes marked interrupted, the store flushed).
 /// Tree branches among the plans need their parents' shared rows in `prefixes`.
 bool run_episodes(RunContext& ctx, StoreWriter& store, const std::vector<EpisodePlan>& plans, const std::string& label,
                   const PrefixRows& prefixes = {});

@@ -1,14 +1,14 @@
 #pragma once
-// The per-round messages between learner and workers, as fixed-size blocks of doubles
-// (what a Collective moves). D domains, S slots per worker. Integer fields travel as the bits
+// The per-step messages between learner and workers, as fixed-size blocks of doubles
+// (what a StepLink moves). D domains, S slots per worker. Integer fields travel as the bits
 // of an int64 in a double's slot (to_slot / from_slot), so every id is exact, not only those
 // below 2^53; the blocks are only ever copied, never computed on.
 //
-//   command block (learner -> each worker, scatter):  1 + S * (5 + D)
+//   command block (learner -> one worker):             1 + S * (5 + D)
 //     [kind, {episode_id, seed_id, step, parent, keep_state, weights (D)} per slot]
 //     episode_id -1: idle slot; parent >= 0: a tree branch that starts from its parent's kept
 //     state; keep_state 1: save the trainer state after this step (a tree's root)
-//   record block (each worker -> learner, gather):     2 + S * (6 + 2D)
+//   record block (one worker -> learner):              2 + S * (6 + 2D)
 //     [stop_flag, error_flag, {status, episode_id, step, tokens, seconds, math_accuracy,
 //                              eval_loss (D), train_loss (D)} per slot]
 //   phase block (learner -> all, broadcast):           kPhaseSize
@@ -40,7 +40,7 @@ struct Sizes {
   int record_slot() const { return 6 + 2 * domains; }
 };
 
-/// One slot's order for a round.
+/// One slot's order for its next step.
 struct SlotCommand {
   std::int64_t episode_id = -1;
   std::int64_t seed_id = 0;
@@ -50,7 +50,7 @@ struct SlotCommand {
   std::span<const double> weights;  // (D)
 };
 
-/// One slot's report for a round.
+/// One slot's report of its step.
 struct SlotRecord {
   int status = kIdle;
   std::int64_t episode_id = -1;

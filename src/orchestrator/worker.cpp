@@ -84,7 +84,7 @@ void serve_episodes(RunContext& ctx, SlotHost& host) {
   std::vector<double> command(static_cast<size_t>(z.command_block()));
   std::vector<double> record(static_cast<size_t>(z.record_block()));
   for (;;) {
-    ctx.collective->scatter({}, command, 0);
+    receive_command(command, ctx.mpi, ctx.config.comm.timeout_s);
     if (static_cast<int>(command[0]) == protocol::kShutdownEpisodes) return;
     std::string error;
     for (int s = 0; s < z.slots && error.empty(); ++s) {
@@ -96,7 +96,7 @@ void serve_episodes(RunContext& ctx, SlotHost& host) {
     }
     record[0] = stop_requested() ? 1.0 : 0.0;
     record[1] = error.empty() ? 0.0 : 1.0;
-    ctx.collective->gather(record, {}, 0);
+    send_record(record, ctx.mpi);
     if (!error.empty()) {
       // The learner marks the episodes interrupted, flushes the store and aborts the job.
       send_text(error, 0, protocol::kWorkerErrorTag, ctx.mpi.comm());

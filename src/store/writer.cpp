@@ -285,6 +285,25 @@ std::vector<std::size_t> StoreWriter::begin_episodes(const std::vector<EpisodeRe
   return indices;
 }
 
+void StoreWriter::set_ranks(std::span<const std::size_t> episode_indices, std::span<const std::int32_t> ranks) {
+  h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
+  auto& s = *impl_;
+  if (episode_indices.size() != ranks.size())
+    throw StoreError(
+        fmt::format("store '{}': {} episodes but {} ranks to set", s.path, episode_indices.size(), ranks.size()));
+  std::vector<std::size_t> indices;
+  for (std::size_t k = 0; k < episode_indices.size(); ++k) {
+    const std::size_t index = episode_indices[k];
+    if (index >= s.episodes.size() || s.episodes[index].status != EpisodeStatus::kRunning)
+      throw StoreError(fmt::format("store '{}': episode index {} is not a running episode", s.path, index));
+    s.episodes[index].rank = ranks[k];
+    indices.push_back(index);
+  }
+  std::sort(indices.begin(), indices.end());
+  indices.erase(std::unique(indices.begin(), indices.end()), indices.end());
+  write_episodes(s.ds, indices, s.episodes);
+}
+
 void StoreWriter::write(std::span<const Transition> rows) {
   h5::SilenceErrors quiet;  // failures throw with HDF5's stack in one line
   auto& s = *impl_;

@@ -820,15 +820,27 @@ TEST(Agent, NStepBackupsTrainAFiniteAgentAndOneStepIsTheDefault) {
 
 // A round's batch goes through the network in several passes (52 domains: a few hundred rows
 // each): every row gets the logits it gets alone, built from the features training reads.
+/// 52 simulated domains (26 source, 26 target), 6 steps, and an agent of history 3 cloned in
+/// 5 steps from `episodes` of them into dir/agent.pt.
+struct Cloned52 {
+  Config c = tiny_config("agent.bc_steps=5\nagent.cql_steps=0\nagent.history=3");
+  SimSpace sp;
+  StoreHeader h;
+  OfflineStore store;
+};
+Cloned52 clone_on_52_domains(const TempDir& dir, int episodes) {
+  Cloned52 r;
+  r.sp.sources = r.sp.targets = 26;
+  r.sp.horizon = 6;
+  r.h = sim_header(r.sp);
+  r.store = sim_store(r.sp, r.h, r.c.eval, episodes, 4);
+  train_agent_offline(r.c, {r.store}, dir.file("agent.pt"));
+  return r;
+}
+
 TEST(Agent, ABatchOfManyHistoriesActsAsEachHistoryAloneAndAsTrainingReadsIt) {
   TempDir dir;
-  const Config c = tiny_config("agent.bc_steps=5\nagent.cql_steps=0\nagent.history=3");
-  SimSpace sp;
-  sp.sources = sp.targets = 26;
-  sp.horizon = 6;
-  const auto h = sim_header(sp);
-  const auto store = sim_store(sp, h, c.eval, 75, 4);
-  train_agent_offline(c, {store}, dir.file("agent.pt"));
+  const auto [c, sp, h, store] = clone_on_52_domains(dir, 75);
   const auto model = AgentModel::load(dir.file("agent.pt"));
   const auto state = agent::load_agent(dir.file("agent.pt"));
   const int D = h.num_domains(), H = 3, od = obs::dim(D);
@@ -857,6 +869,44 @@ TEST(Agent, ABatchOfManyHistoriesActsAsEachHistoryAloneAndAsTrainingReadsIt) {
       EXPECT_NEAR(x, trained.data_ptr<float>()[d], 1e-4) << "row " << b << " domain " << d;
     }
   }
+}
+
+// The learner decides each batch of records as they arrive: an episode's weights must not
+// depend, to the last bit, on which other episodes share its batch.
+TEST(Agent, AnEpisodesWeightsDoNotDependOnTheOtherEpisodesInItsBatch) {
+  TempDir dir;
+  const auto [c, sp, h, store] = clone_on_52_domains(dir, 40);
+  const int D = h.num_domains(), od = obs::dim(D);
+  const std::vector<int> sizes{1, 2, 3, 5, 8, 13, 40};
+  std::map<int, std::vector<std::vector<double>>> by_size;  // batch size -> per-episode weights, every step
+  for (int size : sizes) {
+    auto policy = make_agent_policy(agent_spec({dir.file("agent.pt")}), context(h), policy_settings(c));
+    for (int e = 0; e < 40; ++e) policy->begin_episode(e, 100 + static_cast<std::uint64_t>(e));
+    auto& out = by_size[size];
+    out.assign(40, {});
+    for (int t = 0; t < sp.horizon; ++t)
+      for (int first = 0; first < 40; first += size) {
+        const int n = std::min(size, 40 - first);
+        std::vector<std::int64_t> ids;
+        std::vector<std::int32_t> steps;
+        std::vector<float> observations;
+        for (int e = first; e < first + n; ++e) {
+          ids.push_back(e);
+          steps.push_back(t);
+          const auto& o = store.rows[static_cast<size_t>(e)][static_cast<size_t>(t)].observation;
+          observations.insert(observations.end(), o.begin(), o.end());
+        }
+        std::vector<double> w(static_cast<size_t>(n) * D);
+        policy->act({n, od, ids, steps, observations}, w);
+        for (int b = 0; b < n; ++b)
+          out[static_cast<size_t>(first + b)].insert(out[static_cast<size_t>(first + b)].end(), w.begin() + b * D,
+                                                     w.begin() + (b + 1) * D);
+      }
+  }
+  for (int size : sizes)
+    for (int e = 0; e < 40; ++e)
+      EXPECT_EQ(by_size[size][static_cast<size_t>(e)], by_size[40][static_cast<size_t>(e)])
+          << "episode " << e << " decided in batches of " << size;
 }
 
 TEST(Agent, EnsemblePathsSplitOnPlusAndEmptyMembersAreRefusedWithOneLine) {

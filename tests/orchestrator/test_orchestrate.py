@@ -372,6 +372,46 @@ class TestTrees(unittest.TestCase):
         self.killed_then_resumed("tree-kill-worker", 3, 2, among_branches=False)
 
 
+class TestStragglers(unittest.TestCase):
+    M = 6
+    ARGS = [f"--collect.trajectories={M}", "--orchestrator.slots=1", "--train.horizon=4",
+            "--train.steps_per_round=8"]
+
+    def test_a_stopped_worker_holds_up_only_its_own_trajectory(self):
+        reference = os.path.join(fresh_run_dir("straggler-reference"), "store.h5")
+        rc, out = run(2, os.path.dirname(reference), "--mode", "collect", *self.ARGS)
+        self.assertEqual(rc, 0, out)
+        d = fresh_run_dir("straggler")
+        store = os.path.join(d, "store.h5")
+        proc = start_collect(d, 3, *self.ARGS)
+        slow = None
+        try:
+            self.assertTrue(wait_rows(store, proc, 1), "the run wrote no rows")
+            slow = ranks_of(proc.pid)[2]
+            os.kill(slow, signal.SIGSTOP)  # rank 2 holds one trajectory and does not answer
+            t0, done = time.time(), []
+            while time.time() - t0 < 120 and proc.poll() is None:
+                e = episodes(store)
+                done = [(int(i), int(r)) for i, r, s in zip(e["id"], e["rank"], e["status"]) if s == 1]
+                if len(done) >= self.M - 1:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(len(done), self.M - 1, "rank 1 ran every trajectory but rank 2's while rank 2 was stopped")
+            self.assertGreaterEqual(sum(r == 1 for _, r in done), self.M - 2, done)
+        finally:
+            if slow is not None:
+                os.kill(slow, signal.SIGCONT)
+            out = proc.communicate(timeout=120)[0]
+        self.assertEqual(proc.returncode, 0, out)
+        rc, msg = check_store(store, "--expect-complete", str(self.M))
+        self.assertEqual(rc, 0, msg)
+        ra, rb = rows_by_episode(reference), rows_by_episode(store)
+        self.assertEqual(sorted(ra), sorted(rb))
+        for eid in ra:
+            for key in ra[eid]:
+                self.assertTrue(np.array_equal(ra[eid][key], rb[eid][key]), f"episode {eid} {key} differs")
+
+
 class TestBadInput(unittest.TestCase):
     def assert_fails(self, rc, out, *needles):
         self.assertNotEqual(rc, 0, out)

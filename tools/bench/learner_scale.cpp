@@ -1,6 +1,6 @@
 // learner_scale: the learner's own cost per round against the number of ranks, in one
-// process. The product's Generation (decide with the agent policy, exchange, absorb, store
-// write, seal, flush) runs over an in-process Collective whose N-1 simulated workers answer
+// process. The product's EpisodeRunner (decide with the agent policy, exchange, absorb, store
+// write, seal, flush) runs over an in-process StepLink whose N-1 simulated workers answer
 // each command by replaying recorded transitions, so the store and the agent see realistic
 // observations and losses. One row per rank count: learner ms per round, each part's share,
 // and the store's size; then the slope of log(ms) against log(N). "cpu ms" is the learner's
@@ -62,55 +62,57 @@ double cpu_seconds() {
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
 }
 
-/// Rank 0 of N in one process. Scatter copies each rank's block into its inbox; the N-1
-/// simulated workers answer into their outboxes; gather copies those to the root. The
-/// workers' own seconds are kept apart, so the exchange shows the transport's cost alone.
-class LoopbackCollective final : public Collective {
+/// Rank 0 of N in one process. A command sent to a rank waits in its inbox; receive() lets
+/// every simulated worker with a command answer it (all arrive at once, as when no worker
+/// is slower than the others) and copies the records out. The workers' own seconds are
+/// kept apart, so the exchange shows the transport's cost alone.
+class LoopbackLink final : public StepLink {
  public:
   using Worker = std::function<void(int rank, std::span<const double> command, std::span<double> record)>;
-  LoopbackCollective(int size, Worker worker) : size_(size), worker_(std::move(worker)) {}
+  LoopbackLink(int size, int command_block, int record_block, Worker worker)
+      : size_(size),
+        command_block_(static_cast<std::size_t>(command_block)),
+        record_block_(static_cast<std::size_t>(record_block)),
+        worker_(std::move(worker)),
+        inboxes_(command_block_ * static_cast<std::size_t>(size)),
+        waiting_(static_cast<std::size_t>(size), false) {}
 
-  std::string name() const override { return "loopback"; }
-  int rank() const override { return 0; }
   int size() const override { return size_; }
+  int awaited() const override { return awaited_; }
   double worker_seconds() const { return worker_seconds_; }
   double worker_cpu_seconds() const { return worker_cpu_seconds_; }
 
-  void scatter(std::span<const double> send, std::span<double> recv, int root) override {
-    require_root(root);
-    const std::size_t block = recv.size();
-    inboxes_.assign(send.begin(), send.end());
-    std::copy_n(send.begin(), block, recv.begin());
-    outboxes_.clear();
-    pending_block_ = block;
+  void send(int rank, std::span<const double> command) override {
+    std::copy(command.begin(), command.end(), inboxes_.begin() + static_cast<long>(rank * command_block_));
+    waiting_[static_cast<std::size_t>(rank)] = true;
+    ++awaited_;
   }
+  void release(int, std::span<const double>) override {}
 
-  void gather(std::span<const double> send, std::span<double> recv, int root) override {
-    require_root(root);
-    const std::size_t block = send.size();
-    outboxes_.assign(block * static_cast<std::size_t>(size_), 0.0);
+  std::vector<int> receive(std::span<double> records, double) override {
+    std::vector<int> ranks;
     const auto t0 = std::chrono::steady_clock::now();
     const double cpu0 = cpu_seconds();
-    for (int r = 1; r < size_; ++r)
-      worker_(r, std::span<const double>(inboxes_).subspan(r * pending_block_, pending_block_),
-              std::span<double>(outboxes_).subspan(r * block, block));
+    for (int r = 1; r < size_; ++r) {
+      if (!waiting_[static_cast<std::size_t>(r)]) continue;
+      worker_(r, std::span<const double>(inboxes_).subspan(r * command_block_, command_block_),
+              records.subspan(r * record_block_, record_block_));
+      waiting_[static_cast<std::size_t>(r)] = false;
+      ranks.push_back(r);
+    }
     worker_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     worker_cpu_seconds_ += cpu_seconds() - cpu0;
-    std::copy(send.begin(), send.end(), outboxes_.begin());
-    std::copy(outboxes_.begin(), outboxes_.end(), recv.begin());
+    awaited_ = 0;
+    return ranks;
   }
-
-  void broadcast(std::span<double>, int root) override { require_root(root); }
-  void barrier() override {}
 
  private:
-  void require_root(int root) const {
-    if (root != 0) throw Error("loopback collective: only rank 0 (the learner) is in this process");
-  }
   int size_;
+  std::size_t command_block_, record_block_;
   Worker worker_;
-  std::vector<double> inboxes_, outboxes_;
-  std::size_t pending_block_ = 0;
+  std::vector<double> inboxes_;
+  std::vector<bool> waiting_;
+  int awaited_ = 0;
   double worker_seconds_ = 0, worker_cpu_seconds_ = 0;
 };
 
@@ -183,21 +185,21 @@ Row run_one(const Options& o, int ranks, const Config& config, const OfflineStor
   PolicySet policies;
   policies[to_string(policy_spec)] = make_agent_policy(policy_spec, domains, policy_settings(config));
   const protocol::Sizes z{h.num_domains(), o.slots};
-  LoopbackCollective loop(ranks, Replayer(recording, z));
-  Generation gen(config, domains, store, policies, loop,
-                 [](int rank) -> std::string { throw Error(fmt::format("simulated rank {} cannot fail", rank)); });
+  LoopbackLink loop(ranks, z.command_block(), z.record_block(), Replayer(recording, z));
+  EpisodeRunner runner(config, domains, store, policies, loop, [](int rank) -> std::string {
+    throw Error(fmt::format("simulated rank {} cannot fail", rank));
+  });
   std::vector<EpisodePlan> plans;
   for (int i = 0; i < (ranks - 1) * o.slots; ++i) plans.push_back({i, i, policy_spec});
-  gen.start(plans);
   Row row;
   row.ranks = ranks;
   const double cpu0 = cpu_seconds();
-  while (!gen.done()) {
-    row.transitions += gen.round();
+  runner.run(plans, {}, [&](const BatchReport& b) {
+    row.transitions += b.transitions;
     ++row.rounds;
-  }
+  });
   row.cpu = cpu_seconds() - cpu0 - loop.worker_cpu_seconds();
-  row.times = gen.times();
+  row.times = runner.times();
   row.times.exchange -= loop.worker_seconds();
   row.file_mb = static_cast<double>(fs::file_size(path)) / (1 << 20);
   row.verified = verify_store(path, static_cast<std::int64_t>(plans.size()));

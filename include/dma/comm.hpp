@@ -1,8 +1,9 @@
 #pragma once
-/// Communication between the learner (rank 0) and the workers: control over MPI, bulk
-/// per-round tensors through a Collective (MPI always; NCCL when built and a GPU is there).
-/// Every wait is bounded by a watchdog: a collective still pending after comm.timeout_s
-/// throws CommTimeout naming the rank, and the app exits non-zero.
+/// Communication between ranks. The learner (rank 0) and the workers exchange their step
+/// messages point to point over MPI (StepLink), so the learner takes each worker's record
+/// as it arrives. Collectives over MPI or NCCL (Collective, make_collective) are what
+/// comm_probe checks on a new cluster. Every wait is bounded by a watchdog: a wait still
+/// pending after comm.timeout_s throws CommTimeout naming the rank, and the app exits non-zero.
 #include <mpi.h>
 
 #include <cstdint>

@@ -72,8 +72,8 @@ struct OrchestratorConfig {
 };
 
 struct CommConfig {
-  std::string backend = "auto";  ///< auto|mpi|nccl
-  double timeout_s = 600.0;      ///< watchdog: a collective waiting longer is an error
+  std::string backend = "auto";  ///< auto|mpi|nccl: the Collective make_collective builds (comm_probe)
+  double timeout_s = 600.0;      ///< watchdog: a wait on another rank lasting longer is an error
 };
 
 struct CollectConfig {

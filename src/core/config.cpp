@@ -122,8 +122,7 @@ void register_eval(Table& t, Config& c) {
 
 void register_orchestration(Table& t, Config& c) {
   t.num("orchestrator.slots", c.orchestrator.slots, 1, 4096, "proxies per worker rank");
-  t.str("comm.backend", c.comm.backend, {"auto", "mpi", "nccl"}, "collective backend");
-  t.num("comm.timeout_s", c.comm.timeout_s, 0.1, 1e7, "watchdog limit for one collective");
+  t.num("comm.timeout_s", c.comm.timeout_s, 0.1, 1e7, "watchdog limit for one wait on another rank");
   t.num("collect.trajectories", c.collect.trajectories, 1, 100000000, "M: trajectories to collect");
   t.str("collect.policies", c.collect.policies, {}, "policy mix, e.g. random:0.9,uniform:0.1");
   t.str("collect.store", c.collect.store, {}, "store path (default <run.dir>/store.h5)");
@@ -250,6 +249,10 @@ constexpr std::array<std::string_view, 21> kRetiredKeys = {"train.beta1",
   std::string key = raw;
   while (!key.empty() && key.front() == '-') key.erase(0, 1);
   if (auto eq = key.find('='); eq != std::string::npos) key.resize(eq);  // Boost.PO reports "--k=v" whole
+  if (key == "comm.backend")
+    throw ConfigError(
+        "config key 'comm.backend' is no longer a key: the learner and the workers exchange their step messages "
+        "(a few KB) point to point over MPI, whatever the devices; remove it");
   if (std::find(kRetiredKeys.begin(), kRetiredKeys.end(), key) != kRetiredKeys.end())
     throw ConfigError(fmt::format(
         "config key '{}' is no longer a key: it is a fixed part of the recipe (docs/options.md); remove it", key));

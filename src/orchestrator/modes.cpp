@@ -428,13 +428,8 @@ int run_orchestrator(const Config& config, MpiSession& mpi) {
     prepare_run_dir(effective.run.dir);
     warn_if_generic_blas();
   }
-  RunContext ctx{effective,
-                 mpi,
-                 nullptr,
-                 DomainSpace::open(effective.data.space),
-                 config.proxy.threads == 0,
+  RunContext ctx{effective, mpi, DomainSpace::open(effective.data.space), config.proxy.threads == 0,
                  agent_policy_registry()};
-  if (mpi.size() > 1) ctx.collective = make_collective(effective.comm, mpi);
   if (!ctx.is_learner()) {
     run_worker(ctx);
     return 0;

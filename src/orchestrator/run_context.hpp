@@ -1,5 +1,5 @@
 #pragma once
-// What every mode needs on every rank: config, MPI, the collective, the domain space, paths.
+// What every mode needs on every rank: config, MPI, the domain space, paths.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -14,7 +14,6 @@ namespace dma {
 struct RunContext {
   Config config;  // effective config (proxy.threads resolved)
   MpiSession& mpi;
-  std::unique_ptr<Collective> collective;  // null in learner-only runs (1 rank)
   DomainSpace space;
   bool auto_threads = true;  // proxy.threads was 0: this rank's share of the cores
   PolicyRegistry policies;   // the kinds this program builds (the built-in ones and the agent)
@@ -30,7 +29,7 @@ struct RunContext {
   std::string kept_state_path(std::int64_t root) const { return kept_state_dir() + "/" + std::to_string(root) + ".pt"; }
 };
 
-/// Control over MPI (not the Collective): the learner announces the next phase to every
+/// Control over MPI: the learner announces the next phase to every
 /// worker. Workers may wait a long time here (the learner trains an agent, pretrains).
 int broadcast_phase(RunContext& ctx, int phase);
 

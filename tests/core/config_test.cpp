@@ -77,6 +77,11 @@ TEST(Config, RetiredKeysSayTheyAreFixedPartsOfTheRecipe) {
   expect_config_error([] { parse_ini_text("[agent]\ntau = 0.01\n"); },
                       {"'agent.tau' is no longer a key", "docs/options.md"});
   expect_config_error([] { parse({"--mode", "collect", "--train.beta2=0.99"}); }, {"'train.beta2' is no longer a key"});
+  expect_config_error(
+      [] {
+        parse({"--mode", "collect", "--comm.backend=nccl"});
+      },
+      {"'comm.backend' is no longer a key", "point to point over MPI"});
 }
 
 TEST(Config, AtMostSeventyKeys) { EXPECT_LE(config_keys().size(), 70u); }

@@ -5,9 +5,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <limits>
 #include <map>
 #include <random>
 #include <span>
+#include <string_view>
+#include <unordered_map>
 
 #include <fmt/format.h>
 
@@ -50,6 +54,72 @@ struct AgentModel::Impl {
     auto newest_first = per_step.flip({/*dim=*/1}).permute({0, 2, 1, 3});  // (B, D, H, kStepFeatures)
     return state.norm.apply(newest_first.reshape({batch, domains, H * agent::kStepFeatures}));
   }
+  // The actor's mean logits (B, D) in inference, computed once per distinct token. Domains
+  // whose masked tokens are equal (the default actor reads field-level features only, so a
+  // field's domains are) get equal outputs from every layer, and attention over k equal keys
+  // is attention over one key with log k added to its score: each episode's distinct tokens
+  // go through the network with the log-sum-exp of their members' key biases, and the result
+  // is spread back to the domains. The same function as actor_logits, at a small fraction
+  // of its cost when D is large. Episodes are batched by their number of distinct tokens and
+  // each one's products are its own (nets.cpp `linear`), so its bits do not depend on the batch.
+  torch::Tensor distinct_token_logits(const torch::Tensor& tokens, const torch::Tensor& is_target) {
+    const auto B = tokens.size(0), D = tokens.size(1), F = tokens.size(2);
+    // Masked columns become +0 and every -0 becomes +0, so that tokens equal in value are
+    // equal in bits (a masked negative feature would otherwise leave a -0 behind).
+    const auto masked =
+        torch::where(state.actor_mask != 0, tokens + 0.0, torch::zeros({}, tokens.options())).contiguous();
+    const auto key_bias =
+        state.field_balanced ? (-agent::field_log_counts(is_target)).contiguous() : torch::zeros({B, D});
+    const float* x = masked.data_ptr<float>();
+    const float* kb = key_bias.data_ptr<float>();
+    const auto row_bytes = static_cast<size_t>(F) * sizeof(float);
+    std::vector<std::vector<std::int64_t>> member(static_cast<size_t>(B));  // domain -> distinct index
+    std::vector<std::vector<std::int64_t>> first(static_cast<size_t>(B));   // distinct index -> first domain
+    std::map<std::int64_t, std::vector<std::int64_t>> by_count;             // distinct count -> episodes
+    std::unordered_map<std::string_view, std::int64_t> seen;
+    for (std::int64_t b = 0; b < B; ++b) {
+      seen.clear();
+      auto& m = member[static_cast<size_t>(b)];
+      auto& f = first[static_cast<size_t>(b)];
+      for (std::int64_t d = 0; d < D; ++d) {
+        const auto* row = reinterpret_cast<const char*>(x + (b * D + d) * F);
+        const auto [it, fresh] =
+            seen.try_emplace(std::string_view(row, row_bytes), static_cast<std::int64_t>(f.size()));
+        if (fresh) f.push_back(d);
+        m.push_back(it->second);
+      }
+      by_count[static_cast<std::int64_t>(f.size())].push_back(b);
+    }
+    auto out = torch::empty({B, D});
+    float* o = out.data_ptr<float>();
+    for (const auto& [U, episodes] : by_count) {
+      const auto G = static_cast<std::int64_t>(episodes.size());
+      auto distinct = torch::empty({G, U, F});
+      auto merged_bias = torch::full({G, U}, -std::numeric_limits<float>::infinity());
+      float* dx = distinct.data_ptr<float>();
+      float* mb = merged_bias.data_ptr<float>();
+      for (std::int64_t g = 0; g < G; ++g) {
+        const auto b = episodes[static_cast<size_t>(g)];
+        const auto& f = first[static_cast<size_t>(b)];
+        for (std::int64_t u = 0; u < U; ++u)
+          std::memcpy(dx + (g * U + u) * F, x + (b * D + f[static_cast<size_t>(u)]) * F, row_bytes);
+        for (std::int64_t d = 0; d < D; ++d) {  // log-sum-exp of the members' biases, one at a time
+          float& acc = mb[g * U + member[static_cast<size_t>(b)][static_cast<size_t>(d)]];
+          const float v = kb[b * D + d];
+          acc = std::max(acc, v) + std::log1p(std::exp(-std::abs(acc - v)));
+        }
+      }
+      const auto logits = state.actor->forward(distinct, merged_bias).contiguous();  // (G, U)
+      const float* l = logits.data_ptr<float>();
+      for (std::int64_t g = 0; g < G; ++g) {
+        const auto b = episodes[static_cast<size_t>(g)];
+        for (std::int64_t d = 0; d < D; ++d)
+          o[b * D + d] = l[g * U + member[static_cast<size_t>(b)][static_cast<size_t>(d)]] + kb[b * D + d];
+      }
+    }
+    return out;
+  }
+
   // is_target (batch, D) from the newest observation of each history.
   torch::Tensor target_masks(std::span<const float> histories, int batch, int domains) const {
     const auto od = static_cast<size_t>(obs::dim(domains)), per = static_cast<size_t>(state.history) * od;
@@ -109,7 +179,7 @@ std::vector<float> AgentModel::mean_logits(std::span<const float> histories, int
     const int rows = std::min(rows_per_pass, batch - first);
     const auto part = histories.subspan(static_cast<size_t>(first) * per_row, static_cast<size_t>(rows) * per_row);
     auto tokens = impl_->tokens(part, rows, num_domains);
-    auto logits = impl_->state.actor_logits(tokens, impl_->target_masks(part, rows, num_domains)).contiguous();
+    auto logits = impl_->distinct_token_logits(tokens, impl_->target_masks(part, rows, num_domains));
     out.insert(out.end(), logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   }
   return out;

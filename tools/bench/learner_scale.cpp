@@ -9,8 +9,11 @@
 // reopened and each episode checked against its checksum.
 //
 //   learner_scale [--ranks 2,4,...,1024] [--domains 52] [--horizon 16] [--slots 1] [--repeat 1]
+//                 [--agent-threads 1]
 //                 [--recording STORE] [--agent CHECKPOINT] [--dir DIR] [--keep]
 //
+// --agent-threads T gives the agent's inference T LibTorch threads (agent.threads): the wall
+// time of its batches falls, their CPU time does not.
 // --repeat K runs each rank count K times and keeps the fastest run (on a shared machine
 // other work only ever adds time).
 //
@@ -49,6 +52,7 @@ namespace fs = std::filesystem;
 struct Options {
   std::vector<int> ranks{2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
   int domains = 52, horizon = 16, slots = 1;
+  int agent_threads = 1;
   int repeat = 1;  // runs per rank count; the fastest is kept (a shared machine's noise only adds time)
   std::string recording, agent, dir;
   bool keep = false;
@@ -220,7 +224,7 @@ double loglog_slope(const std::vector<Row>& rows, std::size_t first) {
 Options parse(int argc, char** argv) {
   Options o;
   const std::string usage =
-      "usage: learner_scale [--ranks 2,4,...] [--domains D] [--horizon H] [--slots S] [--repeat K] "
+      "usage: learner_scale [--ranks 2,4,...] [--domains D] [--horizon H] [--slots S] [--repeat K] [--agent-threads T] "
       "[--recording STORE] [--agent CHECKPOINT] [--dir DIR] [--keep]";
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -240,6 +244,8 @@ Options parse(int argc, char** argv) {
       o.slots = bench::positive(a, v);
     else if (a == "--repeat")
       o.repeat = bench::positive(a, v);
+    else if (a == "--agent-threads")
+      o.agent_threads = bench::positive(a, v);
     else if (a == "--recording")
       o.recording = v;
     else if (a == "--agent")
@@ -285,6 +291,7 @@ int run(const Options& o) {
   Config config;
   config.train.horizon = o.horizon;
   config.orchestrator.slots = o.slots;
+  config.agent.threads = o.agent_threads;
   const OfflineStore rec = recording(o, config.eval);
   std::string checkpoint = o.agent;
   if (checkpoint.empty()) {
@@ -294,8 +301,9 @@ int run(const Options& o) {
     train_agent_offline(train, {rec}, checkpoint, "", /*steps_override=*/0);
   }
   const PolicySpec spec = agent_spec({checkpoint});
-  fmt::print("learner_scale: D={} H={} S={} policy {} ({} recorded episodes{})\n", rec.header.num_domains(), o.horizon,
-             o.slots, to_string(spec), rec.rows.size(), o.recording.empty() ? ", simulated" : " from " + o.recording);
+  fmt::print("learner_scale: D={} H={} S={} agent threads {} policy {} ({} recorded episodes{})\n",
+             rec.header.num_domains(), o.horizon, o.slots, o.agent_threads, to_string(spec), rec.rows.size(),
+             o.recording.empty() ? ", simulated" : " from " + o.recording);
   fmt::print("{:>6} {:>7} {:>8} {:>9} {:>7} {:>9} {:>7} {:>6} {:>5} {:>6} {:>8} {:>8}\n", "ranks", "rounds", "cpu ms",
              "wall ms", "decide%", "exchange%", "absorb%", "write%", "seal%", "flush%", "store MB", "verified");
   std::vector<Row> rows;

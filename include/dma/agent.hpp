@@ -119,6 +119,7 @@ struct CriticAccuracy {
   int steps_correlated = 0;      ///< steps in that mean (at least 3 pairs, neither side all tied)
   double rmse_affine = 0;        ///< RMSE of the return-to-go about its least-squares affine fit on Q
   double return_std = 0;         ///< the return-to-go's std (the RMSE of a constant fit)
+  std::vector<double> per_step;  ///< the rank correlation at each step (NaN where undefined)
 };
 /// Throws CheckpointError or StoreError (one line) for a bad checkpoint, a store the agent
 /// cannot read, or fewer than 3 pairs. `discount` < 0: the recipe's (agent.discount).

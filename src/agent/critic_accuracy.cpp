@@ -114,8 +114,8 @@ CriticAccuracy critic_accuracy(const std::string& checkpoint, const OfflineStore
   out.spearman = spearman(q_all, g_all);
   double sum = 0;
   for (const auto& [t, qg] : by_step) {
-    if (qg.first.size() < 3) continue;
-    const double r = spearman(qg.first, qg.second);
+    const double r = qg.first.size() < 3 ? std::nan("") : spearman(qg.first, qg.second);
+    out.per_step.push_back(r);
     if (std::isnan(r)) continue;
     sum += r;
     ++out.steps_correlated;

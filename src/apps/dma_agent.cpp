@@ -8,8 +8,10 @@
 #include <iostream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <boost/program_options.hpp>
 
 #include "dma/agent.hpp"
@@ -57,7 +59,7 @@ int run_serve(int argc, char** argv) {
   return 0;
 }
 
-// A figure for JSON: NaN (no spread to correlate) is null.
+// A figure for JSON (and the per-step line): NaN (no spread to correlate) is null.
 std::string json_number(double x) { return std::isfinite(x) ? fmt::format("{:.6g}", x) : "null"; }
 
 int run_critic_accuracy(int argc, char** argv) {
@@ -69,17 +71,20 @@ int run_critic_accuracy(int argc, char** argv) {
       "json", po::bool_switch(&json), "print one JSON object instead of lines");
   if (!dma::apps::parse_subcommand(argc, argv, d, "dma_agent", "critic-accuracy")) return 0;
   const auto a = dma::critic_accuracy(checkpoint, dma::load_offline_store(store));
+  std::vector<std::string> per_step;
+  for (double r : a.per_step) per_step.push_back(json_number(r));
   if (json) {
     std::cout << fmt::format(
         "{{\"pairs\": {}, \"episodes\": {}, \"discount\": {}, \"spearman\": {}, \"spearman_per_step\": {}, "
-        "\"steps_correlated\": {}, \"rmse_affine\": {}, \"return_std\": {}}}\n",
+        "\"steps_correlated\": {}, \"rmse_affine\": {}, \"return_std\": {}, \"per_step\": [{}]}}\n",
         a.pairs, a.episodes, json_number(a.discount), json_number(a.spearman), json_number(a.spearman_per_step),
-        a.steps_correlated, json_number(a.rmse_affine), json_number(a.return_std));
+        a.steps_correlated, json_number(a.rmse_affine), json_number(a.return_std), fmt::join(per_step, ", "));
     return 0;
   }
   std::cout << fmt::format("pairs: {} (state, stored action) from {} complete episodes\n", a.pairs, a.episodes)
             << fmt::format("spearman: {:.4f}\n", a.spearman)
             << fmt::format("spearman per step: {:.4f} (mean over {} steps)\n", a.spearman_per_step, a.steps_correlated)
+            << fmt::format("spearman at each step: {}\n", fmt::join(per_step, " "))
             << fmt::format("rmse after affine fit: {:.6f} (return-to-go std {:.6f}, discount {})\n", a.rmse_affine,
                            a.return_std, a.discount);
   return 0;

@@ -471,6 +471,8 @@ TEST(Agent, TrainedCriticsPredictRealisedReturnsBetterThanUntrainedOnes) {
   EXPECT_EQ(good.pairs, 24 * 8);
   EXPECT_EQ(good.episodes, 24);
   EXPECT_EQ(good.steps_correlated, 8);
+  ASSERT_EQ(good.per_step.size(), 8u);
+  EXPECT_NEAR(std::accumulate(good.per_step.begin(), good.per_step.end(), 0.0) / 8, good.spearman_per_step, 1e-12);
   EXPECT_DOUBLE_EQ(good.discount, AgentConfig{}.discount);
   EXPECT_DOUBLE_EQ(good.return_std, base.return_std) << "the returns do not depend on the critics";
   EXPECT_GT(good.spearman, 0.5);

@@ -475,10 +475,14 @@ TEST(Agent, TrainedCriticsPredictRealisedReturnsBetterThanUntrainedOnes) {
   EXPECT_NEAR(std::accumulate(good.per_step.begin(), good.per_step.end(), 0.0) / 8, good.spearman_per_step, 1e-12);
   EXPECT_DOUBLE_EQ(good.discount, AgentConfig{}.discount);
   EXPECT_DOUBLE_EQ(good.return_std, base.return_std) << "the returns do not depend on the critics";
-  EXPECT_GT(good.spearman, 0.5);
-  EXPECT_GT(good.spearman, base.spearman + 0.2);
-  EXPECT_GT(good.spearman_per_step, base.spearman_per_step + 0.1);
-  EXPECT_LT(good.rmse_affine, base.rmse_affine);
+  const auto figures = ::testing::Message()
+                       << "trained: spearman " << good.spearman << ", per step " << good.spearman_per_step << ", rmse "
+                       << good.rmse_affine << "; untrained: " << base.spearman << ", " << base.spearman_per_step << ", "
+                       << base.rmse_affine;
+  EXPECT_GT(good.spearman, 0.5) << figures;
+  EXPECT_GT(good.spearman, base.spearman + 0.2) << figures;
+  EXPECT_GT(good.spearman_per_step, base.spearman_per_step + 0.1) << figures;
+  EXPECT_LT(good.rmse_affine, base.rmse_affine) << figures;
   EXPECT_LE(good.rmse_affine, good.return_std);
   write_store(dir.file("held.h5"), held);  // the file gives what the rows in memory give
   const auto from_file = critic_accuracy(dir.file("trained.pt"), load_offline_store(dir.file("held.h5")));

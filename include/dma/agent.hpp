@@ -105,6 +105,26 @@ struct SourceResponse {
 SourceResponse probe_source_response(const AgentModel& model, const std::vector<Transition>& episode, int step,
                                      const std::vector<double>& shifts);
 
+/// How well an agent's critics predict realised returns: for every step of every complete
+/// episode of a store, min(Q1, Q2) at the stored history and action, in score units, against
+/// the discounted return-to-go of the rewards training would compute (the checkpoint's score,
+/// scales and [eval] settings). n-step backups estimate the same return, so only the discount
+/// matters.
+struct CriticAccuracy {
+  std::int64_t pairs = 0;        ///< (state history, stored action) pairs scored
+  std::int64_t episodes = 0;     ///< complete episodes they come from
+  double discount = 0;           ///< of the return-to-go
+  double spearman = 0;           ///< rank correlation of Q and the return-to-go over all pairs
+  double spearman_per_step = 0;  ///< mean over steps of the rank correlation among one step's pairs
+  int steps_correlated = 0;      ///< steps in that mean (at least 3 pairs, neither side all tied)
+  double rmse_affine = 0;        ///< RMSE of the return-to-go about its least-squares affine fit on Q
+  double return_std = 0;         ///< the return-to-go's std (the RMSE of a constant fit)
+  std::vector<double> per_step;  ///< the rank correlation at each step (NaN where undefined)
+};
+/// Throws CheckpointError or StoreError (one line) for a bad checkpoint, a store the agent
+/// cannot read, or fewer than 3 pairs. `discount` < 0: the recipe's (agent.discount).
+CriticAccuracy critic_accuracy(const std::string& checkpoint, const OfflineStore& store, double discount = -1);
+
 /// The `agent:<checkpoint>[?noise=<std>]` policy: the deterministic mean action, or the mean
 /// logits plus Gaussian noise of that std (default agent.exploration_std; iterate passes
 /// ?noise=<iterate.exploration_std>). Noise derives from the episode seed only.

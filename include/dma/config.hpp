@@ -220,6 +220,11 @@ CommandLine parse_command_line(int argc, const char* const* argv);
 /// Parses INI text alone (tests, stores that carry their config).
 Config parse_ini_text(const std::string& ini_text);
 
+/// The [eval] section of a stored config (a store's or an agent checkpoint's): a config from
+/// another dma version may hold keys this one does not know, so only that section is parsed
+/// when the whole text fails. Throws ConfigError when the section itself does not parse.
+EvalConfig stored_eval_config(const std::string& ini_text);
+
 /// The effective configuration as INI text (every key, sections in a fixed order).
 std::string to_ini(const Config& config);
 

@@ -322,6 +322,21 @@ Config parse_ini_text(const std::string& ini_text) {
   return c;
 }
 
+EvalConfig stored_eval_config(const std::string& ini_text) {
+  try {
+    return parse_ini_text(ini_text).eval;
+  } catch (const ConfigError&) {
+  }
+  std::string section, eval_text, line;
+  std::istringstream in(ini_text);
+  while (std::getline(in, line)) {
+    const auto first = line.find_first_not_of(" \t");
+    if (first != std::string::npos && line[first] == '[') section = line.substr(first);
+    if (section.rfind("[eval]", 0) == 0) eval_text += line + "\n";
+  }
+  return parse_ini_text(eval_text).eval;
+}
+
 CommandLine parse_command_line(int argc, const char* const* argv) {
   CommandLine cl;
   Config& c = cl.config;

@@ -35,22 +35,10 @@ std::int64_t parse_id(const std::string& s, const std::string& spec) {
   throw ConfigError(fmt::format("--episodes '{}' is not valid: use A-B, A, A- or -B with episode ids", spec));
 }
 
-/// The [eval] section of a stored config; a config from another dma version may hold keys
-/// this one does not know, so only that section is parsed when the whole text fails.
+/// The [eval] section of a store's config (config.hpp stored_eval_config).
 EvalConfig stored_eval(const std::string& ini, const std::string& path) {
   try {
-    return parse_ini_text(ini).eval;
-  } catch (const ConfigError&) {
-  }
-  std::string section, eval_text, line;
-  std::istringstream in(ini);
-  while (std::getline(in, line)) {
-    const auto first = line.find_first_not_of(" \t");
-    if (first != std::string::npos && line[first] == '[') section = line.substr(first);
-    if (section.rfind("[eval]", 0) == 0) eval_text += line + "\n";
-  }
-  try {
-    return parse_ini_text(eval_text).eval;
+    return stored_eval_config(ini);
   } catch (const ConfigError& e) {
     throw StoreError(fmt::format("store '{}' carries a config whose [eval] section does not parse ({}): pass --score",
                                  path, e.what()));

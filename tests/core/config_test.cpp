@@ -84,6 +84,15 @@ TEST(Config, RetiredKeysSayTheyAreFixedPartsOfTheRecipe) {
       {"'comm.backend' is no longer a key", "point to point over MPI"});
 }
 
+// A stored config (a store's, a checkpoint's) from another version: its [eval] still counts.
+TEST(Config, AStoredConfigWithUnknownKeysStillGivesItsEvalSection) {
+  const auto eval = stored_eval_config("[eval]\nbudget_tolerance = 0.05\nscore = mean\n[future]\nknob = 1\n");
+  EXPECT_DOUBLE_EQ(eval.budget_tolerance, 0.05);
+  EXPECT_EQ(eval.score, "mean");
+  EXPECT_DOUBLE_EQ(stored_eval_config("[eval]\nbudget_tolerance = 0.03\n").budget_tolerance, 0.03);
+  EXPECT_THROW(stored_eval_config("[eval]\nbudget_tolerance = x\n[future]\nknob = 1\n"), ConfigError);
+}
+
 TEST(Config, AtMostSeventyKeys) { EXPECT_LE(config_keys().size(), 70u); }
 
 TEST(Config, OutOfRangeOrMalformedValuesNameTheKey) {

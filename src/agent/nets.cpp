@@ -14,14 +14,30 @@ torch::Tensor action_features(const torch::Tensor& actions) {  // (B, K, D) -> (
   const auto rel = actions * static_cast<double>(actions.size(-1));
   return torch::stack({rel, torch::log(rel + 0.01)}, /*dim=*/-1);
 }
-// In inference, each episode's (D, in) rows of a (B, D, in) input go through their own matrix
-// product: the kernels then see the same shapes and offsets for every episode, so its outputs
-// are the same bits whatever batch it came in (a single product over all B·D rows rounds a row
-// differently by where it falls in the kernels' tiles). Training keeps the single product.
+// In inference, a (B, D, in) input goes through the layer row by row in one fixed order of
+// operations (each output accumulates its inputs in order), so a row's outputs are the same
+// bits whatever batch it came in; a BLAS product over all B·D rows rounds a row differently
+// by where it falls in the kernel's tiles. The rows are short (tens of inputs and outputs),
+// where this loop also beats a BLAS call per episode. Training keeps the library's product.
 torch::Tensor linear(nn::Linear& layer, const torch::Tensor& x) {
   if (!c10::InferenceMode::is_enabled() || x.dim() != 3) return layer(x);
-  auto y = torch::bmm(x.contiguous(), layer->weight.t().unsqueeze(0).expand({x.size(0), -1, -1}));
-  return layer->options.bias() ? y + layer->bias : y;
+  const auto in = x.contiguous();
+  const auto weight_t = layer->weight.t().contiguous();  // (in, out)
+  const std::int64_t rows = in.size(0) * in.size(1), n_in = in.size(2), n_out = weight_t.size(1);
+  auto out = layer->options.bias() ? layer->bias.expand({rows, n_out}).contiguous() : torch::zeros({rows, n_out});
+  const float* a = in.data_ptr<float>();
+  const float* w = weight_t.data_ptr<float>();
+  float* y = out.data_ptr<float>();
+  for (std::int64_t r = 0; r < rows; ++r) {
+    float* yr = y + r * n_out;
+    const float* ar = a + r * n_in;
+    for (std::int64_t k = 0; k < n_in; ++k) {
+      const float ak = ar[k];
+      const float* wk = w + k * n_out;
+      for (std::int64_t o = 0; o < n_out; ++o) yr[o] += ak * wk[o];
+    }
+  }
+  return out.view({in.size(0), in.size(1), n_out});
 }
 }  // namespace
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Compiles and links dma (the proxy, agent and comm code, up to dma_orchestrate) against PyPI's
-# CUDA LibTorch 2.x and its NCCL, pinned in tools/cuda-requirements.txt. Nothing of it runs
+# Compiles and links dma (the proxy, agent and comm code: dma_orchestrate, dma_agent, proxy_check
+# and comm_probe) against PyPI's CUDA LibTorch 2.x and its NCCL, pinned in
+# tools/cuda-requirements.txt. Nothing of it runs
 # here: the point is that a break of the LibTorch 2.x branches (fused attention, autocast by
 # device, NCCL's headers) fails the test suite instead of a first cluster build.
 #
@@ -13,7 +14,7 @@
 #   3. BUILD_DIR: dma configured with CMAKE_PREFIX_PATH=torch.utils.cmake_prefix_path,
 #      CMAKE_LIBRARY_PATH=torch/lib and NCCL_HOME=nvidia/nccl, compiled at -O0 (the check is
 #      that it compiles and links; code generation is the CPU build's business)
-#   4. checks on the result: the executables need the CUDA LibTorch and the wheel's libnccl.so.2,
+#   4. checks on the result: the executables need the CUDA LibTorch, comm_probe the wheel's libnccl.so.2,
 #      and the objects call the LibTorch 2.x entry points (scaled_dot_product_attention,
 #      autocast by device type, the GPU's compute capability)
 # The CUDA toolkit's libraries are on this machine but cuSPARSELt, NVSHMEM and cuFile (which
@@ -65,9 +66,9 @@ mkdir -p "$build"
 NCCL_HOME=$site/nvidia/nccl TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} \
   cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_FLAGS_RELEASE="-O0 -DNDEBUG" \
   -DCMAKE_PREFIX_PATH="$torch_cmake" -DCMAKE_LIBRARY_PATH="$site/torch/lib" -DDMA_WITH_NCCL=ON \
-  -DDMA_BUILD_TESTS=OFF -DDMA_BUILD_BENCH=OFF -DCMAKE_EXE_LINKER_FLAGS="-Wl,--allow-shlib-undefined" \
+  -DDMA_BUILD_TESTS=ON -DDMA_BUILD_BENCH=OFF -DCMAKE_EXE_LINKER_FLAGS="-Wl,--allow-shlib-undefined" \
   >"$build/configure.log" 2>&1 || { tail -n 20 "$build/configure.log" >&2; fail "configure failed (log: $build/configure.log)"; }
-targets=(dma_orchestrate dma_agent_cli proxy_check)
+targets=(dma_orchestrate dma_agent_cli proxy_check comm_probe)
 cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" ||
   fail "dma does not build against torch $torch_version (errors above)"
 say "configured and built ${targets[*]} in $(seconds "$t") s"
@@ -76,7 +77,7 @@ say "configured and built ${targets[*]} in $(seconds "$t") s"
 # (grep reads whole outputs: with pipefail, grep -q in a pipe fails when the writer gets SIGPIPE)
 needs() { grep -qF "[$2" <<<"$(readelf -d "$build/bin/$1" | grep NEEDED)" || fail "$1 does not link $2"; }
 for exe in dma_orchestrate gpu/proxy_check; do needs "$exe" libtorch_cuda.so; done
-needs dma_orchestrate libnccl.so.2
+needs comm_probe libnccl.so.2  # the collectives comm_probe checks on a cluster; the step path needs no NCCL
 nccl=$(sed -n 's/^NCCL_LIBRARY:FILEPATH=//p' "$build/CMakeCache.txt")
 [[ $nccl == "$site"/nvidia/nccl/* ]] || fail "the comm code links $nccl, not the NCCL of torch's environment"
 calls() {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Compiles and links dma (the proxy, agent and comm code: dma_orchestrate, dma_agent, proxy_check
 # and comm_probe) against PyPI's CUDA LibTorch 2.x and its NCCL, pinned in
-# tools/cuda-requirements.txt. Nothing of it runs
-# here: the point is that a break of the LibTorch 2.x branches (fused attention, autocast by
-# device, NCCL's headers) fails the test suite instead of a first cluster build.
+# tools/cuda-requirements.txt. Nothing of it runs here: the point is that a break of the
+# LibTorch 2.x branches (fused attention, autocast by device, NCCL's headers) fails the test
+# suite instead of a first cluster build.
 #
 #   tools/cuda-build.sh [BUILD_DIR]      (default build-cuda; the test suite runs it as gpu.cuda_build)
 #

@@ -5,7 +5,7 @@
 # block of evaluation seed ids, which training, tuning and model selection never touch. Ends
 # with one table: every pipeline's agent − policy paired by seed, and the lead averaged over
 # the pipelines with a 95 % interval over them.
-# Usage: launch/study.sh [extra dma_orchestrate options]   (50 min on 2 cores)
+# Usage: launch/study.sh [extra dma_orchestrate options]   (72 min measured on 2 cores)
 # Env: RUN_DIR (runs/study), PIPELINES (3), EVAL_SEEDS (16), EVAL_SEED_OFFSET (16000016),
 #      POLICIES (the agent against the tuned baselines, fixed:0.5 and RegMix).
 set -euo pipefail

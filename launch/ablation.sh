@@ -4,7 +4,7 @@
 # docs/options.md), and every variant is evaluated beside the pipeline's agent on the study's
 # evaluation seeds. Ends with one table: each variant − the agent, paired by seed within a
 # pipeline and averaged over the pipelines with a 95 % interval over them.
-# Usage: launch/ablation.sh [extra dma_orchestrate options]   (about 12 min per pipeline on 2 cores)
+# Usage: launch/ablation.sh [extra dma_orchestrate options]   (50 min measured on 2 cores)
 # Env: RUN_DIR (runs/study, where launch/study.sh left its pipelines), PIPELINES (3),
 #      EVAL_SEEDS (16), EVAL_SEED_OFFSET (16000016), JOBS (2: variants trained at once).
 set -euo pipefail

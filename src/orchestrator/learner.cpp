@@ -37,13 +37,20 @@ struct Live {
   std::size_t store_index = 0;
   Policy* policy = nullptr;
   int rank = 1, slot = 0;
-  bool active = true;
+  bool active = false;
   obs::Tracker track;           // step, last weights, losses now
   std::vector<float> obs;       // (obs_dim) o_t
   std::vector<double> weights;  // (D) a_t, decided this round
   double episode_return = 0;
   std::int64_t tokens = 0;
   double seconds = 0;
+
+  /// Back to an idle slot of the same worker.
+  void vacate() {
+    const int r = rank, s = slot;
+    *this = Live{};
+    rank = r, slot = s;
+  }
 };
 
 /// Least time between two flushes of rows alone (at a thousand workers a batch comes every few
@@ -75,13 +82,16 @@ struct EpisodeRunner::Impl {
         read_worker_error_(std::move(read_worker_error)),
         z_{domains.num_domains(), config.orchestrator.slots},
         frame_{domains.fields, domains.token_shares, store.header().base_eval_loss, config.train.horizon},
-        slots_(static_cast<std::size_t>((link.size() - 1) * z_.slots)) {}
+        slots_(static_cast<std::size_t>((link.size() - 1) * z_.slots)) {
+    for (int r = 1; r < link.size(); ++r)
+      for (int s = 0; s < z_.slots; ++s) slot(r, s).rank = r, slot(r, s).slot = s;
+  }
 
   bool run(const std::vector<EpisodePlan>& plans, const PrefixRows& prefixes,
            const std::function<void(const BatchReport&)>& on_batch);
   void take_next_plan(Live& slot);
   void start_next_steps(const std::vector<int>& ranks, Stopwatch& clock);
-  void register_from(std::size_t first);
+  void register_next_plans();
   std::vector<Transition> continue_from(Live& l, const std::vector<Transition>& prefix) const;
   void decide(const std::vector<int>& ranks);
   void send_commands(const std::vector<int>& ranks);
@@ -119,10 +129,10 @@ struct EpisodeRunner::Impl {
 
 // Plans are registered a worker-set at a time (workers · slots), in plan order: the store's
 // blocks follow the plans whatever the rank count, and the rows held in memory stay bounded.
-void EpisodeRunner::Impl::register_from(std::size_t first) {
-  const std::size_t last = std::min(plans_->size(), first + slots_.size());
+void EpisodeRunner::Impl::register_next_plans() {
+  const std::size_t last = std::min(plans_->size(), registered_ + slots_.size());
   std::vector<EpisodeRecord> records;
-  for (std::size_t i = first; i < last; ++i) {
+  for (std::size_t i = registered_; i < last; ++i) {
     const EpisodePlan& p = (*plans_)[i];
     // Rank 0 until a worker takes it (set_ranks).
     records.push_back({p.id, trajectory_seed(config_.run.seed, p.seed_id), 0, 0, EpisodeStatus::kRunning, 0,
@@ -134,11 +144,9 @@ void EpisodeRunner::Impl::register_from(std::size_t first) {
 }
 
 void EpisodeRunner::Impl::take_next_plan(Live& l) {
-  const int rank = l.rank, s = l.slot;
-  l = Live{};
-  l.rank = rank, l.slot = s, l.active = false;
+  l.vacate();
   if (next_plan_ >= plans_->size()) return;
-  if (next_plan_ >= registered_) register_from(registered_);
+  if (next_plan_ >= registered_) register_next_plans();
   const std::size_t i = next_plan_++;
   l.plan = (*plans_)[i];
   l.store_index = store_index_[i];
@@ -156,7 +164,7 @@ void EpisodeRunner::Impl::take_next_plan(Live& l) {
                         std::make_move_iterator(copies.end()));
   }
   placed_indices_.push_back(l.store_index);
-  placed_ranks_.push_back(rank);
+  placed_ranks_.push_back(l.rank);
   l.policy->begin_episode(l.plan.id, trajectory_seed(config_.run.seed, l.plan.seed_id, kStreamPolicy));
 }
 
@@ -338,12 +346,7 @@ bool EpisodeRunner::Impl::run(const std::vector<EpisodePlan>& plans, const Prefi
   store_index_.clear();
   ended_ = 0;
   records_.assign(static_cast<size_t>(link_.size() * z_.record_block()), 0.0);
-  for (int r = 1; r < link_.size(); ++r)
-    for (int s = 0; s < z_.slots; ++s) {
-      Live& l = slot(r, s);
-      l = Live{};
-      l.rank = r, l.slot = s, l.active = false;
-    }
+  for (Live& l : slots_) l.vacate();
   // Every worker takes part: those without a plan are released at once.
   std::vector<int> ranks;
   for (int r = 1; r < link_.size(); ++r) ranks.push_back(r);
